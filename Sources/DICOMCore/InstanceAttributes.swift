@@ -1,0 +1,107 @@
+import NIOCore
+
+/// The attributes Passerelle needs from every received instance, read in one bounded-memory pass.
+///
+/// Strings are decoded with the data set's Specific Character Set (PS3.5 §6.1) and trimmed of
+/// padding (PS3.5 §6.2). The caller decides which absent values are errors.
+public struct InstanceAttributes: Sendable, Equatable {
+    public var specificCharacterSet: [String] = []
+    public var sopClassUID: String?
+    public var sopInstanceUID: String?
+    public var studyInstanceUID: String?
+    public var seriesInstanceUID: String?
+    public var patientID: String?
+    public var issuerOfPatientID: String?
+    public var patientName: String?
+    public var patientBirthDate: String?
+    public var patientSex: String?
+    public var studyDate: String?
+    public var studyTime: String?
+    public var accessionNumber: String?
+    public var studyDescription: String?
+    public var modality: String?
+    public var seriesNumber: String?
+    public var instanceNumber: String?
+    public var numberOfFrames: String?
+
+    public init() {}
+
+    /// Largest wanted value accepted; anything bigger is not a sane identifier or name.
+    public static let maxValueLength = 64 * 1024
+
+    private static let fields: [Tag: WritableKeyPath<InstanceAttributes, String?> & Sendable] = [
+        .sopClassUID: \.sopClassUID,
+        .sopInstanceUID: \.sopInstanceUID,
+        .studyInstanceUID: \.studyInstanceUID,
+        .seriesInstanceUID: \.seriesInstanceUID,
+        .patientID: \.patientID,
+        .issuerOfPatientID: \.issuerOfPatientID,
+        .patientName: \.patientName,
+        .patientBirthDate: \.patientBirthDate,
+        .patientSex: \.patientSex,
+        .studyDate: \.studyDate,
+        .studyTime: \.studyTime,
+        .accessionNumber: \.accessionNumber,
+        .studyDescription: \.studyDescription,
+        .modality: \.modality,
+        .seriesNumber: \.seriesNumber,
+        .instanceNumber: \.instanceNumber,
+        .numberOfFrames: \.numberOfFrames,
+    ]
+
+    /// Walks the whole top-level data set (so truncation is detected) and returns the wanted values.
+    ///
+    /// - Parameters:
+    ///   - source: positioned at the first element of the data set (after the file meta information).
+    ///   - transferSyntax: how the data set is encoded; deflated data sets are inflated on the fly.
+    ///   - length: bytes of the data set in `source` (for deflated syntaxes: compressed bytes). When
+    ///     given the walk must end exactly there; when nil, at the end of `source`.
+    public static func read(from source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
+                            length: Int?) throws(DataSetError) -> InstanceAttributes {
+        var walker = DataSetWalker(wanted: Set(fields.keys).union([.specificCharacterSet]),
+                                   maxValueLength: maxValueLength)
+        let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
+                                              isLittleEndian: transferSyntax.isLittleEndian)
+        if transferSyntax.isDeflated {
+            let start = source.position
+            var inflating = try InflatingByteSource(wrapping: source, compressedLength: length)
+            try walker.walk(&inflating, encoding: encoding, length: nil)
+            source = inflating.base
+            if let length, source.position - start != length {
+                // Only padding may follow the deflate stream, and the caller said how much there is.
+                try source.skip(length - (source.position - start))
+            }
+        } else {
+            try walker.walk(&source, encoding: encoding, length: length)
+        }
+        return decode(walker.values)
+    }
+
+    static func decode(_ values: [Tag: ByteBuffer]) -> InstanceAttributes {
+        var attributes = InstanceAttributes()
+        if let raw = values[.specificCharacterSet] {
+            attributes.specificCharacterSet = SpecificCharacterSet(
+                rawValue: SpecificCharacterSet.latin1(Array(raw.readableBytesView))).values
+        }
+        let characterSet = SpecificCharacterSet(values: attributes.specificCharacterSet)
+        for (tag, keyPath) in fields {
+            guard let raw = values[tag] else { continue }
+            let vr = DataDictionary.entry(for: tag)?.vr ?? .LO
+            attributes[keyPath: keyPath] = trim(characterSet.decode(raw.readableBytesView, vr: vr), vr: vr)
+        }
+        return attributes
+    }
+
+    /// PS3.5 Table 6.2-1: trailing padding is never significant; leading spaces are insignificant
+    /// except in PN and the free-text VRs.
+    static func trim(_ value: String, vr: VR) -> String {
+        var scalars = Substring(value)
+        while let last = scalars.last, last == " " || last == "\0" { scalars = scalars.dropLast() }
+        switch vr {
+        case .PN, .LT, .ST, .UT: break
+        default:
+            while let first = scalars.first, first == " " { scalars = scalars.dropFirst() }
+        }
+        return String(scalars)
+    }
+}

@@ -1,0 +1,423 @@
+import DICOMCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// Drives one association on the acceptor side: decoded PDUs go to the
+/// `AssociationStateMachine`, whose actions this handler executes; DIMSE messages go to the
+/// `DICOMServiceProvider`. It only moves bytes and runs actions: every decision is made by
+/// the state machine, the message assembler or the provider.
+///
+/// Data sets are streamed: fragments are coalesced into large writes and handed, in order, to
+/// the `StoreReceiver` on a thread pool. Reading pauses while too many bytes wait for the disk
+/// and while an instance is being made durable, so memory stays bounded whatever the
+/// instance size.
+final class AssociationHandler: ChannelDuplexHandler {
+    typealias InboundIn = PDU
+    typealias InboundOut = Never
+    typealias OutboundIn = Never
+    typealias OutboundOut = PDU
+
+    struct Configuration: Sendable {
+        var maximumPDULength: UInt32
+        var artimTimeout: TimeAmount
+        /// Data set bytes gathered before one write to the receiver.
+        var writeChunkSize = 512 * 1024
+        /// Bytes handed to the receiver and not yet written before reading pauses.
+        var maximumBytesInFlight = 4 * 1024 * 1024
+    }
+
+    private let configuration: Configuration
+    private let provider: any DICOMServiceProvider
+    private let threadPool: NIOThreadPool
+    private var logger: Logger
+    private let associationID: UInt64
+
+    private var machine = AssociationStateMachine()
+    private var assembler = DIMSEMessageAssembler()
+    private var association: AssociationContext?
+    private var peerMaximumPDULength: UInt32 = 0
+    private var reception: Reception?
+    private var releaseRequested = false
+    private var released = false
+    private var ended = false
+    private var artim: Scheduled<Void>?
+
+    /// Reading is paused (backpressure); PDUs already decoded wait in `queued`.
+    private var paused = false
+    private var readPending = false
+    private var queued = CircularBuffer<PDU>()
+
+    private var context: ChannelHandlerContext!
+
+    /// One C-STORE data set being received.
+    private final class Reception {
+        let receiver: any StoreReceiver
+        let request: CStoreRQ
+        let contextID: UInt8
+        var buffer: ByteBuffer
+        var writes: EventLoopFuture<Void>
+        var bytesInFlight = 0
+
+        init(receiver: any StoreReceiver, request: CStoreRQ, contextID: UInt8, buffer: ByteBuffer,
+             writes: EventLoopFuture<Void>) {
+            self.receiver = receiver
+            self.request = request
+            self.contextID = contextID
+            self.buffer = buffer
+            self.writes = writes
+        }
+    }
+
+    init(configuration: Configuration, provider: any DICOMServiceProvider, threadPool: NIOThreadPool,
+         associationID: UInt64, logger: Logger) {
+        self.configuration = configuration
+        self.provider = provider
+        self.threadPool = threadPool
+        self.associationID = associationID
+        self.logger = logger
+    }
+
+    // MARK: Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        if context.channel.isActive { connected() }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        connected()
+        context.fireChannelActive()
+    }
+
+    private var isConnected = false
+    private func connected() {
+        guard !isConnected else { return }
+        isConnected = true
+        run(machine.handle(.transportConnectIndication))  // Evt5
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let pdu = unwrapInboundIn(data)
+        if paused {
+            queued.append(pdu)
+        } else {
+            run(machine.handle(.pduReceived(pdu)))
+        }
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        if let error = error as? PDUDecodingError {
+            logger.warning("invalid PDU, aborting the association", metadata: ["error": "\(error)"])
+            run(machine.handle(.invalidPDUReceived(error)))  // Evt19
+        } else {
+            logger.warning("connection error", metadata: ["error": "\(error)"])
+            context.close(promise: nil)
+        }
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
+            context.fireUserInboundEventTriggered(event)
+            return
+        }
+        // Silence while we are the ones working (writing, fsyncing) is not the peer's idleness.
+        guard reception == nil, !paused else { return }
+        logger.notice("idle timeout, aborting the association")
+        run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        artim?.cancel()
+        run(machine.handle(.transportClosed))  // Evt17
+        end(reason: released ? .released : .aborted("connection closed"))
+        context.fireChannelInactive()
+    }
+
+    func read(context: ChannelHandlerContext) {
+        if paused {
+            readPending = true
+        } else {
+            context.read()
+        }
+    }
+
+    // MARK: Actions
+
+    private func run(_ actions: [AssociationAction]) {
+        var needsFlush = false
+        for action in actions {
+            switch action {
+            case .send(let pdu):
+                if case .releaseRP = pdu { released = true }
+                context.write(wrapOutboundOut(pdu), promise: nil)
+                needsFlush = true
+            case .closeTransport:
+                if needsFlush { context.flush(); needsFlush = false }
+                context.close(promise: nil)
+            case .startARTIM:
+                artim?.cancel()
+                let timeout = configuration.artimTimeout
+                artim = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                    logger.notice("ARTIM timer expired")
+                    run(machine.handle(.artimExpired))  // Evt18
+                }
+            case .stopARTIM:
+                artim?.cancel()
+                artim = nil
+            case .indicateAssociateRQ(let request):
+                associateRequested(request)
+            case .indicatePData(let pData):
+                for value in pData.values { received(value) }
+            case .indicateReleaseRQ:
+                releaseRequested = true
+                releaseIfIdle()
+            case .indicateAbort(let indication):
+                abandonReception()
+                logger.info("association aborted", metadata: ["reason": "\(indication)"])
+                end(reason: .aborted("\(indication)"))
+            case .eventNotAllowed(let event, let state):
+                logger.debug("event not allowed", metadata: ["event": "\(event)", "state": "\(state)"])
+            case .openTransport, .indicateAssociateAC, .indicateAssociateRJ, .indicateReleaseConfirmed:
+                break  // requestor-side actions
+            }
+        }
+        if needsFlush { context.flush() }
+    }
+
+    private func associateRequested(_ request: AssociateRQ) {
+        let peer = context.channel.remoteAddress.map { address in
+            address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
+        } ?? "unknown"
+        logger[metadataKey: "calling_ae"] = "\(request.callingAETitle)"
+        switch provider.associationRequested(request, peer: peer) {
+        case .reject(let rejection):
+            logger.notice("association rejected", metadata: [
+                "called_ae": "\(request.calledAETitle)", "reason": "\(rejection.reason)",
+            ])
+            run(machine.handle(.associateRJPrimitive(rejection)))  // Evt8
+        case .accept(let contexts, let roles):
+            peerMaximumPDULength = request.userInformation.maximumLength
+            var accepted: [UInt8: (abstractSyntax: String, transferSyntax: String)] = [:]
+            for result in contexts where result.result == .acceptance {
+                if let proposal = request.presentationContexts.first(where: { $0.id == result.id }) {
+                    accepted[result.id] = (proposal.abstractSyntax, result.transferSyntax)
+                }
+            }
+            association = AssociationContext(
+                callingAETitle: request.callingAETitle, calledAETitle: request.calledAETitle,
+                peer: peer, acceptedContexts: accepted, id: associationID)
+            var userInformation = UserInformation()
+            userInformation.maximumLength = configuration.maximumPDULength
+            userInformation.implementationClassUID = Implementation.classUID
+            userInformation.implementationVersionName = Implementation.versionName
+            userInformation.roleSelections = roles
+            if request.userInformation.asynchronousOperationsWindow != nil {
+                // One operation at a time: each response follows its instance being durable.
+                userInformation.asynchronousOperationsWindow = AsynchronousOperationsWindow(
+                    maximumOperationsInvoked: 1, maximumOperationsPerformed: 1)
+            }
+            let acceptance = AssociateAC(
+                calledAETitle: request.calledAETitle, callingAETitle: request.callingAETitle,
+                presentationContexts: contexts, userInformation: userInformation)
+            logger.info("association accepted", metadata: [
+                "peer": "\(peer)", "contexts": "\(accepted.count)/\(request.presentationContexts.count)",
+            ])
+            run(machine.handle(.associateACPrimitive(acceptance)))  // Evt7
+        }
+    }
+
+    // MARK: DIMSE
+
+    private func received(_ value: PresentationDataValue) {
+        let events: [DIMSEAssemblyEvent]
+        do {
+            events = try assembler.receive(value)
+        } catch {
+            protocolError("\(error)")
+            return
+        }
+        for event in events {
+            switch event {
+            case .command(let contextID, let commandSet):
+                commandReceived(commandSet, contextID: contextID)
+            case .dataFragment(let contextID, let bytes, let isLast):
+                dataReceived(bytes, contextID: contextID, isLast: isLast)
+            }
+        }
+    }
+
+    private func commandReceived(_ commandSet: CommandSet, contextID: UInt8) {
+        guard let association, let presentation = association.acceptedContexts[contextID] else {
+            protocolError("command on presentation context \(contextID), which was not accepted")
+            return
+        }
+        let message: DIMSEMessage
+        do {
+            message = try DIMSEMessage(commandSet: commandSet)
+        } catch {
+            protocolError("\(error)")
+            return
+        }
+        switch message {
+        case .cEchoRQ(let request):
+            let status = provider.verify(association)
+            send(.cEchoRSP(CEchoRSP(messageIDBeingRespondedTo: request.messageID,
+                                    affectedSOPClassUID: request.affectedSOPClassUID, status: status)),
+                 contextID: contextID)
+        case .cStoreRQ(let request):
+            let receiver: any StoreReceiver
+            if request.affectedSOPClassUID != presentation.abstractSyntax {
+                receiver = RefusingStoreReceiver(StoreOutcome(
+                    status: .sopClassNotSupported,
+                    errorComment: "SOP class differs from the presentation context's abstract syntax"))
+            } else {
+                receiver = provider.beginStore(request, transferSyntax: presentation.transferSyntax,
+                                               association: association)
+            }
+            guard commandSet.hasDataSet else {
+                // A C-STORE-RQ must carry a data set (PS3.7 §9.3.1.1).
+                receiver.abandon()
+                send(.cStoreRSP(CStoreRSP(respondingTo: request, status: .cannotUnderstand)), contextID: contextID)
+                return
+            }
+            reception = Reception(
+                receiver: receiver, request: request, contextID: contextID,
+                buffer: context.channel.allocator.buffer(capacity: configuration.writeChunkSize),
+                writes: context.eventLoop.makeSucceededVoidFuture())
+        case .cCancelRQ:
+            break  // nothing cancellable runs on a storage association
+        default:
+            // Query/retrieve and responses cannot arrive on Verification or Storage contexts.
+            protocolError("DIMSE message \(commandSet.commandField.map { String($0, radix: 16) } ?? "?") "
+                          + "not expected on this association")
+        }
+    }
+
+    private func dataReceived(_ bytes: ByteBuffer, contextID: UInt8, isLast: Bool) {
+        guard let reception else {
+            protocolError("data set without a C-STORE-RQ")
+            return
+        }
+        var bytes = bytes
+        reception.buffer.writeBuffer(&bytes)
+        if reception.buffer.readableBytes >= configuration.writeChunkSize || isLast {
+            flush(reception)
+        }
+        if isLast { finish(reception) }
+    }
+
+    /// Hands the gathered bytes to the receiver, after the previous writes.
+    private func flush(_ reception: Reception) {
+        guard reception.buffer.readableBytes > 0 else { return }
+        let chunk = reception.buffer
+        reception.buffer = context.channel.allocator.buffer(capacity: configuration.writeChunkSize)
+        let count = chunk.readableBytes
+        reception.bytesInFlight += count
+        let eventLoop = context.eventLoop
+        let receiver = reception.receiver
+        let pool = threadPool
+        reception.writes = reception.writes.flatMap {
+            pool.runIfActive(eventLoop: eventLoop) { receiver.write(chunk) }
+        }
+        reception.writes.assumeIsolated().whenComplete { [self] _ in
+            reception.bytesInFlight -= count
+            if reception.bytesInFlight <= configuration.maximumBytesInFlight / 2, self.reception === reception {
+                resume()
+            }
+        }
+        if reception.bytesInFlight > configuration.maximumBytesInFlight { pause() }
+    }
+
+    /// The data set is complete: wait for the receiver to make it durable, then answer.
+    private func finish(_ reception: Reception) {
+        pause()
+        let eventLoop = context.eventLoop
+        let receiver = reception.receiver
+        let pool = threadPool
+        reception.writes
+            .flatMap { pool.runIfActive(eventLoop: eventLoop) { receiver.finish() } }
+            .assumeIsolated()
+            .whenComplete { [self] result in
+                guard self.reception === reception else { return }
+                self.reception = nil
+                let outcome: StoreOutcome
+                switch result {
+                case .success(let value): outcome = value
+                case .failure(let error):
+                    outcome = StoreOutcome(status: .processingFailure, errorComment: "\(error)")
+                }
+                let response = CStoreRSP(respondingTo: reception.request, status: outcome.status,
+                                         errorComment: outcome.errorComment)
+                send(.cStoreRSP(response), contextID: reception.contextID)
+                resume()
+                releaseIfIdle()
+            }
+    }
+
+    private func abandonReception() {
+        guard let reception else { return }
+        self.reception = nil
+        let receiver = reception.receiver
+        let pool = threadPool
+        let eventLoop = context.eventLoop
+        reception.writes.whenComplete { _ in
+            _ = pool.runIfActive(eventLoop: eventLoop) { receiver.abandon() }
+        }
+    }
+
+    private func send(_ message: DIMSEMessage, contextID: UInt8) {
+        let encoded = message.commandSet.encoded()
+        for pData in PDataTF.fragments(of: encoded, contextID: contextID, isCommand: true,
+                                       maximumPDULength: peerMaximumPDULength) {
+            run(machine.handle(.pDataRequestPrimitive(pData)))  // Evt9
+        }
+    }
+
+    /// A-RELEASE-RP only once the last response is out (PS3.8 §7.2: no release while busy).
+    private func releaseIfIdle() {
+        guard releaseRequested, reception == nil else { return }
+        releaseRequested = false
+        run(machine.handle(.releaseResponsePrimitive))  // Evt14
+    }
+
+    private func protocolError(_ message: String) {
+        logger.warning("DIMSE protocol error, aborting the association", metadata: ["error": "\(message)"])
+        abandonReception()
+        run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceProvider, reason: .unexpectedPDUParameter))))
+        end(reason: .aborted(message))
+    }
+
+    private func end(reason: AssociationEndReason) {
+        guard !ended else { return }
+        ended = true
+        if let association { provider.associationEnded(association, reason: reason) }
+    }
+
+    // MARK: Backpressure
+
+    private func pause() {
+        paused = true
+    }
+
+    private func resume() {
+        guard paused else { return }
+        paused = false
+        while !paused, let pdu = queued.popFirst() {
+            run(machine.handle(.pduReceived(pdu)))
+        }
+        if !paused, readPending {
+            readPending = false
+            context.read()
+        }
+    }
+}
+
+/// A receiver that drops the data set and answers a fixed failure.
+final class RefusingStoreReceiver: StoreReceiver {
+    let outcome: StoreOutcome
+    init(_ outcome: StoreOutcome) { self.outcome = outcome }
+    func write(_ bytes: ByteBuffer) {}
+    func finish() -> StoreOutcome { outcome }
+    func abandon() {}
+}

@@ -1,0 +1,118 @@
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+/// A DICOM upper-layer acceptor on a TCP port: one `AssociationHandler` per connection.
+public final class DICOMServer: Sendable {
+    public struct Configuration: Sendable {
+        public var host: String
+        public var port: Int
+        /// The maximum P-DATA-TF length we advertise; longer PDUs abort the association.
+        public var maximumPDULength: UInt32
+        /// An association with no PDU for this long is aborted.
+        public var idleTimeout: TimeAmount
+        /// PS3.8 §9.1.5: how long to wait for an A-ASSOCIATE-RQ, or for the peer to close.
+        public var artimTimeout: TimeAmount
+
+        public init(host: String, port: Int, maximumPDULength: UInt32, idleTimeout: TimeAmount,
+                    artimTimeout: TimeAmount = .seconds(30)) {
+            self.host = host
+            self.port = port
+            self.maximumPDULength = maximumPDULength
+            self.idleTimeout = idleTimeout
+            self.artimTimeout = artimTimeout
+        }
+    }
+
+    private let configuration: Configuration
+    private let provider: any DICOMServiceProvider
+    private let group: any EventLoopGroup
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var serverChannel: (any Channel)?
+        var connections: [ObjectIdentifier: any Channel] = [:]
+        var nextAssociationID: UInt64 = 1
+    }
+
+    public init(configuration: Configuration, provider: any DICOMServiceProvider,
+                group: any EventLoopGroup, threadPool: NIOThreadPool, logger: Logger) {
+        self.configuration = configuration
+        self.provider = provider
+        self.group = group
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    /// Binds the port and starts accepting; returns the bound port (useful when 0 was asked).
+    public func start() async throws -> Int {
+        let configuration = self.configuration
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 256)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.maxMessagesPerRead, value: 16)
+            .childChannelInitializer { [self] channel in
+                channel.eventLoop.makeCompletedFuture {
+                    let id = register(channel)
+                    var logger = self.logger
+                    logger[metadataKey: "association"] = "\(id)"
+                    let handlers: [any ChannelHandler] = [
+                        ByteToMessageHandler(PDUDecoder(maximumPDULength: configuration.maximumPDULength)),
+                        MessageToByteHandler(PDUEncoder()),
+                        IdleStateHandler(readTimeout: configuration.idleTimeout),
+                        AssociationHandler(
+                            configuration: .init(maximumPDULength: configuration.maximumPDULength,
+                                                 artimTimeout: configuration.artimTimeout),
+                            provider: provider, threadPool: threadPool, associationID: id, logger: logger),
+                    ]
+                    try channel.pipeline.syncOperations.addHandlers(handlers)
+                    channel.closeFuture.whenComplete { [self] _ in unregister(channel) }
+                }
+            }
+        let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        state.withLockedValue { $0.serverChannel = channel }
+        return channel.localAddress?.port ?? configuration.port
+    }
+
+    /// Waits until the listening socket is closed.
+    public func waitUntilClosed() async throws {
+        let channel = state.withLockedValue { $0.serverChannel }
+        try await channel?.closeFuture.get()
+    }
+
+    /// Stops accepting, lets open associations finish for up to `gracePeriod`, then closes
+    /// the rest (their unfinished instances are dropped, never acknowledged).
+    public func shutdown(gracePeriod: Duration) async {
+        let serverChannel = state.withLockedValue { $0.serverChannel }
+        try? await serverChannel?.close()
+        let deadline = ContinuousClock.now + gracePeriod
+        while ContinuousClock.now < deadline, activeConnections > 0 {
+            try? await Task.sleep(for: .milliseconds(50))
+        }
+        let remaining = state.withLockedValue { Array($0.connections.values) }
+        if !remaining.isEmpty {
+            logger.notice("closing associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
+        }
+        for channel in remaining { try? await channel.close() }
+    }
+
+    public var activeConnections: Int {
+        state.withLockedValue { $0.connections.count }
+    }
+
+    private func register(_ channel: any Channel) -> UInt64 {
+        state.withLockedValue { state in
+            state.connections[ObjectIdentifier(channel)] = channel
+            defer { state.nextAssociationID += 1 }
+            return state.nextAssociationID
+        }
+    }
+
+    private func unregister(_ channel: any Channel) {
+        _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}

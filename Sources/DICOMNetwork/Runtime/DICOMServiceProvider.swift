@@ -1,0 +1,61 @@
+import NIOCore
+
+/// What the application above the upper layer decides and does for an acceptor
+/// (DICOMNetwork knows the protocol; the Gateway holds the policy).
+public protocol DICOMServiceProvider: Sendable {
+    /// Accept (with the negotiated presentation contexts) or reject an A-ASSOCIATE-RQ.
+    /// Called on the event loop: must not block.
+    func associationRequested(_ request: AssociateRQ, peer: String) -> AssociationDecision
+
+    /// The association that `associationRequested` accepted has ended (released, aborted or lost).
+    func associationEnded(_ association: AssociationContext, reason: AssociationEndReason)
+
+    /// A C-ECHO-RQ on an accepted Verification context.
+    func verify(_ association: AssociationContext) -> DIMSEStatus
+
+    /// A C-STORE-RQ: returns the receiver its data set is streamed to.
+    func beginStore(_ request: CStoreRQ, transferSyntax: String, association: AssociationContext) -> any StoreReceiver
+}
+
+public enum AssociationDecision: Sendable {
+    case accept(presentationContexts: [PresentationContextResult], roleSelections: [RoleSelection])
+    case reject(AssociateRJ)
+}
+
+public enum AssociationEndReason: Sendable, Equatable {
+    case released
+    case aborted(String)
+}
+
+/// An accepted association, as the application sees it.
+public struct AssociationContext: Sendable {
+    public var callingAETitle: String
+    public var calledAETitle: String
+    public var peer: String
+    /// Accepted presentation contexts by ID: abstract syntax and transfer syntax.
+    public var acceptedContexts: [UInt8: (abstractSyntax: String, transferSyntax: String)]
+    /// A number identifying the association in logs.
+    public var id: UInt64
+}
+
+/// Receives one C-STORE data set as it arrives. Its methods block (file I/O, fsync,
+/// database commit): the runtime calls them one at a time on a thread pool.
+public protocol StoreReceiver: AnyObject, Sendable {
+    /// The next bytes of the data set, in order. Failures are remembered, not thrown:
+    /// the rest of the data set still has to be read off the wire.
+    func write(_ bytes: ByteBuffer)
+    /// The last bytes arrived: make the instance durable (or not) and give the status.
+    func finish() -> StoreOutcome
+    /// The association ended mid-data-set: drop everything received.
+    func abandon()
+}
+
+public struct StoreOutcome: Sendable {
+    public var status: DIMSEStatus
+    public var errorComment: String?
+
+    public init(status: DIMSEStatus, errorComment: String? = nil) {
+        self.status = status
+        self.errorComment = errorComment
+    }
+}

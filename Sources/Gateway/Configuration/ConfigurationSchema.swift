@@ -1,0 +1,175 @@
+import Foundation
+import Spool
+import TOMLKit
+
+/// The kinds of values a key may hold, each with its validation and one-line hint.
+enum ValueKind {
+    case string, int, bool, duration, size, watermark, bandwidth, url, file, stringArray, aeTitle, aeTitleArray
+
+    func validate(_ located: LocatedValue, name: String) throws(ConfigurationError) {
+        func fail(_ message: String, _ hint: String) -> ConfigurationError {
+            ConfigurationError(file: located.file, line: located.line, message: "\(name): \(message)", hint: hint)
+        }
+        let value = located.value
+        switch self {
+        case .string, .file:
+            guard value.string != nil else { throw fail("expected a string", "put it in double quotes") }
+        case .int:
+            guard value.int != nil else { throw fail("expected an integer", "write a number without quotes") }
+        case .bool:
+            guard value.bool != nil else { throw fail("expected true or false", "write true or false without quotes") }
+        case .duration:
+            guard let text = value.string, ConfigurationValues.duration(text) != nil else {
+                throw fail("expected a duration", "write it as \"500ms\", \"30s\", \"10m\", \"2h\" or \"7d\"")
+            }
+        case .size:
+            guard let text = value.string, ConfigurationValues.size(text) != nil else {
+                throw fail("expected a size", "write it as \"16MiB\", \"2GB\" or \"512KB\"")
+            }
+        case .watermark:
+            guard let text = value.string, ConfigurationValues.watermark(text) != nil else {
+                throw fail("expected a percentage or a size", "write it as \"5%\" or \"10GB\"")
+            }
+        case .bandwidth:
+            guard let text = value.string,
+                  text == "unlimited"
+                    || text.range(of: #"^[0-9]+(\.[0-9]+)?\s*[kKMG]?bit$"#, options: .regularExpression) != nil
+            else { throw fail("expected a bandwidth", "write it as \"unlimited\" or \"40Mbit\"") }
+        case .url:
+            guard let text = value.string, let url = URL(string: text),
+                  let scheme = url.scheme, ["http", "https", "tls", "udp", "tcp"].contains(scheme), url.host != nil
+            else { throw fail("expected a URL", "write it as \"https://host/dicom-web\"") }
+        case .stringArray:
+            guard let array = value.array, array.allSatisfy({ $0.string != nil }) else {
+                throw fail("expected a list of strings", "write it as [\"A\", \"B\"]")
+            }
+        case .aeTitle:
+            guard let text = value.string, ConfigurationValues.isValidAETitle(text) else {
+                throw fail("not a valid AE title", "1 to 16 ASCII characters, no backslash")
+            }
+        case .aeTitleArray:
+            guard let array = value.array,
+                  array.allSatisfy({ $0.string.map(ConfigurationValues.isValidAETitle) ?? false }) else {
+                throw fail("expected a list of AE titles", "write it as [\"CT1\", \"PACS\"], 1 to 16 ASCII characters each")
+            }
+        }
+    }
+}
+
+enum SectionKind {
+    case table([String: ValueKind])
+    case namedTables([String: ValueKind])
+    case arrayOfTables([String: ValueKind])
+}
+
+/// Every section and key of DESIGN.md's configuration reference.
+enum ConfigurationSchema {
+    static let sections: [String: SectionKind] = [
+        "site": .table([
+            "id": .int, "emitter": .string, "name": .string,
+            "issuer_of_patient_id": .string, "issuer_oid": .string,
+        ]),
+        "dicom": .table([
+            "ae_title": .aeTitle, "port": .int, "bind": .string, "allowed_calling_aets": .aeTitleArray,
+            "max_associations": .int, "max_pdu_length": .int, "idle_timeout": .duration,
+        ]),
+        "spool": .table(["path": .string, "min_free": .watermark, "retention": .duration]),
+        "upload": .table([
+            "stable_after": .duration, "chunk_max_bytes": .size, "chunk_max_instances": .int,
+            "parallel": .int, "bandwidth": .bandwidth, "retry_min": .duration, "retry_max": .duration,
+        ]),
+        "destinations": .namedTables([
+            "url": .url, "ca": .file, "client_cert": .file, "client_key": .file, "token": .string,
+        ]),
+        "community": .arrayOfTables(["ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool]),
+        "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int]),
+        "site_directory": .arrayOfTables([
+            "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
+        ]),
+        "status": .table(["socket": .string]),
+        "audit": .table(["repository": .url]),
+    ]
+
+    /// The known key nearest to a misspelt one, if it is close enough to suggest.
+    static func closest(to key: String, in candidates: [String]) -> String? {
+        candidates
+            .map { ($0, editDistance(key, $0)) }
+            .filter { $0.1 <= max(2, key.count / 3) }
+            .min { $0.1 < $1.1 }?.0
+    }
+
+    private static func editDistance(_ a: String, _ b: String) -> Int {
+        let a = Array(a), b = Array(b)
+        guard !a.isEmpty else { return b.count }
+        guard !b.isEmpty else { return a.count }
+        var previous = Array(0...b.count)
+        for i in 1...a.count {
+            var current = [i] + Array(repeating: 0, count: b.count)
+            for j in 1...b.count {
+                current[j] = min(previous[j] + 1, current[j - 1] + 1,
+                                 previous[j - 1] + (a[i - 1] == b[j - 1] ? 0 : 1))
+            }
+            previous = current
+        }
+        return previous[b.count]
+    }
+}
+
+extension Settings {
+    /// Builds the typed configuration from validated settings, checking ranges.
+    func configuration() throws(ConfigurationError) -> GatewayConfiguration {
+        var configuration = GatewayConfiguration()
+        configuration.site.id = self["site.id"]?.value.int
+        configuration.site.emitter = self["site.emitter"]?.value.string
+        configuration.site.name = self["site.name"]?.value.string
+        configuration.site.issuerOfPatientID = self["site.issuer_of_patient_id"]?.value.string
+        configuration.site.issuerOID = self["site.issuer_oid"]?.value.string
+
+        if let title = self["dicom.ae_title"]?.value.string {
+            configuration.dicom.aeTitle = title.trimmingCharacters(in: .whitespaces)
+        }
+        if let port = self["dicom.port"]?.value.int {
+            guard (1...65_535).contains(port) else {
+                throw error("dicom.port", "\(port) is not a TCP port", hint: "1 to 65535; 104 needs CAP_NET_BIND_SERVICE")
+            }
+            configuration.dicom.port = port
+        }
+        if let bind = self["dicom.bind"]?.value.string { configuration.dicom.bind = bind }
+        if let titles = self["dicom.allowed_calling_aets"]?.value.array {
+            configuration.dicom.allowedCallingAETitles = titles.compactMap {
+                $0.string?.trimmingCharacters(in: .whitespaces)
+            }
+        }
+        if let count = self["dicom.max_associations"]?.value.int {
+            guard (1...1024).contains(count) else {
+                throw error("dicom.max_associations", "\(count) is out of range", hint: "1 to 1024")
+            }
+            configuration.dicom.maxAssociations = count
+        }
+        if let length = self["dicom.max_pdu_length"]?.value.int {
+            guard (4096...16_777_216).contains(length) else {
+                throw error("dicom.max_pdu_length", "\(length) is out of range",
+                            hint: "4096 to 16777216 bytes; 262144 is a good value")
+            }
+            configuration.dicom.maxPDULength = UInt32(length)
+        }
+        if let text = self["dicom.idle_timeout"]?.value.string, let duration = ConfigurationValues.duration(text) {
+            guard duration >= .seconds(1) else {
+                throw error("dicom.idle_timeout", "\(text) is too short", hint: "at least 1s")
+            }
+            configuration.dicom.idleTimeout = duration
+        }
+        if let path = self["spool.path"]?.value.string {
+            guard !path.isEmpty else { throw error("spool.path", "is empty", hint: "for example /var/lib/passerelle") }
+            configuration.spool.path = path
+        }
+        if let text = self["spool.min_free"]?.value.string, let watermark = ConfigurationValues.watermark(text) {
+            configuration.spool.minFree = watermark
+        }
+        if let text = self["spool.retention"]?.value.string, let duration = ConfigurationValues.duration(text) {
+            configuration.spool.retention = duration
+        }
+        if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
+        return configuration
+    }
+}

@@ -1,0 +1,46 @@
+import Spool
+
+/// Passerelle's configuration: `/etc/passerelle/passerelle.toml` (DESIGN.md, "Configuration
+/// reference"). Every field has the embedded default used when no file is given.
+public struct GatewayConfiguration: Sendable, Equatable {
+    public struct Site: Sendable, Equatable {
+        public var id: Int?
+        public var emitter: String?
+        public var name: String?
+        public var issuerOfPatientID: String?
+        public var issuerOID: String?
+    }
+
+    public struct DICOM: Sendable, Equatable {
+        /// Called AE title for storage.
+        public var aeTitle = "PASSERELLE"
+        public var port = 11112
+        public var bind = "0.0.0.0"
+        /// Empty means any calling AE title (warned at start).
+        public var allowedCallingAETitles: [String] = []
+        public var maxAssociations = 32
+        /// The maximum P-DATA-TF length we advertise and accept.
+        public var maxPDULength: UInt32 = 262_144
+        public var idleTimeout: Duration = .seconds(60)
+    }
+
+    public struct SpoolSettings: Sendable, Equatable {
+        public var path = "./passerelle-data"
+        public var minFree: DiskWatermark = .percent(5)
+        public var retention: Duration = .seconds(7 * 86_400)
+    }
+
+    public struct Status: Sendable, Equatable {
+        public var socket = "/run/passerelle/status.sock"
+    }
+
+    public var site = Site()
+    public var dicom = DICOM()
+    public var spool = SpoolSettings()
+    public var status = Status()
+
+    public init() {}
+
+    /// The configuration `passerelled` runs on without a file.
+    public static let embeddedDefault = GatewayConfiguration()
+}

@@ -1,0 +1,69 @@
+import DICOMNetwork
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Spool
+
+/// The gateway as one `Service`: opens the spool, recovers it, listens for associations
+/// and, on graceful shutdown, stops accepting and lets running transfers end.
+public final class GatewayService: Service {
+    public let configuration: GatewayConfiguration
+    private let logger: Logger
+    private let onListening: @Sendable (Int) -> Void
+
+    public init(configuration: GatewayConfiguration, logger: Logger,
+                onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
+        self.configuration = configuration
+        self.logger = logger
+        self.onListening = onListening
+    }
+
+    /// How long running transfers may continue after a stop is asked.
+    public static let shutdownGracePeriod: Duration = .seconds(10)
+
+    public func run() async throws {
+        let spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree)
+        let recovered = try spool.recover()
+        if recovered.temporary + recovered.orphans > 0 {
+            logger.notice("spool recovered after an interrupted run", metadata: [
+                "temporary_files_removed": "\(recovered.temporary)",
+                "unindexed_files_removed": "\(recovered.orphans)",
+            ])
+        }
+        let dicom = configuration.dicom
+        if dicom.allowedCallingAETitles.isEmpty {
+            logger.warning("dicom.allowed_calling_aets is empty: any calling AE title may store")
+        }
+        let provider = StorageProvider(
+            policy: StoragePolicy(calledAETitles: [dicom.aeTitle],
+                                  allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
+                                  maximumAssociations: dicom.maxAssociations),
+            spool: spool, logger: logger)
+
+        let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
+        threadPool.start()
+        let server = DICOMServer(
+            configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
+                                 idleTimeout: .nanoseconds(Int64(dicom.idleTimeout.components.seconds) * 1_000_000_000
+                                                           + dicom.idleTimeout.components.attoseconds / 1_000_000_000)),
+            provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
+        let port = try await server.start()
+        let counts = try spool.database.counts()
+        logger.info("listening", metadata: [
+            "ae_title": "\(dicom.aeTitle)", "bind": "\(dicom.bind)", "port": "\(port)",
+            "spool": "\(configuration.spool.path)", "spooled_instances": "\(counts.instances)",
+        ])
+        onListening(port)
+
+        await withGracefulShutdownHandler {
+            try? await server.waitUntilClosed()
+        } onGracefulShutdown: { [logger] in
+            logger.info("stopping: no new associations, waiting for running transfers")
+            Task { await server.shutdown(gracePeriod: Self.shutdownGracePeriod) }
+        }
+        await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
+        try await threadPool.shutdownGracefully()
+        logger.info("stopped")
+    }
+}

@@ -1,0 +1,58 @@
+import DICOMCore
+import DICOMNetwork
+import Logging
+import NIOConcurrencyHelpers
+import Spool
+
+/// The storage SCP: applies the `StoragePolicy` to associations and receives C-STORE data
+/// sets into the spool.
+public final class StorageProvider: DICOMServiceProvider {
+    private let policy: NIOLockedValueBox<StoragePolicy>
+    private let spool: Spool
+    private let logger: Logger
+    private let active = NIOLockedValueBox(0)
+
+    public init(policy: StoragePolicy, spool: Spool, logger: Logger) {
+        self.policy = NIOLockedValueBox(policy)
+        self.spool = spool
+        self.logger = logger
+    }
+
+    /// Replaces the policy for new associations (configuration reload).
+    public func update(policy: StoragePolicy) {
+        self.policy.withLockedValue { $0 = policy }
+    }
+
+    public var activeAssociations: Int { active.withLockedValue { $0 } }
+
+    public func associationRequested(_ request: AssociateRQ, peer: String) -> AssociationDecision {
+        let policy = self.policy.withLockedValue { $0 }
+        // Count and decide under one lock so that concurrent requests cannot both take the last slot.
+        return active.withLockedValue { count in
+            let decision = policy.decide(request, activeAssociations: count)
+            if case .accept = decision { count += 1 }
+            return decision
+        }
+    }
+
+    public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
+        active.withLockedValue { $0 -= 1 }
+        if case .aborted(let why) = reason {
+            logger.info("association ended by abort", metadata: [
+                "association": "\(association.id)", "calling_ae": "\(association.callingAETitle)", "reason": "\(why)",
+            ])
+        }
+    }
+
+    public func verify(_ association: AssociationContext) -> DIMSEStatus {
+        .success
+    }
+
+    public func beginStore(_ request: CStoreRQ, transferSyntax: String,
+                           association: AssociationContext) -> any StoreReceiver {
+        var logger = self.logger
+        logger[metadataKey: "association"] = "\(association.id)"
+        return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
+                                 callingAETitle: association.callingAETitle, logger: logger)
+    }
+}

@@ -1,0 +1,100 @@
+import Foundation
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// The spool's files: `store/` holds instances under content-derived names, `tmp/` holds
+/// files being received. Names never come from a UID taken off the wire.
+///
+/// ```
+/// <root>/spool.sqlite
+/// <root>/store/3f/3fa8…c2.dcm   (SHA-256 of the file)
+/// <root>/tmp/<uuid>.part
+/// ```
+public struct FileStore: Sendable {
+    public let root: String
+    public var storeDirectory: String { root + "/store" }
+    public var temporaryDirectory: String { root + "/tmp" }
+
+    public init(root: String) throws {
+        self.root = root
+        for directory in [root, storeDirectory, temporaryDirectory] {
+            try Self.makeDirectory(directory)
+        }
+    }
+
+    public func makeTemporaryFile() throws -> TemporaryInstanceFile {
+        try TemporaryInstanceFile(path: "\(temporaryDirectory)/\(UUID().uuidString).part")
+    }
+
+    /// Moves a finished file into the store and makes the rename durable; returns its path
+    /// relative to the root. An identical file already there is kept and the new copy dropped.
+    public func commit(_ file: FinishedFile) throws -> String {
+        let fanOut = String(file.sha256.prefix(2))
+        let relativePath = "store/\(fanOut)/\(file.sha256).dcm"
+        let directory = "\(storeDirectory)/\(fanOut)"
+        let target = "\(root)/\(relativePath)"
+        if access(directory, F_OK) != 0 {
+            try Self.makeDirectory(directory)
+            try Self.syncDirectory(storeDirectory)
+        }
+        if access(target, F_OK) == 0 {
+            unlink(file.temporaryPath)
+            return relativePath
+        }
+        guard rename(file.temporaryPath, target) == 0 else {
+            throw SpoolError.io("rename", path: target, errno: errno)
+        }
+        try Self.syncDirectory(directory)
+        return relativePath
+    }
+
+    public func absolutePath(_ relativePath: String) -> String {
+        "\(root)/\(relativePath)"
+    }
+
+    public func remove(relativePath: String) {
+        unlink(absolutePath(relativePath))
+    }
+
+    /// Bytes available to an unprivileged writer and the file system's size.
+    public func diskSpace() throws -> (available: UInt64, total: UInt64) {
+        var stats = statvfs()
+        guard statvfs(root, &stats) == 0 else { throw SpoolError.io("statvfs", path: root, errno: errno) }
+        let blockSize = UInt64(stats.f_frsize)
+        return (UInt64(stats.f_bavail) * blockSize, UInt64(stats.f_blocks) * blockSize)
+    }
+
+    /// Removes leftovers of receptions that never completed (start-up).
+    @discardableResult
+    public func sweepTemporaryFiles() -> Int {
+        let names = (try? FileManager.default.contentsOfDirectory(atPath: temporaryDirectory)) ?? []
+        for name in names { unlink("\(temporaryDirectory)/\(name)") }
+        return names.count
+    }
+
+    /// Every file under `store/`, relative to the root.
+    public func storedFiles() -> [String] {
+        var result: [String] = []
+        let fanOuts = (try? FileManager.default.contentsOfDirectory(atPath: storeDirectory)) ?? []
+        for fanOut in fanOuts {
+            let names = (try? FileManager.default.contentsOfDirectory(atPath: "\(storeDirectory)/\(fanOut)")) ?? []
+            result += names.map { "store/\(fanOut)/\($0)" }
+        }
+        return result
+    }
+
+    static func makeDirectory(_ path: String) throws {
+        if mkdir(path, 0o750) != 0 && errno != EEXIST {
+            throw SpoolError.io("mkdir", path: path, errno: errno)
+        }
+    }
+
+    static func syncDirectory(_ path: String) throws {
+        let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
+        guard fd >= 0 else { throw SpoolError.io("open", path: path, errno: errno) }
+        defer { close(fd) }
+        guard fsync(fd) == 0 else { throw SpoolError.io("fsync", path: path, errno: errno) }
+    }
+}

@@ -1,0 +1,223 @@
+import Foundation
+import GRDB
+
+/// The spool's index: patients, studies, series and instances in SQLite (WAL).
+///
+/// Each method is one intention and one transaction. The database file is opened once per
+/// process; `passerellectl` opens it read-only beside a running daemon.
+public struct SpoolDatabase: Sendable {
+    let writer: any DatabaseWriter
+
+    /// Opens (and migrates) the spool database at `path` in WAL mode with `synchronous=FULL`,
+    /// so that a committed row survives a power cut.
+    public init(path: String) throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        configuration.busyMode = .timeout(10)
+        configuration.prepareDatabase { db in
+            try db.execute(sql: "PRAGMA synchronous = FULL")
+        }
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        try Self.migrator.migrate(pool)
+        self.writer = pool
+    }
+
+    /// Opens an existing spool database for reading only (the daemon may be running).
+    public init(readOnlyPath path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw SpoolError.noDatabase(path: path)
+        }
+        var configuration = Configuration()
+        configuration.readonly = true
+        configuration.busyMode = .timeout(10)
+        self.writer = try DatabaseQueue(path: path, configuration: configuration)
+    }
+
+    /// An in-memory database, for tests.
+    public init() throws {
+        var configuration = Configuration()
+        configuration.foreignKeysEnabled = true
+        let queue = try DatabaseQueue(configuration: configuration)
+        try Self.migrator.migrate(queue)
+        self.writer = queue
+    }
+
+    /// Shipped migrations are never edited: add a new one.
+    static var migrator: DatabaseMigrator {
+        var migrator = DatabaseMigrator()
+        migrator.registerMigration("v1-index") { db in
+            try db.execute(sql: """
+                CREATE TABLE patient (
+                    id INTEGER PRIMARY KEY,
+                    patient_id TEXT NOT NULL,
+                    issuer_of_patient_id TEXT NOT NULL,
+                    patient_name TEXT,
+                    birth_date TEXT,
+                    sex TEXT,
+                    UNIQUE (patient_id, issuer_of_patient_id)
+                );
+                CREATE TABLE study (
+                    id INTEGER PRIMARY KEY,
+                    study_instance_uid TEXT NOT NULL UNIQUE,
+                    patient_ref INTEGER NOT NULL REFERENCES patient(id),
+                    study_date TEXT,
+                    study_time TEXT,
+                    accession_number TEXT,
+                    study_description TEXT,
+                    last_received_at REAL NOT NULL
+                );
+                CREATE TABLE series (
+                    id INTEGER PRIMARY KEY,
+                    series_instance_uid TEXT NOT NULL UNIQUE,
+                    study_ref INTEGER NOT NULL REFERENCES study(id),
+                    modality TEXT,
+                    series_number TEXT
+                );
+                CREATE TABLE instance (
+                    id INTEGER PRIMARY KEY,
+                    sop_instance_uid TEXT NOT NULL,
+                    sop_class_uid TEXT NOT NULL,
+                    transfer_syntax_uid TEXT NOT NULL,
+                    series_ref INTEGER NOT NULL REFERENCES series(id),
+                    instance_number TEXT,
+                    file_path TEXT NOT NULL,
+                    size INTEGER NOT NULL CHECK (size >= 0),
+                    sha256 TEXT NOT NULL,
+                    dataset_sha256 TEXT NOT NULL,
+                    calling_ae_title TEXT NOT NULL,
+                    received_at REAL NOT NULL,
+                    revision INTEGER NOT NULL DEFAULT 1,
+                    revision_state TEXT NOT NULL DEFAULT 'current'
+                        CHECK (revision_state IN ('current', 'superseded'))
+                );
+                -- One current revision per SOP instance; superseded ones are kept beside it.
+                CREATE UNIQUE INDEX instance_current ON instance(sop_instance_uid)
+                    WHERE revision_state = 'current';
+                CREATE INDEX instance_series ON instance(series_ref);
+                CREATE INDEX instance_file ON instance(file_path);
+                """)
+        }
+        return migrator
+    }
+
+    /// Indexes a received instance whose file is already durable in the store.
+    ///
+    /// Same SOP instance with the same data set bytes: nothing changes (`.duplicate`).
+    /// Different bytes: the new one becomes current and the old one is kept as superseded.
+    public func record(_ instance: NewInstance) throws -> RecordOutcome {
+        try writer.write { db in
+            if let current = try Row.fetchOne(db, sql: """
+                SELECT id, dataset_sha256, file_path, revision FROM instance
+                WHERE sop_instance_uid = ? AND revision_state = 'current'
+                """, arguments: [instance.sopInstanceUID]) {
+                let currentID: Int64 = current["id"]
+                let currentHash: String = current["dataset_sha256"]
+                let currentPath: String = current["file_path"]
+                if currentHash == instance.datasetSHA256 {
+                    return .duplicate(existingPath: currentPath)
+                }
+                try db.execute(
+                    sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?",
+                    arguments: [currentID])
+                let revision: Int = current["revision"]
+                try insert(instance, revision: revision + 1, db: db)
+                return .revised(previousPath: currentPath, revision: revision + 1)
+            }
+            try insert(instance, revision: 1, db: db)
+            return .stored
+        }
+    }
+
+    private func insert(_ instance: NewInstance, revision: Int, db: Database) throws {
+        let a = instance.attributes
+        try db.execute(sql: """
+            INSERT INTO patient (patient_id, issuer_of_patient_id, patient_name, birth_date, sex)
+            VALUES (?, ?, ?, ?, ?)
+            ON CONFLICT (patient_id, issuer_of_patient_id) DO UPDATE SET
+                patient_name = excluded.patient_name,
+                birth_date = excluded.birth_date,
+                sex = excluded.sex
+            """, arguments: [a.patientID, a.issuerOfPatientID, a.patientName, a.patientBirthDate, a.patientSex])
+        let patientRef = try Int64.fetchOne(db, sql: """
+            SELECT id FROM patient WHERE patient_id = ? AND issuer_of_patient_id = ?
+            """, arguments: [a.patientID, a.issuerOfPatientID])!
+        try db.execute(sql: """
+            INSERT INTO study (study_instance_uid, patient_ref, study_date, study_time,
+                               accession_number, study_description, last_received_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (study_instance_uid) DO UPDATE SET
+                patient_ref = excluded.patient_ref,
+                last_received_at = excluded.last_received_at
+            """, arguments: [a.studyInstanceUID, patientRef, a.studyDate, a.studyTime,
+                             a.accessionNumber, a.studyDescription, instance.receivedAt.timeIntervalSince1970])
+        let studyRef = try Int64.fetchOne(db, sql: "SELECT id FROM study WHERE study_instance_uid = ?",
+                                          arguments: [a.studyInstanceUID])!
+        try db.execute(sql: """
+            INSERT INTO series (series_instance_uid, study_ref, modality, series_number)
+            VALUES (?, ?, ?, ?)
+            ON CONFLICT (series_instance_uid) DO NOTHING
+            """, arguments: [a.seriesInstanceUID, studyRef, a.modality, a.seriesNumber])
+        let seriesRef = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE series_instance_uid = ?",
+                                           arguments: [a.seriesInstanceUID])!
+        try db.execute(sql: """
+            INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
+                                  instance_number, file_path, size, sha256, dataset_sha256,
+                                  calling_ae_title, received_at, revision)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, arguments: [instance.sopInstanceUID, instance.sopClassUID, instance.transferSyntaxUID,
+                             seriesRef, a.instanceNumber, instance.filePath, instance.size,
+                             instance.sha256, instance.datasetSHA256, instance.callingAETitle,
+                             instance.receivedAt.timeIntervalSince1970, revision])
+    }
+
+    /// Every indexed instance, oldest first; superseded revisions only when asked.
+    public func listInstances(includeSuperseded: Bool = false) throws -> [InstanceListing] {
+        try writer.read { db in
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT st.study_instance_uid, se.series_instance_uid, i.sop_instance_uid,
+                       i.sop_class_uid, i.transfer_syntax_uid, p.patient_id, p.issuer_of_patient_id,
+                       p.patient_name, i.file_path, i.size, i.sha256, i.revision_state, i.revision,
+                       i.calling_ae_title, i.received_at
+                FROM instance i
+                JOIN series se ON se.id = i.series_ref
+                JOIN study st ON st.id = se.study_ref
+                JOIN patient p ON p.id = st.patient_ref
+                WHERE ? OR i.revision_state = 'current'
+                ORDER BY i.id
+                """, arguments: [includeSuperseded])
+            return rows.map { row in
+                InstanceListing(
+                    studyInstanceUID: row[0], seriesInstanceUID: row[1], sopInstanceUID: row[2],
+                    sopClassUID: row[3], transferSyntaxUID: row[4], patientID: row[5],
+                    issuerOfPatientID: row[6], patientName: row[7], filePath: row[8], size: row[9],
+                    sha256: row[10], isSuperseded: (row[11] as String) == "superseded",
+                    revision: row[12], callingAETitle: row[13],
+                    receivedAt: Date(timeIntervalSince1970: row[14]))
+            }
+        }
+    }
+
+    /// Whether any instance row (current or superseded) references the stored file.
+    public func isReferenced(filePath: String) throws -> Bool {
+        try writer.read { db in
+            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE file_path = ?)",
+                              arguments: [filePath]) ?? false
+        }
+    }
+
+    /// All stored file paths the index references (for the start-up orphan sweep).
+    public func referencedFilePaths() throws -> Set<String> {
+        try writer.read { db in
+            Set(try String.fetchAll(db, sql: "SELECT file_path FROM instance"))
+        }
+    }
+
+    /// Counts of current instances and distinct studies.
+    public func counts() throws -> (studies: Int, instances: Int) {
+        try writer.read { db in
+            let instances = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM instance WHERE revision_state = 'current'") ?? 0
+            let studies = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM study") ?? 0
+            return (studies, instances)
+        }
+    }
+}

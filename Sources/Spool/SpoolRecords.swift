@@ -1,0 +1,127 @@
+import Foundation
+
+/// The attributes of an instance that the spool indexes, already decoded to UTF-8.
+public struct IndexedAttributes: Sendable, Equatable {
+    public var studyInstanceUID: String
+    public var seriesInstanceUID: String
+    public var patientID: String
+    public var issuerOfPatientID: String
+    public var patientName: String?
+    public var patientBirthDate: String?
+    public var patientSex: String?
+    public var studyDate: String?
+    public var studyTime: String?
+    public var accessionNumber: String?
+    public var studyDescription: String?
+    public var modality: String?
+    public var seriesNumber: String?
+    public var instanceNumber: String?
+
+    public init(
+        studyInstanceUID: String, seriesInstanceUID: String, patientID: String,
+        issuerOfPatientID: String, patientName: String? = nil, patientBirthDate: String? = nil,
+        patientSex: String? = nil, studyDate: String? = nil, studyTime: String? = nil,
+        accessionNumber: String? = nil, studyDescription: String? = nil, modality: String? = nil,
+        seriesNumber: String? = nil, instanceNumber: String? = nil
+    ) {
+        self.studyInstanceUID = studyInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
+        self.patientID = patientID
+        self.issuerOfPatientID = issuerOfPatientID
+        self.patientName = patientName
+        self.patientBirthDate = patientBirthDate
+        self.patientSex = patientSex
+        self.studyDate = studyDate
+        self.studyTime = studyTime
+        self.accessionNumber = accessionNumber
+        self.studyDescription = studyDescription
+        self.modality = modality
+        self.seriesNumber = seriesNumber
+        self.instanceNumber = instanceNumber
+    }
+}
+
+/// A received instance whose file is durable in the store, ready to be indexed.
+public struct NewInstance: Sendable {
+    public var sopInstanceUID: String
+    public var sopClassUID: String
+    public var transferSyntaxUID: String
+    public var attributes: IndexedAttributes
+    /// Path relative to the spool root.
+    public var filePath: String
+    public var size: Int
+    /// SHA-256 of the stored file (hex).
+    public var sha256: String
+    /// SHA-256 of the data set bytes as received (hex): what "same instance" compares.
+    public var datasetSHA256: String
+    public var callingAETitle: String
+    public var receivedAt: Date
+
+    public init(
+        sopInstanceUID: String, sopClassUID: String, transferSyntaxUID: String,
+        attributes: IndexedAttributes, filePath: String, size: Int, sha256: String,
+        datasetSHA256: String, callingAETitle: String, receivedAt: Date
+    ) {
+        self.sopInstanceUID = sopInstanceUID
+        self.sopClassUID = sopClassUID
+        self.transferSyntaxUID = transferSyntaxUID
+        self.attributes = attributes
+        self.filePath = filePath
+        self.size = size
+        self.sha256 = sha256
+        self.datasetSHA256 = datasetSHA256
+        self.callingAETitle = callingAETitle
+        self.receivedAt = receivedAt
+    }
+}
+
+/// What indexing a received instance did.
+public enum RecordOutcome: Sendable, Equatable {
+    /// A new SOP instance.
+    case stored
+    /// The same SOP instance with identical data set bytes was already current.
+    case duplicate(existingPath: String)
+    /// The SOP instance existed with other bytes; it is kept as a superseded revision.
+    case revised(previousPath: String, revision: Int)
+}
+
+/// One row of `passerellectl spool list`.
+public struct InstanceListing: Sendable, Equatable {
+    public var studyInstanceUID: String
+    public var seriesInstanceUID: String
+    public var sopInstanceUID: String
+    public var sopClassUID: String
+    public var transferSyntaxUID: String
+    public var patientID: String
+    public var issuerOfPatientID: String
+    public var patientName: String?
+    /// Relative to the spool root.
+    public var filePath: String
+    public var size: Int
+    public var sha256: String
+    public var isSuperseded: Bool
+    public var revision: Int
+    public var callingAETitle: String
+    public var receivedAt: Date
+}
+
+public struct SpoolError: Error, CustomStringConvertible, Sendable {
+    public var description: String
+    /// The POSIX error behind it, if any.
+    public var errno: Int32?
+
+    public init(description: String, errno: Int32? = nil) {
+        self.description = description
+        self.errno = errno
+    }
+
+    /// The disk (or the user's quota) is full.
+    public var isOutOfSpace: Bool { errno == ENOSPC || errno == EDQUOT }
+
+    public static func noDatabase(path: String) -> SpoolError {
+        SpoolError(description: "no spool database at \(path)")
+    }
+    public static func io(_ operation: String, path: String, errno code: Int32) -> SpoolError {
+        SpoolError(description: "\(operation) \(path): \(String(cString: strerror(code)))", errno: code)
+    }
+}

@@ -1,0 +1,47 @@
+import ArgumentParser
+import Foundation
+import Gateway
+import Logging
+import ServiceLifecycle
+
+@main
+struct Passerelled: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "passerelled",
+        abstract: "Passerelle, the site gateway of a regional medical-imaging network.")
+
+    @Option(help: "Configuration file (without it: the embedded default, AE PASSERELLE on port 11112, spool ./passerelle-data).")
+    var config: String?
+
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.")
+    var logLevel: Logger.Level = .info
+
+    func run() async throws {
+        let level = logLevel
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "passerelled")
+        let configuration: GatewayConfiguration
+        do {
+            configuration = try config.map { try ConfigurationLoader.load(path: $0) } ?? .embeddedDefault
+        } catch let error as ConfigurationError {
+            FileHandle.standardError.write(Data("passerelled: \(error)\n".utf8))
+            throw ExitCode(78)  // EX_CONFIG
+        }
+        if config == nil {
+            logger.notice("no --config given: running on the embedded default configuration")
+        }
+        let gateway = GatewayService(configuration: configuration, logger: logger)
+        let group = ServiceGroup(
+            configuration: .init(
+                services: [.init(service: gateway)],
+                gracefulShutdownSignals: [.sigterm, .sigint],
+                logger: logger))
+        try await group.run()
+    }
+}
+
+extension Logger.Level: @retroactive ExpressibleByArgument {}

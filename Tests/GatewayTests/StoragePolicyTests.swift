@@ -1,0 +1,63 @@
+import DICOMNetwork
+import Testing
+@testable import Gateway
+
+@Suite struct StoragePolicyTests {
+    let policy = StoragePolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: ["CT1"], maximumAssociations: 2)
+    let ctImageStorage = "1.2.840.10008.5.1.4.1.1.2"
+
+    func request(called: String = "PASSERELLE", calling: String = "CT1",
+                 contexts: [PresentationContextProposal]? = nil) -> AssociateRQ {
+        AssociateRQ(calledAETitle: called, callingAETitle: calling, presentationContexts: contexts ?? [
+            PresentationContextProposal(id: 1, abstractSyntax: "1.2.840.10008.1.1", transferSyntaxes: ["1.2.840.10008.1.2"]),
+            PresentationContextProposal(id: 3, abstractSyntax: ctImageStorage,
+                                        transferSyntaxes: ["1.2.840.10008.1.2.4.70", "1.2.840.10008.1.2"]),
+            PresentationContextProposal(id: 5, abstractSyntax: "1.2.3.4.5.6.7", transferSyntaxes: ["1.2.840.10008.1.2"]),
+            PresentationContextProposal(id: 7, abstractSyntax: ctImageStorage, transferSyntaxes: ["1.2.3.999"]),
+        ])
+    }
+
+    func rejection(_ decision: AssociationDecision) -> AssociateRJ? {
+        if case .reject(let rejection) = decision { return rejection }
+        return nil
+    }
+
+    @Test func acceptsVerificationAndStorageAsProposed() throws {
+        guard case .accept(let contexts, _) = policy.decide(request(), activeAssociations: 0) else {
+            Issue.record("rejected")
+            return
+        }
+        let byID = Dictionary(uniqueKeysWithValues: contexts.map { ($0.id, $0) })
+        #expect(byID[1]?.result == .acceptance)
+        #expect(byID[3]?.result == .acceptance)
+        // Stored as received: the first proposed (here lossless JPEG) is kept.
+        #expect(byID[3]?.transferSyntax == "1.2.840.10008.1.2.4.70")
+        #expect(byID[5]?.result == .abstractSyntaxNotSupported)
+        #expect(byID[7]?.result == .transferSyntaxesNotSupported)
+    }
+
+    @Test func rejectsAnUnknownCalledAETitle() {
+        #expect(rejection(policy.decide(request(called: "OTHER"), activeAssociations: 0))
+                == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.calledAETitleNotRecognized)))
+    }
+
+    @Test func rejectsACallingAETitleOutsideTheAllowList() {
+        #expect(rejection(policy.decide(request(calling: "INTRUDER"), activeAssociations: 0))
+                == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.callingAETitleNotRecognized)))
+        let open = StoragePolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: [], maximumAssociations: 2)
+        #expect(rejection(open.decide(request(calling: "ANYONE"), activeAssociations: 0)) == nil)
+    }
+
+    @Test func rejectsBeyondTheAssociationLimitTransiently() {
+        #expect(rejection(policy.decide(request(), activeAssociations: 1)) == nil)
+        #expect(rejection(policy.decide(request(), activeAssociations: 2))
+                == AssociateRJ(result: .rejectedTransient, reason: .serviceProviderPresentation(.localLimitExceeded)))
+    }
+
+    @Test func rejectsAnotherApplicationContext() {
+        var other = request()
+        other.applicationContextName = "1.2.3"
+        #expect(rejection(policy.decide(other, activeAssociations: 0))
+                == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.applicationContextNameNotSupported)))
+    }
+}

@@ -1,0 +1,128 @@
+import Foundation
+import NIOCore
+import Testing
+@testable import Spool
+
+@Suite struct SpoolTests {
+    let root: String
+
+    init() throws {
+        root = NSTemporaryDirectory() + "spool-tests-" + UUID().uuidString
+    }
+
+    func attributes(study: String = "1.2.3", series: String = "1.2.3.4") -> IndexedAttributes {
+        IndexedAttributes(studyInstanceUID: study, seriesInstanceUID: series, patientID: "P1",
+                          issuerOfPatientID: "CHR-ORLEANS", patientName: "Hélène^Dupré")
+    }
+
+    /// Receives `dataSet` as an instance `sop` through a temporary file, as an association would.
+    func receive(_ spool: Spool, sop: String, dataSet: String) throws -> StoreResult {
+        let file = try spool.files.makeTemporaryFile()
+        try file.writeHeader(ByteBuffer(string: "HEADER"))
+        try file.writeDataSet(ByteBuffer(string: dataSet))
+        let finished = try file.finish()
+        return try spool.store(finished) { path in
+            NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                        transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(), filePath: path,
+                        size: finished.size, sha256: finished.sha256, datasetSHA256: finished.dataSetSHA256,
+                        callingAETitle: "CT1", receivedAt: Date())
+        }
+    }
+
+    @Test func storedInstanceIsIndexedWithItsFileAndHash() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let result = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        #expect(result.outcome == .stored)
+        let listing = try #require(try spool.database.listInstances().first)
+        #expect(listing.sopInstanceUID == "1.2.3.4.5")
+        #expect(listing.patientName == "Hélène^Dupré")
+        #expect(listing.issuerOfPatientID == "CHR-ORLEANS")
+        let contents = try #require(FileManager.default.contents(atPath: spool.files.absolutePath(listing.filePath)))
+        #expect(String(decoding: contents, as: UTF8.self) == "HEADERDATA")
+        #expect(listing.size == 10)
+        // SHA-256("HEADERDATA")
+        #expect(listing.sha256 == "b6ba09548d04a382f71fa08501bfce1387fae0fa2dd30eb657f4b4ac5b5f9163")
+        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.files.temporaryDirectory).isEmpty)
+    }
+
+    @Test func sameBytesTwiceKeepOneCopy() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        let again = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        guard case .duplicate = again.outcome else {
+            Issue.record("expected a duplicate, got \(again.outcome)")
+            return
+        }
+        #expect(try spool.database.listInstances(includeSuperseded: true).count == 1)
+        #expect(spool.files.storedFiles().count == 1)
+    }
+
+    @Test func differentBytesSupersedeThePreviousRevision() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let first = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        let second = try receive(spool, sop: "1.2.3.4.5", dataSet: "OTHER")
+        #expect(second.outcome == .revised(previousPath: first.relativePath, revision: 2))
+        let current = try spool.database.listInstances()
+        #expect(current.count == 1)
+        #expect(current.first?.filePath == second.relativePath)
+        let all = try spool.database.listInstances(includeSuperseded: true)
+        #expect(all.count == 2)
+        #expect(all.first { $0.isSuperseded }?.filePath == first.relativePath)
+        #expect(spool.files.storedFiles().count == 2)
+    }
+
+    @Test func recoveryRemovesTemporaryAndUnindexedFiles() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "KEPT")
+        // A crash mid-reception leaves a temporary file…
+        let partial = try spool.files.makeTemporaryFile()
+        try partial.writeDataSet(ByteBuffer(string: "PART"))
+        // …and a crash between rename and commit leaves an unindexed file in the store.
+        let orphan = try spool.files.makeTemporaryFile()
+        try orphan.writeDataSet(ByteBuffer(string: "ORPHAN"))
+        _ = try spool.files.commit(try orphan.finish())
+        #expect(spool.files.storedFiles().count == 2)
+
+        let reopened = try Spool(root: root, minimumFree: .bytes(0))
+        let recovered = try reopened.recover()
+        #expect(recovered.temporary == 1)
+        #expect(recovered.orphans == 1)
+        #expect(reopened.files.storedFiles().count == 1)
+        #expect(try reopened.database.listInstances().count == 1)
+    }
+
+    @Test func watermarkRefusesWhenFreeSpaceIsBelowIt() throws {
+        let full = try Spool(root: root, minimumFree: .percent(100))
+        #expect(!full.hasRoom())
+        let roomy = try Spool(root: root + "-2", minimumFree: .bytes(1))
+        #expect(roomy.hasRoom())
+    }
+
+    @Test func readOnlyDatabaseSeesCommittedRows() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        let reader = try SpoolDatabase(readOnlyPath: "\(root)/\(Spool.databaseFileName)")
+        #expect(try reader.listInstances().map(\.sopInstanceUID) == ["1.2.3.4.5"])
+        #expect(throws: SpoolError.self) { try SpoolDatabase(readOnlyPath: "\(root)/missing.sqlite") }
+    }
+
+    @Test func databaseRejectsTwoCurrentRevisionsOfOneInstance() throws {
+        let database = try SpoolDatabase()
+        let instance = NewInstance(sopInstanceUID: "1.2", sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                                   transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(),
+                                   filePath: "store/aa/a.dcm", size: 1, sha256: "a", datasetSHA256: "a",
+                                   callingAETitle: "CT1", receivedAt: Date())
+        #expect(try database.record(instance) == .stored)
+        // Bypass the revision logic: SQLite itself must refuse a second current row.
+        #expect(throws: (any Error).self) {
+            try database.writer.write { db in
+                try db.execute(sql: """
+                    INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
+                        file_path, size, sha256, dataset_sha256, calling_ae_title, received_at)
+                    SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref, 'x', 1, 'b', 'b',
+                        'CT1', 0 FROM instance
+                    """)
+            }
+        }
+    }
+}

@@ -1,0 +1,508 @@
+"""Process and network helpers shared by the integration tests and the bench.
+
+- locating the binaries (PASSERELLED / PASSERELLECTL override the default
+  .build/debug paths),
+- `Gateway`: one passerelled with its own config, spool and stderr log,
+- `spool_list`: `passerellectl spool list --json`,
+- DCMTK (`storescu`, `echoscu`) and pynetdicom (`pn_store`, `pn_associate`)
+  clients returning parsed outcomes.
+
+Stand-in mode: with PASSERELLE_STANDIN=storescp, `Gateway` runs DCMTK storescp
+(writing into <spool>/store) and `spool_list` scans that directory, so the
+harness and the data checks can be exercised before passerelled exists.
+Tests about passerelled-only behaviour (AE checks, spool records, A700...)
+are expected to fail in that mode.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import os
+import re
+import signal
+import socket
+import subprocess
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pynetdicom import AE
+from pynetdicom.sop_class import Verification
+
+import datagen
+
+REPO = Path(__file__).resolve().parents[2]
+DCMTK_BIN = datagen.DCMTK_BIN
+DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
+STANDIN = os.environ.get("PASSERELLE_STANDIN", "")
+DEFAULT_AE = "PASSERELLE"
+
+logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
+
+
+def binary(env_var: str, name: str, build: str = "debug") -> Path:
+    return Path(os.environ.get(env_var) or REPO / ".build" / build / name)
+
+
+def passerelled_path() -> Path:
+    return binary("PASSERELLED", "passerelled")
+
+
+def passerellectl_path() -> Path:
+    return binary("PASSERELLECTL", "passerellectl")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return True
+        time.sleep(interval)
+    return predicate()
+
+
+# --------------------------------------------------------------------------
+# the gateway process
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # JSON string escaping is valid TOML
+
+
+@dataclass
+class GatewayConfig:
+    port: int
+    spool: Path
+    ae_title: str = DEFAULT_AE
+    bind: str = "127.0.0.1"
+    allowed_calling_aets: list[str] = field(default_factory=list)
+    max_associations: int = 32
+    max_pdu_length: int = 262144
+    idle_timeout: str = "60s"
+    min_free: str = "1%"
+
+    def toml(self) -> str:
+        dicom = ["ae_title", "port", "bind", "allowed_calling_aets",
+                 "max_associations", "max_pdu_length", "idle_timeout"]
+        lines = ["[dicom]"]
+        lines += [f"{k} = {_toml_value(getattr(self, k))}" for k in dicom]
+        lines += ["", "[spool]", f"path = {_toml_value(self.spool)}",
+                  f"min_free = {_toml_value(self.min_free)}", ""]
+        return "\n".join(lines)
+
+
+class GatewayCrashed(AssertionError):
+    pass
+
+
+class Gateway:
+    """One passerelled (or stand-in) process with its own directory:
+    <workdir>/passerelle.toml, <workdir>/spool, <workdir>/passerelled.N.log."""
+
+    def __init__(self, workdir: Path, executable: Path | None = None, **config):
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.executable = executable or passerelled_path()
+        config.setdefault("port", free_port())
+        config.setdefault("spool", self.workdir / "spool")
+        self.config = GatewayConfig(**config)
+        self.config_path = self.workdir / "passerelle.toml"
+        self.proc: subprocess.Popen | None = None
+        self.logs: list[Path] = []
+        self.problems: list[str] = []  # crashes found so far
+        self._starts = 0
+        self._killed = False  # set by kill9(): the next exit is expected
+
+    # convenient accessors
+    port = property(lambda self: self.config.port)
+    ae_title = property(lambda self: self.config.ae_title)
+    spool = property(lambda self: Path(self.config.spool))
+    store_dir = property(lambda self: self.spool / "store")
+    tmp_dir = property(lambda self: self.spool / "tmp")
+    pid = property(lambda self: self.proc.pid if self.proc else None)
+
+    def _command(self) -> list[str]:
+        if STANDIN == "storescp":
+            self.store_dir.mkdir(parents=True, exist_ok=True)
+            return [str(DCMTK_BIN / "storescp"), "-aet", self.ae_title,
+                    "-xf", str(_standin_scp_config(self.workdir)), "Default",
+                    "-od", str(self.store_dir), "--fork", str(self.port)]
+        return [str(self.executable), "--config", str(self.config_path)]
+
+    def start(self, ready_timeout: float = 30.0) -> "Gateway":
+        assert self.proc is None or self.proc.poll() is not None, "already running"
+        if STANDIN != "storescp" and not self.executable.exists():
+            raise FileNotFoundError(
+                f"{self.executable} not built (set PASSERELLED or build it)")
+        self.config_path.write_text(self.config.toml())
+        self._starts += 1
+        log = self.workdir / f"passerelled.{self._starts}.log"
+        self.logs.append(log)
+        with open(log, "wb") as err:
+            self.proc = subprocess.Popen(self._command(), stdout=err, stderr=err,
+                                         stdin=subprocess.DEVNULL, cwd=self.workdir,
+                                         env=DCMTK_ENV, start_new_session=True)
+        self.wait_ready(ready_timeout)
+        return self
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            self.check_alive()
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
+                aet = (self.config.allowed_calling_aets or ["PYSCU"])[0]
+                if pn_echo(self.port, aet=aet, aec=self.ae_title) == 0x0000:
+                    return
+            except OSError:
+                pass
+            time.sleep(0.1)
+        raise TimeoutError(f"gateway not ready on port {self.port} after {timeout}s\n"
+                           + self.log_tail())
+
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.poll() is None
+
+    def check_alive(self) -> None:
+        """Raise if the process exited on its own."""
+        if self.proc is not None and self.proc.poll() is not None:
+            msg = f"passerelled exited unexpectedly: {describe_exit(self.proc.returncode)}"
+            self.problems.append(msg)
+            raise GatewayCrashed(msg + "\n" + self.log_tail())
+
+    def stop(self, grace: float = 10.0) -> int | None:
+        """SIGTERM, then SIGKILL after `grace` s. Records a problem if the
+        process had already died, did not stop in time, or exited non-zero."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is not None:
+            if not self._killed:
+                self.problems.append("passerelled had already exited before stop: "
+                                     + describe_exit(self.proc.returncode))
+            return self.proc.returncode
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            rc = self.proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+            rc = self.proc.wait()
+            self.problems.append(f"passerelled ignored SIGTERM for {grace}s (SIGKILLed)")
+            return rc
+        if rc != 0 and STANDIN != "storescp":
+            self.problems.append(f"passerelled exit after SIGTERM: {describe_exit(rc)}")
+        return rc
+
+    def kill9(self) -> None:
+        """Simulated crash (not reported as a problem)."""
+        self._killed = True
+        os.killpg(self.proc.pid, signal.SIGKILL)  # its own session (start_new_session)
+        self.proc.wait()
+
+    def restart(self) -> "Gateway":
+        self._killed = False
+        return self.start()
+
+    def peak_rss_kb(self) -> int | None:
+        try:
+            for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1])
+        except (OSError, TypeError):
+            return None
+        return None
+
+    def log_text(self) -> str:
+        return "".join(f"----- {p.name} -----\n" + p.read_text(errors="replace")
+                       for p in self.logs if p.exists())
+
+    def log_tail(self, chars: int = 8000) -> str:
+        text = self.log_text()
+        return text[-chars:]
+
+    def files_in(self, directory: Path) -> list[Path]:
+        return sorted(p for p in directory.rglob("*") if p.is_file()) if directory.exists() else []
+
+
+def describe_exit(rc: int | None) -> str:
+    if rc is None:
+        return "still running"
+    if rc < 0:
+        return f"killed by signal {signal.Signals(-rc).name}"
+    return f"exit code {rc}"
+
+
+def _standin_scp_config(workdir: Path) -> Path:
+    """storescp association profile accepting every storage SOP class with
+    every transfer syntax DCMTK 3.6.7 knows (stand-in mode only)."""
+    from pynetdicom.sop_class import _STORAGE_CLASSES
+    tss = [ts for ts in datagen.ALL_TRANSFER_SYNTAXES if not ts.startswith("1.2.840.10008.1.2.4.20")]
+    classes = list(_STORAGE_CLASSES.values())[:127] + [Verification]
+    lines = ["[[TransferSyntaxes]]", "[All]"]
+    lines += [f"TransferSyntax{i} = {ts}" for i, ts in enumerate(tss, 1)]
+    lines += ["[[PresentationContexts]]", "[PCs]"]
+    lines += [f"PresentationContext{i} = {uid}\\All" for i, uid in enumerate(classes, 1)]
+    lines += ["[[Profiles]]", "[Default]", "PresentationContexts = PCs"]
+    path = workdir / "standin-scp.cfg"
+    path.write_text("\n".join(lines) + "\n")
+    return path
+
+
+# --------------------------------------------------------------------------
+# spool listing
+
+
+def spool_list(spool_dir: Path, revisions: bool = False) -> list[dict]:
+    if STANDIN == "storescp":
+        return _standin_spool_list(Path(spool_dir))
+    args = [str(passerellectl_path()), "spool", "list", "--json", "--spool", str(spool_dir)]
+    if revisions:
+        args.append("--revisions")
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120)
+    if out.returncode != 0:
+        raise AssertionError(f"{' '.join(args)} -> {out.returncode}\n{out.stderr}")
+    records = json.loads(out.stdout)
+    assert isinstance(records, list), f"spool list --json is not an array: {out.stdout[:200]}"
+    return records
+
+
+def spool_table(spool_dir: Path) -> str:
+    args = [str(passerellectl_path()), "spool", "list", "--spool", str(spool_dir)]
+    out = subprocess.run(args, capture_output=True, text=True, timeout=120, check=True)
+    return out.stdout
+
+
+def current_by_sop(records: list[dict]) -> dict[str, dict]:
+    """SOP Instance UID -> its current (non-superseded) record; asserts one each."""
+    current = [r for r in records if r.get("state") != "superseded"]
+    by_sop = {r["sop_instance_uid"]: r for r in current}
+    assert len(by_sop) == len(current), "two current records for one SOP Instance UID"
+    return by_sop
+
+
+def _standin_spool_list(spool: Path) -> list[dict]:
+    records = []
+    for path in sorted((spool / "store").rglob("*")):
+        if not path.is_file():
+            continue
+        ds = datagen.read(path, stop_before_pixels=True)
+        records.append({
+            "study_instance_uid": ds.StudyInstanceUID,
+            "series_instance_uid": ds.SeriesInstanceUID,
+            "sop_instance_uid": ds.SOPInstanceUID,
+            "sop_class_uid": ds.SOPClassUID,
+            "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID,
+            "patient_id": ds.get("PatientID", ""),
+            "issuer_of_patient_id": ds.get("IssuerOfPatientID", ""),
+            "patient_name": str(ds.get("PatientName", "")),
+            "path": str(path.resolve()),
+            "size": path.stat().st_size,
+            "sha256": sha256_file(path),
+            "state": "queued",
+            "calling_ae_title": ds.file_meta.get("SourceApplicationEntityTitle", "").strip(),
+            "received_at": str(path.stat().st_mtime),
+        })
+    return records
+
+
+# --------------------------------------------------------------------------
+# DCMTK clients
+
+
+@dataclass
+class ToolResult:
+    returncode: int
+    output: str  # stdout + stderr interleaved
+
+    def rejection(self) -> str | None:
+        """'Result: ..., Source: ...\\nReason: ...' when the association was rejected."""
+        m = re.search(r"Association Rejected:\s*\n.*?(Result:[^\n]*)\n.*?(Reason:[^\n]*)",
+                      self.output, re.S)
+        return f"{m.group(1)}\n{m.group(2)}" if m else None
+
+
+@dataclass
+class StoreResult(ToolResult):
+    responses: dict[str, str] = field(default_factory=dict)  # file -> response text
+
+    @property
+    def acked(self) -> list[str]:
+        return [f for f, r in self.responses.items() if r == "Success"]
+
+    @property
+    def failed(self) -> dict[str, str]:
+        return {f: r for f, r in self.responses.items() if r != "Success"}
+
+
+def run_dcmtk(tool: str, args: list, timeout: float = 600) -> ToolResult:
+    proc = subprocess.run([str(DCMTK_BIN / tool), *map(str, args)], env=DCMTK_ENV,
+                          stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                          errors="replace", timeout=timeout)
+    return ToolResult(proc.returncode, proc.stdout)
+
+
+def storescu_args(files, port: int, aet: str = "STORESCU", aec: str = DEFAULT_AE,
+                  extra=()) -> list[str]:
+    """-v so every response is logged, -nh so one failure does not stop the run."""
+    return ["-v", "-nh", "-aet", aet, "-aec", aec, *extra, "127.0.0.1", str(port),
+            *map(str, files)]
+
+
+def parse_storescu_output(output: str) -> dict[str, str]:
+    """file -> 'Success' / other response text / 'no response'."""
+    responses: dict[str, str] = {}
+    current = None
+    for line in output.splitlines():
+        m = re.match(r"\w: Sending file: (.*)$", line)
+        if m:
+            current = m.group(1).strip()
+            responses[current] = "no response"
+            continue
+        m = re.match(r"\w: Received Store Response(?: \(([^)]*)\))?", line)
+        if m and current is not None:
+            responses[current] = m.group(1) or "?"
+            current = None
+    return responses
+
+
+def storescu(files, port: int, aet: str = "STORESCU", aec: str = DEFAULT_AE,
+             extra=(), timeout: float = 900) -> StoreResult:
+    res = run_dcmtk("storescu", storescu_args(files, port, aet, aec, extra), timeout)
+    return StoreResult(res.returncode, res.output, parse_storescu_output(res.output))
+
+
+def storescu_popen(files, port: int, log: Path, aet: str = "STORESCU",
+                   aec: str = DEFAULT_AE, extra=()) -> subprocess.Popen:
+    """Background storescu writing its -v log to `log` (see parse_storescu_output)."""
+    out = open(log, "wb")
+    return subprocess.Popen([str(DCMTK_BIN / "storescu"),
+                             *storescu_args(files, port, aet, aec, extra)],
+                            env=DCMTK_ENV, stdout=out, stderr=subprocess.STDOUT)
+
+
+def storescu_exact_ts(file: Path, port: int, workdir: Path, **kw) -> StoreResult:
+    """storescu proposing exactly the file's SOP class with the file's own
+    transfer syntax (through an association profile), so DCMTK sends the
+    data set as it is in the file, without conversion."""
+    meta = datagen.file_meta(file)
+    cfg = Path(workdir) / f"storescu-{meta.TransferSyntaxUID}.cfg"
+    cfg.write_text("\n".join([
+        "[[TransferSyntaxes]]", "[TS]", f"TransferSyntax1 = {meta.TransferSyntaxUID}",
+        "[[PresentationContexts]]", "[PC]",
+        f"PresentationContext1 = {meta.MediaStorageSOPClassUID}\\TS",
+        "[[Profiles]]", "[Default]", "PresentationContexts = PC", ""]))
+    return storescu([file], port, extra=["-xf", str(cfg), "Default"], **kw)
+
+
+def echoscu(port: int, aet: str = "ECHOSCU", aec: str = DEFAULT_AE, extra=(),
+            timeout: float = 60) -> ToolResult:
+    return run_dcmtk("echoscu", ["-v", "-aet", aet, "-aec", aec, *extra,
+                                 "127.0.0.1", str(port)], timeout)
+
+
+# --------------------------------------------------------------------------
+# pynetdicom clients
+
+
+def pn_associate(port: int, contexts=((Verification, None),), aet: str = "PYSCU",
+                 aec: str = DEFAULT_AE, **ae_kw):
+    """Association with the given [(abstract syntax, [transfer syntaxes] or None)]."""
+    ae = AE(ae_title=aet)
+    ae.acse_timeout = ae_kw.pop("acse_timeout", 10)
+    ae.dimse_timeout = ae_kw.pop("dimse_timeout", 60)
+    ae.network_timeout = ae_kw.pop("network_timeout", 60)
+    for abstract, tss in contexts:
+        if tss:
+            ae.add_requested_context(abstract, tss)
+        else:
+            ae.add_requested_context(abstract)
+    return ae.associate("127.0.0.1", port, ae_title=aec, **ae_kw)
+
+
+def rejection_of(assoc) -> tuple[int, int, int] | None:
+    """(result, source, reason) of a rejected pynetdicom association."""
+    if not assoc.is_rejected:
+        return None
+    p = assoc.acceptor.primitive
+    return p.result, p.result_source, p.diagnostic
+
+
+def pn_echo(port: int, aet: str = "PYSCU", aec: str = DEFAULT_AE) -> int | None:
+    assoc = pn_associate(port, aet=aet, aec=aec)
+    if not assoc.is_established:
+        return None
+    try:
+        status = assoc.send_c_echo()
+        return status.Status if status else None
+    finally:
+        assoc.release()
+
+
+def pn_store(port: int, files, aet: str = "PYSCU", aec: str = DEFAULT_AE,
+             on_result=None, timeout: float = 60) -> list[int | None]:
+    """C-STORE each file (as-is, in its own transfer syntax) on one association.
+    Returns the status of each (None = no response / association lost);
+    on_result(file, status) is called after each response if given; `timeout`
+    bounds the wait for each response (pynetdicom waits that long once when
+    the peer dies mid-association)."""
+    files = [Path(f) for f in files]
+    contexts: dict[str, set[str]] = {}
+    for f in files:
+        meta = datagen.file_meta(f)
+        contexts.setdefault(meta.MediaStorageSOPClassUID, set()).add(meta.TransferSyntaxUID)
+    assoc = pn_associate(port, [(k, sorted(v)) for k, v in contexts.items()], aet=aet, aec=aec,
+                         dimse_timeout=timeout, network_timeout=timeout)
+    if not assoc.is_established:
+        raise AssertionError(f"association failed: rejected={rejection_of(assoc)}")
+    statuses: list[int | None] = []
+    try:
+        for f in files:
+            status = None
+            if assoc.is_established:
+                try:
+                    rsp = assoc.send_c_store(f)
+                    status = rsp.Status if rsp and "Status" in rsp else None
+                except (RuntimeError, ValueError, OSError):
+                    status = None
+            statuses.append(status)
+            if on_result:
+                on_result(f, status)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    return statuses
+
+
+def assert_still_serving(gw: Gateway, probe: Path) -> None:
+    """After a hostile case: the daemon is alive, answers C-ECHO and stores."""
+    gw.check_alive()
+    echo = echoscu(gw.port, aec=gw.ae_title)
+    assert echo.returncode == 0, f"echoscu failed after hostile case:\n{echo.output}"
+    store = storescu([probe], gw.port, aec=gw.ae_title)
+    assert store.acked == [str(probe)], f"storescu failed after hostile case:\n{store.output}"
+    assert sop_uid(probe) in current_by_sop(spool_list(gw.spool))
+
+
+def sop_uid(path: Path) -> str:
+    return datagen.file_meta(path).MediaStorageSOPInstanceUID
