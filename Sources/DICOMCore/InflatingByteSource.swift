@@ -88,6 +88,20 @@ public struct InflatingByteSource<Base: DICOMByteSource>: DICOMByteSource {
         return output.readSlice(length: take) ?? ByteBuffer()
     }
 
+    /// Input is exhausted: was the final block seen? A finished zlib stream takes no more input
+    /// (it answers Z_STREAM_END, consuming nothing); an unfinished one consumes or rejects a probe byte.
+    private func isFinished() throws(DataSetError) -> Bool {
+        var probe = ByteBuffer(bytes: [0])
+        var scratch = ByteBuffer()
+        scratch.reserveCapacity(64)
+        do {
+            try decompressor.inflate(from: &probe, to: &scratch)
+        } catch {
+            return false
+        }
+        return probe.readableBytes == 1 && scratch.readableBytes == 0
+    }
+
     /// Produces the next chunk of output; leaves `output` empty only at the end of the stream.
     private mutating func fill() throws(DataSetError) {
         output.clear()
@@ -97,8 +111,9 @@ public struct InflatingByteSource<Base: DICOMByteSource>: DICOMByteSource {
                 input = allowed > 0 ? try base.readAvailable(upTo: allowed) : ByteBuffer()
                 if let left = compressedLeft { compressedLeft = left - input.readableBytes }
                 if input.readableBytes == 0 {
-                    // Compressed input exhausted. Whether or not zlib saw its final block, the walker
-                    // detects a data set cut short by the missing bytes it still expects.
+                    guard try isFinished() else {
+                        throw .truncated(at: consumed, "deflate stream ended without its final block")
+                    }
                     streamEnded = true
                     return
                 }

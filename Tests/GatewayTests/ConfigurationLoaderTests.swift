@@ -25,7 +25,7 @@ import Testing
             allowed_calling_aets = ["CT1", "PACS"]
             max_associations = 8
             max_pdu_length = 65536
-            idle_timeout = "500ms"
+            idle_timeout = "90s"
 
             [spool]
             path = "/srv/spool"
@@ -46,7 +46,7 @@ import Testing
         #expect(configuration.dicom.allowedCallingAETitles == ["CT1", "PACS"])
         #expect(configuration.dicom.maxAssociations == 8)
         #expect(configuration.dicom.maxPDULength == 65536)
-        #expect(configuration.dicom.idleTimeout == .milliseconds(500))
+        #expect(configuration.dicom.idleTimeout == .seconds(90))
         #expect(configuration.spool.minFree == .bytes(2_000_000_000))
         #expect(configuration.spool.retention == .seconds(7 * 86_400))
     }

@@ -448,6 +448,15 @@ def rejection_of(assoc) -> tuple[int, int, int] | None:
     return p.result, p.result_source, p.diagnostic
 
 
+def association_rejection(port: int, **kw) -> tuple[int, int, int] | None:
+    """Try to associate; (result, source, reason) if rejected, None if accepted
+    (the association is then released) or aborted."""
+    assoc = pn_associate(port, **kw)
+    if assoc.is_established:
+        assoc.release()
+    return rejection_of(assoc)
+
+
 def pn_echo(port: int, aet: str = "PYSCU", aec: str = DEFAULT_AE) -> int | None:
     assoc = pn_associate(port, aet=aet, aec=aec)
     if not assoc.is_established:

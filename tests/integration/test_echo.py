@@ -1,6 +1,6 @@
 """Verification and association acceptance (called / calling AE checks)."""
 
-from harness import echoscu, pn_associate, pn_echo, rejection_of
+from harness import association_rejection, echoscu, pn_echo
 
 # A-ASSOCIATE-RJ fields (PS3.8 9.3.4)
 REJECTED_PERMANENT = 1
@@ -20,9 +20,8 @@ def test_pynetdicom_echo_status_success(gateway):
 
 
 def test_wrong_called_ae_rejected_reason_7(gateway):
-    assoc = pn_associate(gateway.port, aec="NOT-" + gateway.ae_title[:10])
-    assert rejection_of(assoc) == (REJECTED_PERMANENT, SOURCE_SERVICE_USER,
-                                   REASON_CALLED_AE_NOT_RECOGNIZED)
+    rejection = association_rejection(gateway.port, aec="NOT-" + gateway.ae_title[:10])
+    assert rejection == (REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_CALLED_AE_NOT_RECOGNIZED)
 
 
 def test_wrong_called_ae_echoscu_reports_rejection(gateway):
@@ -34,9 +33,8 @@ def test_wrong_called_ae_echoscu_reports_rejection(gateway):
 
 def test_calling_ae_not_in_allow_list_rejected_reason_3(start_gateway):
     gw = start_gateway(allowed_calling_aets=["MODALITY1", "PACS"])
-    assoc = pn_associate(gw.port, aet="INTRUDER", aec=gw.ae_title)
-    assert rejection_of(assoc) == (REJECTED_PERMANENT, SOURCE_SERVICE_USER,
-                                   REASON_CALLING_AE_NOT_RECOGNIZED)
+    rejection = association_rejection(gw.port, aet="INTRUDER", aec=gw.ae_title)
+    assert rejection == (REJECTED_PERMANENT, SOURCE_SERVICE_USER, REASON_CALLING_AE_NOT_RECOGNIZED)
 
 
 def test_calling_ae_in_allow_list_accepted(start_gateway):
