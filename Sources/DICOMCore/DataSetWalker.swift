@@ -80,8 +80,9 @@ struct DataSetWalker {
 
     private mutating func walkValue(_ source: inout some DICOMByteSource, header: Header, encoding: Encoding,
                                     end: Int?, depth: Int) throws(DataSetError) {
-        let vr = header.vr ?? DataDictionary.entry(for: header.tag)?.vr ?? .UN
         guard let length = header.length else {
+            // Implicit VR needs the dictionary, but only here: defined-length values are skipped alike.
+            let vr = header.vr ?? DataDictionary.entry(for: header.tag)?.vr ?? .UN
             // Undefined length: a sequence, UN holding a sequence, or encapsulated pixel data.
             if header.tag == .pixelData && vr != .SQ && (vr != .UN || encoding.isExplicitVR) {
                 try walkFragments(&source, encoding: encoding)

@@ -9,9 +9,9 @@ import NIOCore
 
 /// A `DICOMByteSource` reading a file through a POSIX descriptor with a bounded (64 KiB) buffer.
 /// Skips beyond the buffer are seeks (no read), so walking past a 1 GB Pixel Data costs nothing.
-public struct FileByteSource: DICOMByteSource {
+public struct FileByteSource: DICOMByteSource, Sendable {
     /// Owns the descriptor when the source opened it; closes it when the last copy goes away.
-    private final class Descriptor {
+    private final class Descriptor: Sendable {
         let fd: Int32
         let owned: Bool
         init(fd: Int32, owned: Bool) {

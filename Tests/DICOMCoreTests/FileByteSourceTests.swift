@@ -66,3 +66,25 @@ import Testing
         #expect(throws: DataSetError.self) { try FileByteSource(path: "/nonexistent/file.dcm") }
     }
 }
+
+extension FileByteSourceTests {
+    /// A 1 GiB Pixel Data in a sparse file: the walk seeks over it, reading a few KiB.
+    @Test func gigabytePixelDataIsSkippedNotRead() throws {
+        var w = DataSetWriter()
+        w.write(.sopInstanceUID, .UI, string: Fixtures.sopInstanceUID)
+        w.write(.numberOfFrames, .IS, string: "4096")
+        let pixelLength = 1 << 30
+        w.writeHeader(.pixelData, .OW, length: UInt32(pixelLength))
+        let url = try Self.temporaryFile(w.buffer)
+        defer { try? FileManager.default.removeItem(at: url) }
+        let handle = try FileHandle(forWritingTo: url)
+        try handle.truncate(atOffset: UInt64(w.buffer.readableBytes + pixelLength))
+        try handle.close()
+
+        var source = try FileByteSource(path: url.path)
+        let attributes = try InstanceAttributes.read(from: &source, transferSyntax: .explicitVRLittleEndian,
+                                                     length: source.fileSize)
+        #expect(attributes.numberOfFrames == "4096")
+        #expect(source.position == w.buffer.readableBytes + pixelLength)
+    }
+}

@@ -60,27 +60,37 @@ extension InteropTests {
     item.PatientID = "OTHER"
     ds.OtherPatientIDsSequence = Sequence([item])
     ds.Modality = "CT"
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.NumberOfFrames = "2"
     ds.Rows = 16
     ds.Columns = 16
     ds.BitsAllocated = 16
-    ds.PixelData = bytes(512)
+    ds.BitsStored = 12
+    ds.HighBit = 11
+    ds.PixelRepresentation = 0
+    ds.PixelData = bytes(range(256)) * 4
     ds.save_as(sys.argv[1], enforce_file_format=True)
     """
 
 }
 
 extension InteropTests {
-    @Test(arguments: ["", "+ti", "+te", "+tb", "+td"])
-    func readsFilesFromOtherToolkits(option: String) throws {
+    /// (DCMTK tool, option): re-encodings of the pydicom file, including encapsulated pixel data.
+    @Test(arguments: [
+        ("", ""), ("dcmconv", "+ti"), ("dcmconv", "+te"), ("dcmconv", "+tb"), ("dcmconv", "+td"),
+        ("dcmcjpeg", "+e1"), ("dcmcrle", "-ot"), ("dcmcjpls", "+el"),
+    ])
+    func readsFilesFromOtherToolkits(tool: String, option: String) throws {
         let directory = FileManager.default.temporaryDirectory.appendingPathComponent("interop-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: directory, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: directory) }
         let original = directory.appendingPathComponent("pydicom.dcm").path
         try #require(Self.run(Self.python, ["python3", "-c", Self.script, original]))
         var path = original
-        if !option.isEmpty {
+        if !tool.isEmpty {
             path = directory.appendingPathComponent("converted.dcm").path
-            try #require(Self.run(Self.dcmconv, [option, original, path]))
+            try #require(Self.run("/usr/bin/" + tool, [option, original, path]))
         }
         var source = try FileByteSource(path: path)
         let meta = try Part10.readFileMetaInformation(from: &source)
@@ -92,5 +102,9 @@ extension InteropTests {
         #expect(attributes.sopInstanceUID == "1.2.3.4.5.6")
         #expect(attributes.specificCharacterSet == ["", "ISO 2022 IR 87"])
         #expect(attributes.modality == "CT")
+        #expect(attributes.numberOfFrames == "2")
+        #expect(syntax.isEncapsulated == ["dcmcjpeg", "dcmcrle", "dcmcjpls"].contains(tool))
+        let atEnd = source.isAtEnd()
+        #expect(atEnd)
     }
 }

@@ -123,8 +123,14 @@ final class AssociationHandler: ChannelDuplexHandler {
         }
         // Silence while we are the ones working (writing, fsyncing) is not the peer's idleness.
         guard reception == nil, !paused else { return }
-        logger.notice("idle timeout, aborting the association")
-        run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
+        if machine.isEstablished {
+            logger.notice("idle timeout, aborting the association")
+            run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
+        } else {
+            // No association yet (or one being torn down): the silence counts as ARTIM expiry.
+            logger.notice("idle timeout before the association was established, closing")
+            run(machine.handle(.artimExpired))  // Evt18
+        }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
