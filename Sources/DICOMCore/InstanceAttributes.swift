@@ -58,23 +58,10 @@ public struct InstanceAttributes: Sendable, Equatable {
     ///     given the walk must end exactly there; when nil, at the end of `source`.
     public static func read(from source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
                             length: Int?) throws(DataSetError) -> InstanceAttributes {
-        var walker = DataSetWalker(wanted: Set(fields.keys).union([.specificCharacterSet]),
-                                   maxValueLength: maxValueLength)
-        let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
-                                              isLittleEndian: transferSyntax.isLittleEndian)
-        if transferSyntax.isDeflated {
-            let start = source.position
-            var inflating = try InflatingByteSource(wrapping: source, compressedLength: length)
-            try walker.walk(&inflating, encoding: encoding, length: nil)
-            source = inflating.base
-            if let length, source.position - start != length {
-                // Only padding may follow the deflate stream, and the caller said how much there is.
-                try source.skip(length - (source.position - start))
-            }
-        } else {
-            try walker.walk(&source, encoding: encoding, length: length)
-        }
-        return decode(walker.values)
+        let values = try DataSetReader.readValues(Set(fields.keys).union([.specificCharacterSet]), from: &source,
+                                                  transferSyntax: transferSyntax, length: length,
+                                                  maxValueLength: maxValueLength)
+        return decode(values)
     }
 
     static func decode(_ values: [Tag: ByteBuffer]) -> InstanceAttributes {

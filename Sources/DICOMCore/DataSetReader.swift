@@ -1,0 +1,35 @@
+import NIOCore
+
+/// Reads chosen top-level values of a data set while walking all of it (PS3.5 §7).
+///
+/// The general form of `InstanceAttributes.read`: memory is bounded by `maxValueLength` per wanted
+/// tag, whatever the size of the data set; everything else is skipped by length or item by item.
+public enum DataSetReader {
+    /// Returns the raw value bytes (padding included, byte order of the transfer syntax, inflated
+    /// for deflated syntaxes) of each of `tags` present at the top level of the data set.
+    ///
+    /// - Parameters:
+    ///   - length: bytes of the data set in `source` (for deflated syntaxes: compressed bytes). When
+    ///     given the walk must end exactly there; when nil, at the end of `source`.
+    ///   - maxValueLength: a wanted value longer than this throws `.valueTooLarge`.
+    public static func readValues(_ tags: Set<Tag>, from source: inout some DICOMByteSource,
+                                  transferSyntax: TransferSyntax, length: Int?,
+                                  maxValueLength: Int = 64 * 1024) throws(DataSetError) -> [Tag: ByteBuffer] {
+        var walker = DataSetWalker(wanted: tags, maxValueLength: maxValueLength)
+        let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
+                                              isLittleEndian: transferSyntax.isLittleEndian)
+        if transferSyntax.isDeflated {
+            let start = source.position
+            var inflating = try InflatingByteSource(wrapping: source, compressedLength: length)
+            try walker.walk(&inflating, encoding: encoding, length: nil)
+            source = inflating.base
+            if let length, source.position - start != length {
+                // Only padding may follow the deflate stream; the caller said how much there is.
+                try source.skip(length - (source.position - start))
+            }
+        } else {
+            try walker.walk(&source, encoding: encoding, length: length)
+        }
+        return walker.values
+    }
+}
