@@ -27,11 +27,30 @@ public struct DataSetWriter: Sendable {
     private var endianness: Endianness { isLittleEndian ? .little : .big }
 
     /// Writes a complete element, padding an odd-length value.
+    ///
+    /// A value too long for its length field (over 65 534 bytes for a 16-bit-length VR in explicit
+    /// VR, far beyond any such VR's maximum in PS3.5 Table 6.2-1) is cut, so the output stays parseable.
     public mutating func write(_ tag: Tag, _ vr: VR, _ value: some Collection<UInt8>) {
-        let padded = value.count + (value.count & 1)
-        writeHeader(tag, vr, length: UInt32(truncatingIfNeeded: padded))
-        buffer.writeBytes(value)
-        if value.count & 1 == 1 { buffer.writeInteger(vr.paddingByte) }
+        let limit = isExplicitVR && !vr.usesLongLength ? 0xFFFE : 0xFFFF_FFFE
+        let bytes = value.prefix(limit)
+        let count = bytes.count
+        writeHeader(tag, vr, length: UInt32(truncatingIfNeeded: count + (count & 1)))
+        buffer.writeBytes(bytes)
+        if count & 1 == 1 { buffer.writeInteger(vr.paddingByte) }
+    }
+
+    /// Writes `elements` in order (the caller sorts them by tag, PS3.5 §7.1).
+    public mutating func write(_ elements: [DataElement]) {
+        for element in elements {
+            write(element.tag, element.vr, element.value)
+        }
+    }
+
+    /// Encodes `elements` as a data set in `transferSyntax` (uncompressed; deflate with `deflated(_:)`).
+    public static func encode(_ elements: [DataElement], transferSyntax: TransferSyntax) -> ByteBuffer {
+        var writer = DataSetWriter(transferSyntax: transferSyntax)
+        writer.write(elements)
+        return writer.buffer
     }
 
     /// Writes a string value (UTF-8 bytes; multiple values joined with "\").

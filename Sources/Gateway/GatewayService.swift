@@ -60,7 +60,7 @@ public final class GatewayService: Service {
             try? await server.waitUntilClosed()
         } onGracefulShutdown: { [logger] in
             logger.info("stopping: no new associations, waiting for running transfers")
-            Task { await server.shutdown(gracePeriod: Self.shutdownGracePeriod) }
+            server.stopAccepting()
         }
         await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
         try await threadPool.shutdownGracefully()

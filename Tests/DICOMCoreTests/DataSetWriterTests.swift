@@ -36,3 +36,28 @@ import Testing
         ])
     }
 }
+
+extension DataSetWriterTests {
+    @Test(arguments: [TransferSyntax.implicitVRLittleEndian, .explicitVRLittleEndian, .explicitVRBigEndian])
+    func encodesElementListsReadableByTheWalker(syntax: TransferSyntax) throws {
+        let data = DataSetWriter.encode([
+            DataElement(.specificCharacterSet, .CS, string: "ISO_IR 192"),
+            DataElement(.sopInstanceUID, .UI, string: "1.2.3"),
+            DataElement(.patientName, .PN, string: "Hélène^Martin"),
+            DataElement(.seriesDescription, .LO, Array(repeating: 0x41, count: 70_000)),  // cut in explicit VR
+        ], transferSyntax: syntax)
+        var source = BufferByteSource(data)
+        let values = try DataSetReader.readValues([.patientName, .sopInstanceUID], from: &source,
+                                                  transferSyntax: syntax, length: data.readableBytes)
+        #expect(values[.sopInstanceUID].map { Array($0.readableBytesView) } == Array("1.2.3\0".utf8))
+        var again = BufferByteSource(data)
+        let attributes = try InstanceAttributes.read(from: &again, transferSyntax: syntax, length: nil)
+        #expect(attributes.patientName == "Hélène^Martin")
+    }
+
+    @Test func overlongShortValuesAreCut() {
+        var w = DataSetWriter()
+        w.write(.patientID, .LO, [UInt8](repeating: 0x41, count: 70_000))
+        #expect(w.buffer.readableBytes == 8 + 0xFFFE)
+    }
+}

@@ -116,7 +116,19 @@ final class AssociationHandler: ChannelDuplexHandler {
         }
     }
 
+    /// Sent by the server at the end of the shutdown grace period.
+    struct AbortForShutdown: Sendable {}
+
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is AbortForShutdown {
+            logger.notice("shutting down: aborting the association")
+            abandonReception()
+            if machine.isEstablished {
+                run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
+            }
+            context.close(promise: nil)
+            return
+        }
         guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
             context.fireUserInboundEventTriggered(event)
             return

@@ -84,20 +84,30 @@ public final class DICOMServer: Sendable {
         try await channel?.closeFuture.get()
     }
 
-    /// Stops accepting, lets open associations finish for up to `gracePeriod`, then closes
-    /// the rest (their unfinished instances are dropped, never acknowledged).
-    public func shutdown(gracePeriod: Duration) async {
+    /// Closes the listening socket: no new association is accepted; open ones go on.
+    public func stopAccepting() {
         let serverChannel = state.withLockedValue { $0.serverChannel }
-        try? await serverChannel?.close()
+        serverChannel?.close(promise: nil)
+    }
+
+    /// Stops accepting, lets open associations finish for up to `gracePeriod`, then aborts
+    /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged).
+    public func shutdown(gracePeriod: Duration) async {
+        stopAccepting()
         let deadline = ContinuousClock.now + gracePeriod
         while ContinuousClock.now < deadline, activeConnections > 0 {
             try? await Task.sleep(for: .milliseconds(50))
         }
         let remaining = state.withLockedValue { Array($0.connections.values) }
         if !remaining.isEmpty {
-            logger.notice("closing associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
+            logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
         }
-        for channel in remaining { try? await channel.close() }
+        for channel in remaining {
+            channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
+        }
+        for channel in remaining {
+            try? await channel.closeFuture.get()
+        }
     }
 
     public var activeConnections: Int {
