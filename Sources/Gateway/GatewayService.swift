@@ -1,7 +1,9 @@
 import DICOMNetwork
+import Foundation
 import Logging
 import NIOCore
 import NIOPosix
+import Prometheus
 import ServiceLifecycle
 import Spool
 
@@ -10,12 +12,16 @@ import Spool
 public final class GatewayService: Service {
     public let configuration: GatewayConfiguration
     private let logger: Logger
+    private let registry: PrometheusCollectorRegistry?
     private let onListening: @Sendable (Int) -> Void
 
-    public init(configuration: GatewayConfiguration, logger: Logger,
+    /// `registry` is the one the daemon bootstrapped swift-metrics with; the status socket
+    /// serves it as Prometheus text.
+    public init(configuration: GatewayConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
                 onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
         self.configuration = configuration
         self.logger = logger
+        self.registry = registry
         self.onListening = onListening
     }
 
@@ -23,8 +29,15 @@ public final class GatewayService: Service {
     public static let shutdownGracePeriod: Duration = .seconds(10)
 
     public func run() async throws {
-        let spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree)
-        let recovered = try spool.recover()
+        let startedAt = Date()
+        let spool: Spool
+        let recovered: (temporary: Int, orphans: Int)
+        do {
+            spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree)
+            recovered = try spool.recover()
+        } catch {
+            throw GatewayError.cannotOpenSpool(path: configuration.spool.path, error)
+        }
         if recovered.temporary + recovered.orphans > 0 {
             logger.notice("spool recovered after an interrupted run", metadata: [
                 "temporary_files_removed": "\(recovered.temporary)",
@@ -48,11 +61,32 @@ public final class GatewayService: Service {
                                  idleTimeout: .nanoseconds(Int64(dicom.idleTimeout.components.seconds) * 1_000_000_000
                                                            + dicom.idleTimeout.components.attoseconds / 1_000_000_000)),
             provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
-        let port = try await server.start()
+        let port: Int
+        do {
+            port = try await server.start()
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
+        }
+        let statusServer = StatusServer(
+            path: configuration.statusSocketPath,
+            responder: StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
+                                       listeningPort: port, registry: registry,
+                                       activeAssociations: { provider.activeAssociations }),
+            threadPool: threadPool, logger: logger)
+        do {
+            try await statusServer.start(group: MultiThreadedEventLoopGroup.singleton)
+        } catch {
+            // Storage matters more than the status socket: warn and go on.
+            logger.warning("status socket unavailable", metadata: [
+                "path": "\(configuration.statusSocketPath)", "error": "\(error)",
+            ])
+        }
         let counts = try spool.database.counts()
         logger.info("listening", metadata: [
             "ae_title": "\(dicom.aeTitle)", "bind": "\(dicom.bind)", "port": "\(port)",
             "spool": "\(configuration.spool.path)", "spooled_instances": "\(counts.instances)",
+            "status_socket": "\(configuration.statusSocketPath)",
         ])
         onListening(port)
 
@@ -63,6 +97,7 @@ public final class GatewayService: Service {
             server.stopAccepting()
         }
         await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
+        await statusServer.stop()
         try await threadPool.shutdownGracefully()
         logger.info("stopped")
     }

@@ -40,7 +40,7 @@ public struct Spool: Sendable {
 
     /// Moves a finished reception into the store and indexes it; the file is dropped again
     /// if the index already has identical bytes.
-    public func store(_ file: FinishedFile, make: (_ relativePath: String) -> NewInstance) throws -> StoreResult {
+    public func store(_ file: FinishedFile, make: (_ relativePath: String) -> NewInstance) throws -> SpooledInstance {
         let relativePath = try files.commit(file)
         let instance = make(relativePath)
         let outcome: RecordOutcome
@@ -55,13 +55,13 @@ public struct Spool: Sendable {
         }
         if case .duplicate(let existingPath) = outcome, existingPath != relativePath {
             files.remove(relativePath: relativePath)
-            return StoreResult(outcome: outcome, relativePath: existingPath)
+            return SpooledInstance(outcome: outcome, relativePath: existingPath)
         }
-        return StoreResult(outcome: outcome, relativePath: relativePath)
+        return SpooledInstance(outcome: outcome, relativePath: relativePath)
     }
 }
 
-public struct StoreResult: Sendable, Equatable {
+public struct SpooledInstance: Sendable, Equatable {
     public var outcome: RecordOutcome
     public var relativePath: String
 }

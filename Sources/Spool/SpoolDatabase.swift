@@ -220,4 +220,42 @@ public struct SpoolDatabase: Sendable {
             return (studies, instances)
         }
     }
+
+    /// Instances and bytes per revision state ("current", "superseded").
+    public func totalsByRevisionState() throws -> [String: (instances: Int, bytes: Int)] {
+        try writer.read { db in
+            var result: [String: (instances: Int, bytes: Int)] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT revision_state, COUNT(*), COALESCE(SUM(size), 0) FROM instance GROUP BY revision_state
+                """) {
+                result[row[0]] = (row[1], row[2])
+            }
+            return result
+        }
+    }
+
+    /// The studies of the spool with their current instances, most recently received first.
+    public func studySummaries(limit: Int = 1000) throws -> [StudySummary] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT st.study_instance_uid, p.patient_id, p.issuer_of_patient_id, st.study_date,
+                       st.accession_number, COUNT(i.id), COALESCE(SUM(i.size), 0),
+                       MIN(i.received_at), MAX(i.received_at), GROUP_CONCAT(DISTINCT se.modality)
+                FROM study st
+                JOIN patient p ON p.id = st.patient_ref
+                JOIN series se ON se.study_ref = st.id
+                JOIN instance i ON i.series_ref = se.id AND i.revision_state = 'current'
+                GROUP BY st.id
+                ORDER BY MAX(i.received_at) DESC
+                LIMIT ?
+                """, arguments: [limit]).map { row in
+                StudySummary(
+                    studyInstanceUID: row[0], patientID: row[1], issuerOfPatientID: row[2], studyDate: row[3],
+                    accessionNumber: row[4], instances: row[5], bytes: row[6],
+                    firstReceivedAt: Date(timeIntervalSince1970: row[7]),
+                    lastReceivedAt: Date(timeIntervalSince1970: row[8]),
+                    modalities: (row[9] as String?)?.split(separator: ",").map(String.init) ?? [])
+            }
+        }
+    }
 }

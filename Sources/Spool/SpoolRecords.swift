@@ -105,6 +105,20 @@ public struct InstanceListing: Sendable, Equatable {
     public var receivedAt: Date
 }
 
+/// One study of the spool, as `passerellectl queue` shows it (identifiers only, no names).
+public struct StudySummary: Sendable, Equatable, Codable {
+    public var studyInstanceUID: String
+    public var patientID: String
+    public var issuerOfPatientID: String
+    public var studyDate: String?
+    public var accessionNumber: String?
+    public var instances: Int
+    public var bytes: Int
+    public var firstReceivedAt: Date
+    public var lastReceivedAt: Date
+    public var modalities: [String]
+}
+
 public struct SpoolError: Error, CustomStringConvertible, Sendable {
     public var description: String
     /// The POSIX error behind it, if any.

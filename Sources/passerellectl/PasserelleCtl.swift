@@ -8,7 +8,8 @@ struct PasserelleCtl: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "passerellectl",
         abstract: "Inspect and control a Passerelle gateway.",
-        subcommands: [SpoolCommand.self, ConfigCommand.self]
+        version: PasserelleVersion.current,
+        subcommands: [StatusCommand.self, QueueCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self]
     )
 }
 

@@ -2,13 +2,16 @@ import ArgumentParser
 import Foundation
 import Gateway
 import Logging
+import Metrics
+import Prometheus
 import ServiceLifecycle
 
 @main
 struct Passerelled: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "passerelled",
-        abstract: "Passerelle, the site gateway of a regional medical-imaging network.")
+        abstract: "Passerelle, the site gateway of a regional medical-imaging network.",
+        version: PasserelleVersion.current)
 
     @Option(help: "Configuration file (without it: the embedded default, AE PASSERELLE on port 11112, spool ./passerelle-data).")
     var config: String?
@@ -34,13 +37,21 @@ struct Passerelled: AsyncParsableCommand {
         if config == nil {
             logger.notice("no --config given: running on the embedded default configuration")
         }
-        let gateway = GatewayService(configuration: configuration, logger: logger)
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let gateway = GatewayService(configuration: configuration, logger: logger, registry: registry)
         let group = ServiceGroup(
             configuration: .init(
                 services: [.init(service: gateway)],
                 gracefulShutdownSignals: [.sigterm, .sigint],
                 logger: logger))
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            logger.critical("passerelled cannot run: \(error)")
+            FileHandle.standardError.write(Data("passerelled: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
     }
 }
 

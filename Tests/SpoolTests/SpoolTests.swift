@@ -16,7 +16,7 @@ import Testing
     }
 
     /// Receives `dataSet` as an instance `sop` through a temporary file, as an association would.
-    func receive(_ spool: Spool, sop: String, dataSet: String) throws -> StoreResult {
+    func receive(_ spool: Spool, sop: String, dataSet: String) throws -> SpooledInstance {
         let file = try spool.files.makeTemporaryFile()
         try file.writeHeader(ByteBuffer(string: "HEADER"))
         try file.writeDataSet(ByteBuffer(string: dataSet))

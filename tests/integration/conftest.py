@@ -10,7 +10,6 @@ attached to the report of any failing test.
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -36,8 +35,6 @@ def pytest_runtest_makereport(item, call):
 
 @pytest.fixture(scope="session", autouse=True)
 def _binaries_present():
-    if harness.STANDIN:
-        return
     missing = [str(p) for p in (harness.passerelled_path(), harness.passerellectl_path())
                if not p.exists()]
     if missing:
@@ -91,7 +88,3 @@ def one_ct(tmp_path) -> Path:
     """A small CT instance for 'is the gateway still serving?' checks."""
     return datagen.make_ct(tmp_path / "probe.dcm", datagen.Study.new(), rows=64, cols=64)
 
-
-if os.environ.get("PASSERELLE_STANDIN"):
-    print(f"*** stand-in mode: {os.environ['PASSERELLE_STANDIN']} instead of passerelled",
-          file=sys.stderr)

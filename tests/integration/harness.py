@@ -6,12 +6,6 @@
 - `spool_list`: `passerellectl spool list --json`,
 - DCMTK (`storescu`, `echoscu`) and pynetdicom (`pn_store`, `pn_associate`)
   clients returning parsed outcomes.
-
-Stand-in mode: with PASSERELLE_STANDIN=storescp, `Gateway` runs DCMTK storescp
-(writing into <spool>/store) and `spool_list` scans that directory, so the
-harness and the data checks can be exercised before passerelled exists.
-Tests about passerelled-only behaviour (AE checks, spool records, A700...)
-are expected to fail in that mode.
 """
 
 from __future__ import annotations
@@ -36,7 +30,6 @@ import datagen
 REPO = Path(__file__).resolve().parents[2]
 DCMTK_BIN = datagen.DCMTK_BIN
 DCMTK_ENV = dict(os.environ, TCP_NODELAY="1")
-STANDIN = os.environ.get("PASSERELLE_STANDIN", "")
 DEFAULT_AE = "PASSERELLE"
 
 logging.getLogger("pynetdicom").setLevel(logging.CRITICAL)
@@ -144,16 +137,11 @@ class Gateway:
     pid = property(lambda self: self.proc.pid if self.proc else None)
 
     def _command(self) -> list[str]:
-        if STANDIN == "storescp":
-            self.store_dir.mkdir(parents=True, exist_ok=True)
-            return [str(DCMTK_BIN / "storescp"), "-aet", self.ae_title,
-                    "-xf", str(_standin_scp_config(self.workdir)), "Default",
-                    "-od", str(self.store_dir), "--fork", str(self.port)]
         return [str(self.executable), "--config", str(self.config_path)]
 
     def start(self, ready_timeout: float = 30.0) -> "Gateway":
         assert self.proc is None or self.proc.poll() is not None, "already running"
-        if STANDIN != "storescp" and not self.executable.exists():
+        if not self.executable.exists():
             raise FileNotFoundError(
                 f"{self.executable} not built (set PASSERELLED or build it)")
         self.config_path.write_text(self.config.toml())
@@ -210,8 +198,15 @@ class Gateway:
             rc = self.proc.wait()
             self.problems.append(f"passerelled ignored SIGTERM for {grace}s (SIGKILLed)")
             return rc
-        if rc != 0 and STANDIN != "storescp":
+        if rc != 0:
             self.problems.append(f"passerelled exit after SIGTERM: {describe_exit(rc)}")
+        return rc
+
+    def terminate(self, timeout: float = 60) -> int:
+        """SIGTERM, as systemd stops the service, and wait for the exit (an expected one)."""
+        self.proc.send_signal(signal.SIGTERM)
+        rc = self.proc.wait(timeout)
+        self._killed = True
         return rc
 
     def kill9(self) -> None:
@@ -253,29 +248,11 @@ def describe_exit(rc: int | None) -> str:
     return f"exit code {rc}"
 
 
-def _standin_scp_config(workdir: Path) -> Path:
-    """storescp association profile accepting every storage SOP class with
-    every transfer syntax DCMTK 3.6.7 knows (stand-in mode only)."""
-    from pynetdicom.sop_class import _STORAGE_CLASSES
-    tss = [ts for ts in datagen.ALL_TRANSFER_SYNTAXES if not ts.startswith("1.2.840.10008.1.2.4.20")]
-    classes = list(_STORAGE_CLASSES.values())[:127] + [Verification]
-    lines = ["[[TransferSyntaxes]]", "[All]"]
-    lines += [f"TransferSyntax{i} = {ts}" for i, ts in enumerate(tss, 1)]
-    lines += ["[[PresentationContexts]]", "[PCs]"]
-    lines += [f"PresentationContext{i} = {uid}\\All" for i, uid in enumerate(classes, 1)]
-    lines += ["[[Profiles]]", "[Default]", "PresentationContexts = PCs"]
-    path = workdir / "standin-scp.cfg"
-    path.write_text("\n".join(lines) + "\n")
-    return path
-
-
 # --------------------------------------------------------------------------
 # spool listing
 
 
 def spool_list(spool_dir: Path, revisions: bool = False) -> list[dict]:
-    if STANDIN == "storescp":
-        return _standin_spool_list(Path(spool_dir))
     args = [str(passerellectl_path()), "spool", "list", "--json", "--spool", str(spool_dir)]
     if revisions:
         args.append("--revisions")
@@ -299,31 +276,6 @@ def current_by_sop(records: list[dict]) -> dict[str, dict]:
     by_sop = {r["sop_instance_uid"]: r for r in current}
     assert len(by_sop) == len(current), "two current records for one SOP Instance UID"
     return by_sop
-
-
-def _standin_spool_list(spool: Path) -> list[dict]:
-    records = []
-    for path in sorted((spool / "store").rglob("*")):
-        if not path.is_file():
-            continue
-        ds = datagen.read(path, stop_before_pixels=True)
-        records.append({
-            "study_instance_uid": ds.StudyInstanceUID,
-            "series_instance_uid": ds.SeriesInstanceUID,
-            "sop_instance_uid": ds.SOPInstanceUID,
-            "sop_class_uid": ds.SOPClassUID,
-            "transfer_syntax_uid": ds.file_meta.TransferSyntaxUID,
-            "patient_id": ds.get("PatientID", ""),
-            "issuer_of_patient_id": ds.get("IssuerOfPatientID", ""),
-            "patient_name": str(ds.get("PatientName", "")),
-            "path": str(path.resolve()),
-            "size": path.stat().st_size,
-            "sha256": sha256_file(path),
-            "state": "queued",
-            "calling_ae_title": ds.file_meta.get("SourceApplicationEntityTitle", "").strip(),
-            "received_at": str(path.stat().st_mtime),
-        })
-    return records
 
 
 # --------------------------------------------------------------------------

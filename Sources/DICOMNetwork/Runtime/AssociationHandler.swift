@@ -353,8 +353,10 @@ final class AssociationHandler: ChannelDuplexHandler {
         let eventLoop = context.eventLoop
         let receiver = reception.receiver
         let pool = threadPool
-        reception.writes
-            .flatMap { pool.runIfActive(eventLoop: eventLoop) { receiver.finish() } }
+        let finished = reception.writes.flatMap { pool.runIfActive(eventLoop: eventLoop) { receiver.finish() } }
+        // Anything after (an abandon on abort) waits for the receiver to be done finishing.
+        reception.writes = finished.map { _ in }
+        finished
             .assumeIsolated()
             .whenComplete { [self] result in
                 guard self.reception === reception else { return }

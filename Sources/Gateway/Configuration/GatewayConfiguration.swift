@@ -1,3 +1,4 @@
+import Foundation
 import Spool
 
 /// Passerelle's configuration: `/etc/passerelle/passerelle.toml` (DESIGN.md, "Configuration
@@ -31,7 +32,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     }
 
     public struct Status: Sendable, Equatable {
-        public var socket = "/run/passerelle/status.sock"
+        /// Unset: `status.sock` inside the spool directory (the embedded default).
+        public var socket: String?
     }
 
     public var site = Site()
@@ -40,6 +42,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var status = Status()
 
     public init() {}
+
+    /// Where the status socket is: `[status] socket`, else `status.sock` in the spool.
+    public var statusSocketPath: String {
+        status.socket ?? (spool.path as NSString).appendingPathComponent("status.sock")
+    }
 
     /// The configuration `passerelled` runs on without a file.
     public static let embeddedDefault = GatewayConfiguration()

@@ -20,11 +20,14 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private let transferSyntax: TransferSyntax?
     private let callingAETitle: String
     private let logger: Logger
+    private let metrics: StorageMetrics
     private var file: TemporaryInstanceFile?
     private var headerSize = 0
     private var failure: StoreOutcome?
 
-    init(spool: Spool, request: CStoreRQ, transferSyntaxUID: String, callingAETitle: String, logger: Logger) {
+    init(spool: Spool, request: CStoreRQ, transferSyntaxUID: String, callingAETitle: String, logger: Logger,
+         metrics: StorageMetrics = StorageMetrics()) {
+        self.metrics = metrics
         self.spool = spool
         self.request = request
         self.transferSyntax = TransferSyntax(uid: transferSyntaxUID)
@@ -72,6 +75,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         }
         if let failure { return failure }
         guard let file, let transferSyntax else { return StoreOutcome(status: .processingFailure) }
+        let started = ContinuousClock.now
         do {
             let finished = try file.finish()
             let attributes = try readAttributes(path: finished.temporaryPath, transferSyntax: transferSyntax,
@@ -88,6 +92,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
                     callingAETitle: callingAETitle, receivedAt: receivedAt)
             }
             log(result, attributes: attributes, size: finished.size)
+            metrics.storeDuration.record(duration: ContinuousClock.now - started)
             return StoreOutcome(status: .success)
         } catch let outcome as StoreOutcome {
             fail(outcome)
@@ -108,7 +113,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         do {
             var source = try FileByteSource(path: path, offset: headerSize)
             attributes = try InstanceAttributes.read(from: &source, transferSyntax: transferSyntax,
-                                                     length: transferSyntax.isDeflated ? nil : dataSetLength)
+                                                     length: dataSetLength)
         } catch {
             throw StoreOutcome(status: .cannotUnderstand, errorComment: "data set cannot be parsed: \(error)")
         }
@@ -136,6 +141,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private func fail(_ outcome: StoreOutcome) {
         if failure == nil {
             failure = outcome
+            metrics.instancesRefused.increment()
             logger.warning("C-STORE refused", metadata: [
                 "sop_instance_uid": "\(request.affectedSOPInstanceUID)",
                 "status": "\(outcome.status)", "reason": "\(outcome.errorComment ?? "")",
@@ -144,7 +150,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         abandon()
     }
 
-    private func log(_ result: StoreResult, attributes: IndexedAttributes, size: Int) {
+    private func log(_ result: SpooledInstance, attributes: IndexedAttributes, size: Int) {
         let metadata: Logger.Metadata = [
             "sop_instance_uid": "\(request.affectedSOPInstanceUID)",
             "study_uid": "\(attributes.studyInstanceUID)",
@@ -152,10 +158,15 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         ]
         switch result.outcome {
         case .stored:
+            metrics.instancesStored.increment()
+            metrics.bytesStored.increment(by: size)
             logger.debug("instance stored", metadata: metadata)
         case .duplicate:
+            metrics.instancesDuplicate.increment()
             logger.info("instance received again with identical data, kept one copy", metadata: metadata)
         case .revised(_, let revision):
+            metrics.instancesRevised.increment()
+            metrics.bytesStored.increment(by: size)
             logger.warning("instance received again with different data: new revision kept, previous one superseded",
                            metadata: metadata.merging(["revision": "\(revision)"]) { $1 })
         }

@@ -11,6 +11,7 @@ public final class StorageProvider: DICOMServiceProvider {
     private let spool: Spool
     private let logger: Logger
     private let active = NIOLockedValueBox(0)
+    private let metrics = StorageMetrics()
 
     public init(policy: StoragePolicy, spool: Spool, logger: Logger) {
         self.policy = NIOLockedValueBox(policy)
@@ -28,16 +29,22 @@ public final class StorageProvider: DICOMServiceProvider {
     public func associationRequested(_ request: AssociateRQ, peer: String) -> AssociationDecision {
         let policy = self.policy.withLockedValue { $0 }
         // Count and decide under one lock so that concurrent requests cannot both take the last slot.
-        return active.withLockedValue { count in
+        let decision = active.withLockedValue { count in
             let decision = policy.decide(request, activeAssociations: count)
             if case .accept = decision { count += 1 }
             return decision
         }
+        switch decision {
+        case .accept: metrics.associationsAccepted.increment()
+        case .reject: metrics.associationsRejected.increment()
+        }
+        return decision
     }
 
     public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
         active.withLockedValue { $0 -= 1 }
         if case .aborted(let why) = reason {
+            metrics.associationsAborted.increment()
             logger.info("association ended by abort", metadata: [
                 "association": "\(association.id)", "calling_ae": "\(association.callingAETitle)", "reason": "\(why)",
             ])
@@ -53,6 +60,6 @@ public final class StorageProvider: DICOMServiceProvider {
         var logger = self.logger
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
-                                 callingAETitle: association.callingAETitle, logger: logger)
+                                 callingAETitle: association.callingAETitle, logger: logger, metrics: metrics)
     }
 }

@@ -1,0 +1,167 @@
+import DICOMCore
+import Logging
+import NIOCore
+import NIOPosix
+
+/// An established association, requestor side (from ``DICOMClient/connect(host:port:callingAETitle:calledAETitle:presentationContexts:maximumPDULength:timeouts:group:threadPool:logger:)``).
+///
+/// Operations run one at a time: concurrent calls wait their turn. End it with
+/// ``release()`` (or ``abort()``); an association dropped without either is closed abruptly.
+public actor DICOMAssociation {
+    /// An accepted presentation context.
+    public struct PresentationContext: Sendable, Hashable {
+        public var id: UInt8
+        public var abstractSyntax: String
+        public var transferSyntax: String
+
+        public init(id: UInt8, abstractSyntax: String, transferSyntax: String) {
+            self.id = id
+            self.abstractSyntax = abstractSyntax
+            self.transferSyntax = transferSyntax
+        }
+    }
+
+    /// Accepted presentation contexts by ID.
+    public nonisolated let acceptedContexts: [UInt8: PresentationContext]
+    /// The peer's A-ASSOCIATE-AC (its user information: maximum length, implementation…).
+    public nonisolated let associateAC: AssociateAC
+    public nonisolated let callingAETitle: String
+    public nonisolated let calledAETitle: String
+
+    nonisolated let channel: any Channel
+    /// Completes when the connection is gone, with why the association ended.
+    nonisolated let ended: EventLoopFuture<DICOMClientError>
+    let maximumDataFragmentLength: Int
+    let timeouts: DICOMClient.Timeouts
+    let threadPool: NIOThreadPool
+    let logger: Logger
+
+    /// Message IDs increase per association (PS3.7 §9.1.1.1 only asks for uniqueness).
+    private var nextMessageID: UInt16 = 1
+    private var busy = false
+    private var waiters: [CheckedContinuation<Void, Never>] = []
+
+    init(channel: any Channel, negotiated: RequestorHandler.Negotiated, ended: EventLoopFuture<DICOMClientError>,
+         callingAETitle: String,
+         calledAETitle: String, timeouts: DICOMClient.Timeouts, threadPool: NIOThreadPool, logger: Logger) {
+        self.channel = channel
+        self.ended = ended
+        self.acceptedContexts = negotiated.acceptedContexts
+        self.associateAC = negotiated.associateAC
+        self.maximumDataFragmentLength = negotiated.maximumDataFragmentLength
+        self.callingAETitle = callingAETitle
+        self.calledAETitle = calledAETitle
+        self.timeouts = timeouts
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    deinit {
+        channel.close(promise: nil)
+    }
+
+    /// The peer's Maximum Length (0 = unlimited).
+    public nonisolated var peerMaximumPDULength: UInt32 { associateAC.userInformation.maximumLength }
+
+    /// The accepted context, lowest ID first, for an abstract syntax (and transfer syntax).
+    public nonisolated func acceptedContext(abstractSyntax: String, transferSyntax: String? = nil) -> PresentationContext? {
+        acceptedContexts.values.sorted { $0.id < $1.id }.first { context in
+            context.abstractSyntax == abstractSyntax && (transferSyntax.map { $0 == context.transferSyntax } ?? true)
+        }
+    }
+
+    // MARK: Verification
+
+    /// C-ECHO (PS3.7 §9.1.5) on the accepted Verification context.
+    public func echo() async throws(DICOMClientError) -> DIMSEStatus {
+        try await exclusively { () async throws(DICOMClientError) -> DIMSEStatus in
+            guard let context = acceptedContext(abstractSyntax: CEchoRQ.verificationSOPClassUID) else {
+                throw DICOMClientError(
+                    code: .noAcceptedPresentationContext,
+                    message: "no accepted presentation context for Verification (\(CEchoRQ.verificationSOPClassUID))")
+            }
+            let request = CEchoRQ(messageID: takeMessageID())
+            let answer = try await perform(.cEchoRQ(request), contextID: context.id).get()
+            guard case .cEchoRSP(let response) = answer else {
+                throw DICOMClientError.protocolError("C-ECHO answered by another message")
+            }
+            return response.status
+        }
+    }
+
+    // MARK: Release and abort
+
+    /// A-RELEASE (PS3.8 §7.2); a release collision is resolved by the state machine.
+    public func release() async throws(DICOMClientError) {
+        try await exclusively { () async throws(DICOMClientError) -> Void in
+            let promise = channel.eventLoop.makePromise(of: Void.self)
+            submit(.release(promise), failing: promise)
+            do {
+                try await promise.futureResult.get()
+            } catch {
+                throw error as? DICOMClientError ?? .connectionClosed
+            }
+            logger.debug("association released")
+        }
+    }
+
+    /// A-ABORT (PS3.8 §7.3): fails the operation in progress, waits (at most the association
+    /// timeout) for the connection to close.
+    public func abort() async {
+        channel.writeAndFlush(RequestorHandler.Request.abort, promise: nil)
+        let closed = channel.closeFuture
+        let deadline = channel.eventLoop.scheduleTask(in: timeouts.association + .seconds(1)) { [channel] in
+            channel.close(promise: nil)
+        }
+        try? await closed.get()
+        deadline.cancel()
+    }
+
+    // MARK: Runtime
+
+    func takeMessageID() -> UInt16 {
+        defer { nextMessageID = nextMessageID == .max ? 1 : nextMessageID + 1 }
+        return nextMessageID
+    }
+
+    /// Sends a DIMSE request; the future is its response.
+    func perform(_ message: DIMSEMessage, contextID: UInt8) -> Answer<DIMSEMessage> {
+        let promise = channel.eventLoop.makePromise(of: DIMSEMessage.self)
+        submit(.operation(message, contextID: contextID, response: promise), failing: promise)
+        return Answer(future: promise.futureResult)
+    }
+
+    /// Sends the next data set fragment and waits until the channel takes more.
+    func sendDataSetFragment(_ bytes: ByteBuffer, isLast: Bool) async throws(DICOMClientError) {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        submit(.dataSetFragment(bytes, isLast: isLast, ready: promise), failing: promise)
+        try await Answer(future: promise.futureResult).get()
+    }
+
+    /// Writes a request to the handler; if it never gets there (channel closed), fails `promise`
+    /// with the reason the association ended.
+    private nonisolated func submit<T>(_ request: RequestorHandler.Request, failing promise: EventLoopPromise<T>) {
+        let written = channel.eventLoop.makePromise(of: Void.self)
+        let ended = self.ended
+        written.futureResult.whenFailure { _ in
+            ended.whenSuccess { promise.fail($0) }
+        }
+        channel.writeAndFlush(request, promise: written)
+    }
+
+    /// Runs `body` when no other operation runs (FIFO).
+    func exclusively<T: Sendable>(_ body: () async throws(DICOMClientError) -> T) async throws(DICOMClientError) -> T {
+        if busy {
+            await withCheckedContinuation { waiters.append($0) }
+        }
+        busy = true
+        defer {
+            if waiters.isEmpty {
+                busy = false
+            } else {
+                waiters.removeFirst().resume()  // hands `busy` over
+            }
+        }
+        return try await body()
+    }
+}

@@ -1,0 +1,22 @@
+import Foundation
+import NIOCore
+
+/// A reason the gateway cannot start, worded for the person reading the journal.
+public struct GatewayError: Error, CustomStringConvertible {
+    public var description: String
+
+    static func cannotListen(host: String, port: Int, _ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot listen on \(host):\(port): \(reason(error))"
+                     + ((error as? IOError)?.errnoCode == EACCES && port < 1024
+                        ? " (ports below 1024 need CAP_NET_BIND_SERVICE)" : ""))
+    }
+
+    static func cannotOpenSpool(path: String, _ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot open the spool at \(path): \(reason(error))")
+    }
+
+    private static func reason(_ error: any Error) -> String {
+        if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
+        return "\(error)"
+    }
+}

@@ -1,0 +1,118 @@
+import ArgumentParser
+import Foundation
+import Gateway
+
+/// Options to reach a running daemon: its configuration tells where the status socket is.
+struct SocketOptions: ParsableArguments {
+    @OptionGroup var config: ConfigOptions
+    @Option(help: "Status socket path (overrides the configuration).")
+    var socket: String?
+
+    func client() throws -> StatusClient {
+        StatusClient(path: try socket ?? config.load().statusSocketPath)
+    }
+}
+
+struct StatusCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "status", abstract: "Show the daemon's state.")
+    @OptionGroup var options: SocketOptions
+    @Flag(help: "Print the JSON answer.")
+    var json = false
+
+    func run() throws {
+        let answer = try options.client().send(.status)
+        if json {
+            print(try JSONText.pretty(answer["result"] ?? [:]))
+            return
+        }
+        guard let result = answer["result"] as? [String: Any] else { return }
+        print(StatusText.summary(result))
+    }
+}
+
+struct QueueCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "queue", abstract: "List the studies in the spool.")
+    @OptionGroup var options: SocketOptions
+    @Flag(help: "Print the JSON answer.")
+    var json = false
+
+    func run() throws {
+        let answer = try options.client().send(.queue)
+        let studies = answer["result"] as? [[String: Any]] ?? []
+        if json {
+            print(try JSONText.pretty(studies))
+            return
+        }
+        for study in studies {
+            let modalities = (study["modalities"] as? [String] ?? []).joined(separator: "/")
+            print("\(study["study_instance_uid"] ?? "")  \(modalities)  patient \(study["patient_id"] ?? "")"
+                  + "  \(study["instances"] ?? 0) instances  \(study["bytes"] ?? 0) bytes  last \(study["last_received_at"] ?? "")")
+        }
+        print("\(studies.count) study(ies)")
+    }
+}
+
+struct MetricsCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "metrics", abstract: "Print the Prometheus metrics.")
+    @OptionGroup var options: SocketOptions
+
+    func run() throws {
+        let answer = try options.client().send(.metrics)
+        print((answer["result"] as? [String: Any])?["text"] as? String ?? "", terminator: "")
+    }
+}
+
+enum JSONText {
+    static func pretty(_ value: Any) throws -> String {
+        String(decoding: try JSONSerialization.data(withJSONObject: value,
+                                                     options: [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]),
+               as: UTF8.self)
+    }
+}
+
+enum StatusText {
+    /// The readable `status`: listeners, associations, spool, disk.
+    static func summary(_ result: [String: Any]) -> String {
+        var lines: [String] = []
+        lines.append("passerelled \(result["version"] ?? "?"), up \(duration(result["uptime_seconds"] as? Int ?? 0))")
+        for listener in result["listening"] as? [[String: Any]] ?? [] {
+            lines.append("listening: AE \(listener["ae_title"] ?? "") on \(listener["bind"] ?? ""):\(listener["port"] ?? "")")
+        }
+        if let associations = result["associations"] as? [String: Any] {
+            lines.append("associations: \(associations["active"] ?? 0) active (max \(associations["maximum"] ?? 0))")
+        }
+        if let spool = result["spool"] as? [String: Any] {
+            let states = spool["states"] as? [String: [String: Any]] ?? [:]
+            let queued = states["queued"]
+            lines.append("spool: \(spool["path"] ?? "") — \(spool["studies"] ?? 0) studies, "
+                         + "\(queued?["instances"] ?? 0) instances queued (\(bytes(queued?["bytes"] as? Int ?? 0)))")
+            if let superseded = states["superseded"] {
+                lines.append("       \(superseded["instances"] ?? 0) superseded revisions kept")
+            }
+            let free = spool["free_bytes"] as? Int ?? 0
+            let minimum = spool["minimum_free_bytes"] as? Int ?? 0
+            let warning = (spool["below_minimum_free"] as? Bool ?? false) ? "  ** BELOW min_free: C-STORE refused (A700) **" : ""
+            lines.append("disk: \(bytes(free)) free, min_free \(bytes(minimum))\(warning)")
+        }
+        let destinations = result["destinations"] as? [[String: Any]] ?? []
+        lines.append(destinations.isEmpty ? "destinations: none (studies wait in the spool)"
+                                          : "destinations: \(destinations.compactMap { $0["name"] as? String }.joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+
+    static func bytes(_ count: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(count)
+        var unit = 0
+        while value >= 1024, unit < units.count - 1 {
+            value /= 1024
+            unit += 1
+        }
+        return unit == 0 ? "\(count) B" : String(format: "%.1f %@", value, units[unit])
+    }
+
+    static func duration(_ seconds: Int) -> String {
+        seconds >= 86_400 ? "\(seconds / 86_400)d \(seconds % 86_400 / 3600)h"
+            : seconds >= 3600 ? "\(seconds / 3600)h \(seconds % 3600 / 60)m" : "\(seconds / 60)m \(seconds % 60)s"
+    }
+}

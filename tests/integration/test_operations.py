@@ -1,0 +1,108 @@
+"""Operating the daemon: status socket, SIGTERM during a transfer, configuration errors."""
+
+from __future__ import annotations
+
+import json
+import socket
+import subprocess
+import time
+from pathlib import Path
+
+import harness
+from harness import (current_by_sop, parse_storescu_output, sha256_file, sop_uid, spool_list,
+                     storescu, storescu_popen, wait_until)
+
+
+def ctl(*args: str, check: bool = True) -> subprocess.CompletedProcess:
+    out = subprocess.run([str(harness.passerellectl_path()), *args], capture_output=True, text=True, timeout=60)
+    if check and out.returncode != 0:
+        raise AssertionError(f"passerellectl {' '.join(args)} -> {out.returncode}\n{out.stderr}")
+    return out
+
+
+def ask(socket_path: Path, payload: bytes) -> list[dict]:
+    """Sends raw bytes to the status socket and returns the JSON lines answered."""
+    with socket.socket(socket.AF_UNIX) as s:
+        s.settimeout(10)
+        s.connect(str(socket_path))
+        s.sendall(payload)
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+    return [json.loads(line) for line in data.decode().splitlines() if line]
+
+
+def test_status_queue_and_metrics_describe_the_spool(gateway, ct500):
+    assert len(storescu(ct500[:20], gateway.port, aec=gateway.ae_title).acked) == 20
+    status = json.loads(ctl("status", "--json", "--config", str(gateway.config_path)).stdout)
+    assert status["listening"] == [{"ae_title": gateway.ae_title, "bind": "127.0.0.1", "port": gateway.port}]
+    assert status["spool"]["states"]["queued"]["instances"] == 20
+    assert status["spool"]["states"]["queued"]["bytes"] == sum(r["size"] for r in spool_list(gateway.spool))
+    assert status["spool"]["below_minimum_free"] is False
+    assert status["associations"]["active"] == 0
+
+    readable = ctl("status", "--config", str(gateway.config_path)).stdout
+    assert "20 instances queued" in readable and f"AE {gateway.ae_title}" in readable
+
+    queue = json.loads(ctl("queue", "--json", "--config", str(gateway.config_path)).stdout)
+    assert len(queue) == 1 and queue[0]["instances"] == 20
+    assert queue[0]["patient_id"] == "CT500"
+    assert "Martin" not in json.dumps(queue), "queue must carry identifiers, not names"
+
+    metrics = ctl("metrics", "--config", str(gateway.config_path)).stdout
+    assert 'passerelle_instances_received_total{outcome="stored"} 20' in metrics
+    assert 'passerelle_associations_total{outcome="accepted"}' in metrics
+
+
+def test_malformed_status_requests_get_errors_and_harm_nothing(gateway):
+    sock = gateway.spool / "status.sock"
+    assert oct(sock.stat().st_mode & 0o777) == "0o660"
+    answers = ask(sock, b'not json\n{"command":"launch"}\n{"command":"retry"}\n{"nope":1}\n\xff\xfe\n'
+                        b'{"command":"status"}\n')
+    codes = [a.get("error", {}).get("code") for a in answers]
+    assert codes[:5] == ["bad_request", "unknown_command", "bad_request", "bad_request", "bad_request"], answers
+    assert answers[5]["ok"] is True
+    # A line longer than the limit is refused and the connection closed, without buffering more.
+    answers = ask(sock, b"x" * 70_000)
+    assert answers and answers[0]["error"]["code"] == "bad_request"
+    assert harness.pn_echo(gateway.port, aec=gateway.ae_title) == 0x0000
+
+
+def test_sigterm_during_a_transfer_loses_nothing_acknowledged(start_gateway, ct500, tmp_path):
+    gw = start_gateway()
+    log = tmp_path / "storescu.log"
+    proc = storescu_popen(ct500, gw.port, log, aec=gw.ae_title)
+    assert wait_until(lambda: sum(r == "Success" for r in parse_storescu_output(log.read_text()).values()) >= 50,
+                      120, interval=0.02)
+    # The running association goes on for the grace period, then is aborted; the daemon exits 0.
+    assert gw.terminate() == 0, gw.log_tail()
+    proc.wait(60)
+    acked = [Path(f) for f, r in parse_storescu_output(log.read_text()).items() if r == "Success"]
+    by_sop = current_by_sop(spool_list(gw.spool))
+    assert {sop_uid(f) for f in acked} <= set(by_sop)
+    for record in by_sop.values():
+        assert sha256_file(Path(record["path"])) == record["sha256"]
+    assert gw.files_in(gw.tmp_dir) == [], "temporary files left behind"
+    assert "stopping: no new associations" in gw.log_text()
+
+
+def test_invalid_configuration_is_refused_with_file_and_line(tmp_path):
+    config = tmp_path / "passerelle.toml"
+    config.write_text('[dicom]\nport = 11112\nmax_pdu_lenght = 4096\n')
+    out = subprocess.run([str(harness.passerelled_path()), "--config", str(config)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode == 78, out.stderr
+    assert f"{config}:3: unknown key 'max_pdu_lenght' in [dicom]" in out.stderr
+    assert "did you mean 'max_pdu_length'?" in out.stderr
+    check = ctl("config", "check", "--config", str(config), check=False)
+    assert check.returncode == 78 and f"{config}:3:" in check.stderr
+
+
+def test_a_port_in_use_is_a_clear_error(gateway, tmp_path):
+    other = harness.Gateway(tmp_path / "other", port=gateway.port)
+    other.config_path.write_text(other.config.toml())
+    out = subprocess.run([str(harness.passerelled_path()), "--config", str(other.config_path)],
+                         capture_output=True, text=True, timeout=30)
+    assert out.returncode != 0
+    assert f"cannot listen on 127.0.0.1:{gateway.port}" in out.stderr, out.stderr
