@@ -1,6 +1,7 @@
 import DICOMNetwork
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Prometheus
@@ -11,6 +12,9 @@ import Spool
 /// and, on graceful shutdown, stops accepting and lets running transfers end.
 public final class GatewayService: Service {
     public let configuration: GatewayConfiguration
+    /// The configuration in force (reloads change it) and the provider applying it.
+    private let live = NIOLockedValueBox<(configuration: GatewayConfiguration, provider: StorageProvider?)>(
+        (GatewayConfiguration(), nil))
     private let logger: Logger
     private let registry: PrometheusCollectorRegistry?
     private let onListening: @Sendable (Int) -> Void
@@ -23,6 +27,33 @@ public final class GatewayService: Service {
         self.logger = logger
         self.registry = registry
         self.onListening = onListening
+        live.withLockedValue { $0.configuration = configuration }
+    }
+
+    /// Applies a reloaded configuration to new associations; running ones are untouched.
+    public func apply(_ configuration: GatewayConfiguration) {
+        let (running, provider) = live.withLockedValue { ($0.configuration, $0.provider) }
+        let applied = configuration.liveChanges(from: running)
+        let pending = configuration.restartRequiredChanges(from: running)
+        provider?.update(policy: Self.policy(configuration.dicom))
+        live.withLockedValue { state in
+            // Keep the running values of what needs a restart, so the next reload compares right.
+            state.configuration.dicom.aeTitle = configuration.dicom.aeTitle
+            state.configuration.dicom.allowedCallingAETitles = configuration.dicom.allowedCallingAETitles
+            state.configuration.dicom.maxAssociations = configuration.dicom.maxAssociations
+        }
+        logger.notice("configuration reloaded", metadata: [
+            "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
+            "needs_restart": "\(pending.isEmpty ? "nothing" : pending.joined(separator: ", "))",
+        ])
+        if configuration.dicom.allowedCallingAETitles.isEmpty && !running.dicom.allowedCallingAETitles.isEmpty {
+            logger.warning("dicom.allowed_calling_aets is now empty: any calling AE title may store")
+        }
+    }
+
+    static func policy(_ dicom: GatewayConfiguration.DICOM) -> StoragePolicy {
+        StoragePolicy(calledAETitles: [dicom.aeTitle], allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
+                      maximumAssociations: dicom.maxAssociations)
     }
 
     /// How long running transfers may continue after a stop is asked.
@@ -48,11 +79,8 @@ public final class GatewayService: Service {
         if dicom.allowedCallingAETitles.isEmpty {
             logger.warning("dicom.allowed_calling_aets is empty: any calling AE title may store")
         }
-        let provider = StorageProvider(
-            policy: StoragePolicy(calledAETitles: [dicom.aeTitle],
-                                  allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
-                                  maximumAssociations: dicom.maxAssociations),
-            spool: spool, logger: logger)
+        let provider = StorageProvider(policy: Self.policy(dicom), spool: spool, logger: logger)
+        live.withLockedValue { $0.provider = provider }
 
         let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
         threadPool.start()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import subprocess
 import time
@@ -106,3 +107,26 @@ def test_a_port_in_use_is_a_clear_error(gateway, tmp_path):
                          capture_output=True, text=True, timeout=30)
     assert out.returncode != 0
     assert f"cannot listen on 127.0.0.1:{gateway.port}" in out.stderr, out.stderr
+
+
+def test_sighup_reloads_the_allow_list_without_dropping_associations(start_gateway):
+    gw = start_gateway(allowed_calling_aets=["CT1"])
+    assert harness.association_rejection(gw.port, aet="MR2", aec=gw.ae_title) == (1, 1, 3)
+    held = harness.pn_associate(gw.port, aet="CT1", aec=gw.ae_title)
+    assert held.is_established
+
+    gw.config.allowed_calling_aets = ["CT1", "MR2"]
+    gw.config_path.write_text(gw.config.toml())
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "configuration reloaded" in gw.log_text(), 10)
+    assert "dicom.allowed_calling_aets" in gw.log_text()
+    assert harness.pn_echo(gw.port, aet="MR2", aec=gw.ae_title) == 0x0000
+    assert held.is_established and held.send_c_echo().Status == 0x0000, "the open association survives"
+    held.release()
+
+    # A broken file is reported and the running configuration kept.
+    gw.config_path.write_text("[dicom]\nport = \"eleven\"\n")
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: "configuration not reloaded" in gw.log_text(), 10)
+    assert "passerelle.toml:2: dicom.port: expected an integer" in gw.log_text()
+    assert harness.pn_echo(gw.port, aet="MR2", aec=gw.ae_title) == 0x0000

@@ -80,6 +80,16 @@ struct DICOMClientFaultTests {
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
     }
 
+    @Test(arguments: ["", "                ", "ABCDEFGHIJKLMNOPQ", "BACK\\SLASH", "CAFÉ"])
+    func invalidAETitlesAreRefusedBeforeConnecting(title: String) async throws {
+        let error = await #expect(throws: DICOMClientError.self) {
+            _ = try await DICOMClient.connect(
+                host: "127.0.0.1", port: 1, callingAETitle: "CLIENTTEST", calledAETitle: title,
+                presentationContexts: [], group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+        }
+        #expect(error?.code == .invalidAETitle)
+    }
+
     @Test func silentPeerTimesOutAndGetsAnAbort() async throws {
         let received = try await withPeer({ _ in [] }) { port in
             let error = await #expect(throws: DICOMClientError.self) { _ = try await connect(port) }

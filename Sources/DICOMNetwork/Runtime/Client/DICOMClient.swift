@@ -65,6 +65,10 @@ public struct DICOMClient: Sendable {
         timeouts: Timeouts = Timeouts(), group: any EventLoopGroup,
         threadPool: NIOThreadPool = .singleton, logger: Logger
     ) async throws(DICOMClientError) -> DICOMAssociation {
+        for (role, title) in [("calling", callingAETitle), ("called", calledAETitle)] where !isValidAETitle(title) {
+            throw DICOMClientError(code: .invalidAETitle,
+                                   message: "invalid \(role) AE title \"\(title)\": 1 to 16 printable ASCII characters, no backslash")
+        }
         guard presentationContexts.count <= maximumPresentationContexts else {
             throw DICOMClientError(code: .tooManyPresentationContexts,
                                    message: "\(presentationContexts.count) presentation contexts proposed; "
@@ -128,5 +132,13 @@ public struct DICOMClient: Sendable {
         return DICOMAssociation(
             channel: channel, negotiated: negotiated, ended: ended.futureResult, callingAETitle: callingAETitle,
             calledAETitle: calledAETitle, timeouts: timeouts, threadPool: threadPool, logger: logger)
+    }
+
+    /// PS3.5 §6.2, VR AE: up to 16 characters of the default repertoire without backslash or
+    /// control characters; leading and trailing spaces are not significant, so not all spaces.
+    static func isValidAETitle(_ title: String) -> Bool {
+        let bytes = Array(title.utf8)
+        return (1...16).contains(bytes.count) && bytes.allSatisfy { (0x20...0x7E).contains($0) && $0 != 0x5C }
+            && bytes.contains { $0 != 0x20 }
     }
 }

@@ -28,6 +28,9 @@ public struct DICOMClientError: Error, Sendable, Hashable, CustomStringConvertib
         public static let invalidFile = Code(name: "invalidFile")
         /// More presentation contexts than an A-ASSOCIATE-RQ can carry (128).
         public static let tooManyPresentationContexts = Code(name: "tooManyPresentationContexts")
+        /// A calling or called AE title that PS3.5 §6.2 (AE) does not allow: 1–16 characters
+        /// of printable ASCII without backslash, not all spaces.
+        public static let invalidAETitle = Code(name: "invalidAETitle")
         /// The local user aborted the association.
         public static let abortedLocally = Code(name: "abortedLocally")
     }

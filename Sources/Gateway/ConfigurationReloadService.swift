@@ -1,0 +1,53 @@
+import Logging
+import ServiceLifecycle
+import UnixSignals
+
+/// Reloads the configuration file on SIGHUP (`systemctl reload passerelle`): what can change
+/// without dropping associations is applied, the rest is named in the log as needing a restart.
+/// An invalid file is reported with file:line and the running configuration is kept.
+public struct ConfigurationReloadService: Service {
+    let gateway: GatewayService
+    let path: String
+    let logger: Logger
+
+    public init(gateway: GatewayService, path: String, logger: Logger) {
+        self.gateway = gateway
+        self.path = path
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            do {
+                let configuration = try ConfigurationLoader.load(path: path)
+                gateway.apply(configuration)
+            } catch {
+                logger.error("configuration not reloaded, the running one is kept", metadata: ["error": "\(error)"])
+            }
+        }
+    }
+}
+
+extension GatewayConfiguration {
+    /// The settings that only take effect at the next start, named as in the file.
+    func restartRequiredChanges(from running: GatewayConfiguration) -> [String] {
+        var changed: [String] = []
+        if dicom.port != running.dicom.port { changed.append("dicom.port") }
+        if dicom.bind != running.dicom.bind { changed.append("dicom.bind") }
+        if dicom.maxPDULength != running.dicom.maxPDULength { changed.append("dicom.max_pdu_length") }
+        if dicom.idleTimeout != running.dicom.idleTimeout { changed.append("dicom.idle_timeout") }
+        if spool != running.spool { changed.append("spool") }
+        if status != running.status { changed.append("status.socket") }
+        if site != running.site { changed.append("site") }
+        return changed
+    }
+
+    /// The settings a reload applies at once, named as in the file.
+    func liveChanges(from running: GatewayConfiguration) -> [String] {
+        var changed: [String] = []
+        if dicom.aeTitle != running.dicom.aeTitle { changed.append("dicom.ae_title") }
+        if dicom.allowedCallingAETitles != running.dicom.allowedCallingAETitles { changed.append("dicom.allowed_calling_aets") }
+        if dicom.maxAssociations != running.dicom.maxAssociations { changed.append("dicom.max_associations") }
+        return changed
+    }
+}
