@@ -58,6 +58,33 @@ public struct FileStore: Sendable {
         unlink(absolutePath(relativePath))
     }
 
+    /// Whether two stored files hold the same data set bytes (their Part-10 headers may differ,
+    /// e.g. by Source AE Title). Streams both: a multi-gigabyte instance is not loaded.
+    public func dataSetsEqual(_ first: String, offset firstOffset: Int, _ second: String, offset secondOffset: Int) -> Bool {
+        let a = open(absolutePath(first), O_RDONLY | O_CLOEXEC)
+        let b = open(absolutePath(second), O_RDONLY | O_CLOEXEC)
+        defer {
+            if a >= 0 { close(a) }
+            if b >= 0 { close(b) }
+        }
+        guard a >= 0, b >= 0 else { return false }
+        var statA = stat(), statB = stat()
+        guard fstat(a, &statA) == 0, fstat(b, &statB) == 0,
+              Int(statA.st_size) - firstOffset == Int(statB.st_size) - secondOffset else { return false }
+        let chunk = 1 << 20
+        var bufferA = [UInt8](repeating: 0, count: chunk), bufferB = bufferA
+        var positionA = off_t(firstOffset), positionB = off_t(secondOffset)
+        while true {
+            let readA = bufferA.withUnsafeMutableBytes { pread(a, $0.baseAddress, chunk, positionA) }
+            let readB = bufferB.withUnsafeMutableBytes { pread(b, $0.baseAddress, chunk, positionB) }
+            guard readA == readB, readA >= 0 else { return false }
+            if readA == 0 { return true }
+            guard bufferA[..<readA] == bufferB[..<readB] else { return false }
+            positionA += off_t(readA)
+            positionB += off_t(readB)
+        }
+    }
+
     /// Bytes available to an unprivileged writer and the file system's size.
     public func diskSpace() throws -> (available: UInt64, total: UInt64) {
         var stats = statvfs()

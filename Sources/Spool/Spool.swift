@@ -45,7 +45,11 @@ public struct Spool: Sendable {
         let instance = make(relativePath)
         let outcome: RecordOutcome
         do {
-            outcome = try database.record(instance)
+            outcome = try database.record(instance) { currentPath, currentOffset in
+                currentPath == relativePath
+                    || files.dataSetsEqual(currentPath, offset: currentOffset,
+                                           relativePath, offset: instance.dataSetOffset)
+            }
         } catch {
             // Not indexed: the sender gets a failure; the file must not linger unreferenced.
             if (try? database.isReferenced(filePath: relativePath)) == false {

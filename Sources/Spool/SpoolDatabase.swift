@@ -14,10 +14,13 @@ public struct SpoolDatabase: Sendable {
         var configuration = Configuration()
         configuration.foreignKeysEnabled = true
         configuration.busyMode = .timeout(10)
-        configuration.prepareDatabase { db in
+        let pool = try DatabasePool(path: path, configuration: configuration)
+        // GRDB sets NORMAL for WAL pools, which does not sync the WAL at each commit: a row
+        // acknowledged to a sender could vanish in a power cut. FULL syncs every commit. All
+        // writes go through the pool's single writer connection, so setting it there is enough.
+        try pool.writeWithoutTransaction { db in
             try db.execute(sql: "PRAGMA synchronous = FULL")
         }
-        let pool = try DatabasePool(path: path, configuration: configuration)
         try Self.migrator.migrate(pool)
         self.writer = pool
     }
@@ -83,7 +86,7 @@ public struct SpoolDatabase: Sendable {
                     file_path TEXT NOT NULL,
                     size INTEGER NOT NULL CHECK (size >= 0),
                     sha256 TEXT NOT NULL,
-                    dataset_sha256 TEXT NOT NULL,
+                    dataset_offset INTEGER NOT NULL CHECK (dataset_offset >= 0),
                     calling_ae_title TEXT NOT NULL,
                     received_at REAL NOT NULL,
                     revision INTEGER NOT NULL DEFAULT 1,
@@ -102,23 +105,24 @@ public struct SpoolDatabase: Sendable {
 
     /// Indexes a received instance whose file is already durable in the store.
     ///
-    /// Same SOP instance with the same data set bytes: nothing changes (`.duplicate`).
-    /// Different bytes: the new one becomes current and the old one is kept as superseded.
-    public func record(_ instance: NewInstance) throws -> RecordOutcome {
+    /// When the SOP instance is already current, `sameDataSet(currentPath, currentOffset)` says
+    /// whether its data set bytes equal the new one's: equal is a `.duplicate` (nothing changes);
+    /// different makes the new one current and keeps the old one as superseded. The comparison
+    /// runs inside the transaction, so two receptions of one instance cannot race.
+    public func record(_ instance: NewInstance,
+                       sameDataSet: (_ currentPath: String, _ currentOffset: Int) throws -> Bool) throws -> RecordOutcome {
         try writer.write { db in
-            if let current = try Row.fetchOne(db, sql: """
-                SELECT id, dataset_sha256, file_path, revision FROM instance
+            if let current = try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT id, file_path, dataset_offset, revision FROM instance
                 WHERE sop_instance_uid = ? AND revision_state = 'current'
-                """, arguments: [instance.sopInstanceUID]) {
+                """), arguments: [instance.sopInstanceUID]) {
                 let currentID: Int64 = current["id"]
-                let currentHash: String = current["dataset_sha256"]
                 let currentPath: String = current["file_path"]
-                if currentHash == instance.datasetSHA256 {
+                if try sameDataSet(currentPath, current["dataset_offset"]) {
                     return .duplicate(existingPath: currentPath)
                 }
-                try db.execute(
-                    sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?",
-                    arguments: [currentID])
+                try db.cachedStatement(sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?")
+                    .execute(arguments: [currentID])
                 let revision: Int = current["revision"]
                 try insert(instance, revision: revision + 1, db: db)
                 return .revised(previousPath: currentPath, revision: revision + 1)
@@ -128,46 +132,43 @@ public struct SpoolDatabase: Sendable {
         }
     }
 
+    /// Statements are cached: this runs once per received instance.
     private func insert(_ instance: NewInstance, revision: Int, db: Database) throws {
         let a = instance.attributes
-        try db.execute(sql: """
+        let patientRef = try Int64.fetchOne(db.cachedStatement(sql: """
             INSERT INTO patient (patient_id, issuer_of_patient_id, patient_name, birth_date, sex)
             VALUES (?, ?, ?, ?, ?)
             ON CONFLICT (patient_id, issuer_of_patient_id) DO UPDATE SET
                 patient_name = excluded.patient_name,
                 birth_date = excluded.birth_date,
                 sex = excluded.sex
-            """, arguments: [a.patientID, a.issuerOfPatientID, a.patientName, a.patientBirthDate, a.patientSex])
-        let patientRef = try Int64.fetchOne(db, sql: """
-            SELECT id FROM patient WHERE patient_id = ? AND issuer_of_patient_id = ?
-            """, arguments: [a.patientID, a.issuerOfPatientID])!
-        try db.execute(sql: """
+            RETURNING id
+            """), arguments: [a.patientID, a.issuerOfPatientID, a.patientName, a.patientBirthDate, a.patientSex])
+        let studyRef = try Int64.fetchOne(db.cachedStatement(sql: """
             INSERT INTO study (study_instance_uid, patient_ref, study_date, study_time,
                                accession_number, study_description, last_received_at)
             VALUES (?, ?, ?, ?, ?, ?, ?)
             ON CONFLICT (study_instance_uid) DO UPDATE SET
                 patient_ref = excluded.patient_ref,
                 last_received_at = excluded.last_received_at
-            """, arguments: [a.studyInstanceUID, patientRef, a.studyDate, a.studyTime,
-                             a.accessionNumber, a.studyDescription, instance.receivedAt.timeIntervalSince1970])
-        let studyRef = try Int64.fetchOne(db, sql: "SELECT id FROM study WHERE study_instance_uid = ?",
-                                          arguments: [a.studyInstanceUID])!
-        try db.execute(sql: """
+            RETURNING id
+            """), arguments: [a.studyInstanceUID, patientRef, a.studyDate, a.studyTime,
+                              a.accessionNumber, a.studyDescription, instance.receivedAt.timeIntervalSince1970])
+        let seriesRef = try Int64.fetchOne(db.cachedStatement(sql: """
             INSERT INTO series (series_instance_uid, study_ref, modality, series_number)
             VALUES (?, ?, ?, ?)
-            ON CONFLICT (series_instance_uid) DO NOTHING
-            """, arguments: [a.seriesInstanceUID, studyRef, a.modality, a.seriesNumber])
-        let seriesRef = try Int64.fetchOne(db, sql: "SELECT id FROM series WHERE series_instance_uid = ?",
-                                           arguments: [a.seriesInstanceUID])!
-        try db.execute(sql: """
+            ON CONFLICT (series_instance_uid) DO UPDATE SET study_ref = series.study_ref
+            RETURNING id
+            """), arguments: [a.seriesInstanceUID, studyRef, a.modality, a.seriesNumber])
+        try db.cachedStatement(sql: """
             INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
-                                  instance_number, file_path, size, sha256, dataset_sha256,
+                                  instance_number, file_path, size, sha256, dataset_offset,
                                   calling_ae_title, received_at, revision)
             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, arguments: [instance.sopInstanceUID, instance.sopClassUID, instance.transferSyntaxUID,
-                             seriesRef, a.instanceNumber, instance.filePath, instance.size,
-                             instance.sha256, instance.datasetSHA256, instance.callingAETitle,
-                             instance.receivedAt.timeIntervalSince1970, revision])
+            """).execute(arguments: [instance.sopInstanceUID, instance.sopClassUID, instance.transferSyntaxUID,
+                                     seriesRef, a.instanceNumber, instance.filePath, instance.size,
+                                     instance.sha256, instance.dataSetOffset, instance.callingAETitle,
+                                     instance.receivedAt.timeIntervalSince1970, revision])
     }
 
     /// Every indexed instance, oldest first; superseded revisions only when asked.
@@ -210,6 +211,11 @@ public struct SpoolDatabase: Sendable {
         try writer.read { db in
             Set(try String.fetchAll(db, sql: "SELECT file_path FROM instance"))
         }
+    }
+
+    /// The writer connection's `PRAGMA synchronous` (2 = FULL).
+    public func synchronousMode() throws -> Int {
+        try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
     }
 
     /// Counts of current instances and distinct studies.

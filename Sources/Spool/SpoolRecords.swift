@@ -52,15 +52,15 @@ public struct NewInstance: Sendable {
     public var size: Int
     /// SHA-256 of the stored file (hex).
     public var sha256: String
-    /// SHA-256 of the data set bytes as received (hex): what "same instance" compares.
-    public var datasetSHA256: String
+    /// Where the data set starts in the file: "same instance" compares the bytes from there.
+    public var dataSetOffset: Int
     public var callingAETitle: String
     public var receivedAt: Date
 
     public init(
         sopInstanceUID: String, sopClassUID: String, transferSyntaxUID: String,
         attributes: IndexedAttributes, filePath: String, size: Int, sha256: String,
-        datasetSHA256: String, callingAETitle: String, receivedAt: Date
+        dataSetOffset: Int, callingAETitle: String, receivedAt: Date
     ) {
         self.sopInstanceUID = sopInstanceUID
         self.sopClassUID = sopClassUID
@@ -69,7 +69,7 @@ public struct NewInstance: Sendable {
         self.filePath = filePath
         self.size = size
         self.sha256 = sha256
-        self.datasetSHA256 = datasetSHA256
+        self.dataSetOffset = dataSetOffset
         self.callingAETitle = callingAETitle
         self.receivedAt = receivedAt
     }

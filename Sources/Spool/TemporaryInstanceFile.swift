@@ -8,13 +8,12 @@ import Glibc
 
 /// A file being received into the spool's `tmp/` directory.
 ///
-/// Bytes are hashed as they are written, so neither the file nor the data set is read twice.
+/// Bytes are hashed as they are written, so the file is never read again to hash it.
 /// One association owns it at a time; its blocking calls run on a thread pool.
 public final class TemporaryInstanceFile: @unchecked Sendable {
     public let path: String
     private var fd: Int32
     private var fileHasher = SHA256()
-    private var dataSetHasher = SHA256()
     public private(set) var size = 0
     public private(set) var dataSetSize = 0
 
@@ -41,7 +40,6 @@ public final class TemporaryInstanceFile: @unchecked Sendable {
     private func write(_ bytes: ByteBuffer, isDataSet: Bool) throws {
         try bytes.withUnsafeReadableBytes { raw in
             fileHasher.update(bufferPointer: raw)
-            if isDataSet { dataSetHasher.update(bufferPointer: raw) }
             var offset = 0
             while offset < raw.count {
                 let written = Glibc.write(fd, raw.baseAddress! + offset, raw.count - offset)
@@ -70,7 +68,7 @@ public final class TemporaryInstanceFile: @unchecked Sendable {
         return FinishedFile(
             temporaryPath: path, size: size,
             sha256: fileHasher.finalize().hexString,
-            dataSetSHA256: dataSetHasher.finalize().hexString)
+            dataSetOffset: size - dataSetSize)
     }
 
     /// Closes and removes the file: nothing partial is ever left behind.
@@ -88,7 +86,8 @@ public struct FinishedFile: Sendable {
     public var temporaryPath: String
     public var size: Int
     public var sha256: String
-    public var dataSetSHA256: String
+    /// Where the data set starts (after the Part-10 header).
+    public var dataSetOffset: Int
 }
 
 extension Digest {

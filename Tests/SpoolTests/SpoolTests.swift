@@ -24,7 +24,7 @@ import Testing
         return try spool.store(finished) { path in
             NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
                         transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(), filePath: path,
-                        size: finished.size, sha256: finished.sha256, datasetSHA256: finished.dataSetSHA256,
+                        size: finished.size, sha256: finished.sha256, dataSetOffset: finished.dataSetOffset,
                         callingAETitle: "CT1", receivedAt: Date())
         }
     }
@@ -110,19 +110,57 @@ import Testing
         let database = try SpoolDatabase()
         let instance = NewInstance(sopInstanceUID: "1.2", sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
                                    transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(),
-                                   filePath: "store/aa/a.dcm", size: 1, sha256: "a", datasetSHA256: "a",
+                                   filePath: "store/aa/a.dcm", size: 1, sha256: "a", dataSetOffset: 0,
                                    callingAETitle: "CT1", receivedAt: Date())
-        #expect(try database.record(instance) == .stored)
+        #expect(try database.record(instance) { _, _ in false } == .stored)
         // Bypass the revision logic: SQLite itself must refuse a second current row.
         #expect(throws: (any Error).self) {
             try database.writer.write { db in
                 try db.execute(sql: """
                     INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
-                        file_path, size, sha256, dataset_sha256, calling_ae_title, received_at)
-                    SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref, 'x', 1, 'b', 'b',
+                        file_path, size, sha256, dataset_offset, calling_ae_title, received_at)
+                    SELECT sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref, 'x', 1, 'b', 0,
                         'CT1', 0 FROM instance
                     """)
             }
+        }
+    }
+}
+
+@Suite struct SpoolDurabilityTests {
+    @Test func theWriterSyncsEveryCommit() throws {
+        let root = NSTemporaryDirectory() + "spool-sync-" + UUID().uuidString
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        #expect(try spool.database.synchronousMode() == 2)  // FULL
+    }
+
+    @Test func sameDataSetUnderAnotherHeaderIsADuplicate() throws {
+        let root = NSTemporaryDirectory() + "spool-dup-" + UUID().uuidString
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        func receive(header: String, dataSet: String) throws -> RecordOutcome {
+            let file = try spool.files.makeTemporaryFile()
+            try file.writeHeader(ByteBuffer(string: header))
+            try file.writeDataSet(ByteBuffer(string: dataSet))
+            let finished = try file.finish()
+            return try spool.store(finished) { path in
+                NewInstance(sopInstanceUID: "1.2.3", sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                            transferSyntaxUID: "1.2.840.10008.1.2",
+                            attributes: IndexedAttributes(studyInstanceUID: "1.2", seriesInstanceUID: "1.2.1",
+                                                          patientID: "P", issuerOfPatientID: ""),
+                            filePath: path, size: finished.size, sha256: finished.sha256,
+                            dataSetOffset: finished.dataSetOffset, callingAETitle: header, receivedAt: Date())
+            }.outcome
+        }
+        #expect(try receive(header: "FROM-CT1", dataSet: "SAME") == .stored)
+        // Sent again by another AE: another header, the same data set.
+        guard case .duplicate = try receive(header: "FROM-PACS-2", dataSet: "SAME") else {
+            Issue.record("expected a duplicate")
+            return
+        }
+        #expect(spool.files.storedFiles().count == 1)
+        guard case .revised = try receive(header: "FROM-CT1", dataSet: "DIFF") else {
+            Issue.record("expected a revision")
+            return
         }
     }
 }

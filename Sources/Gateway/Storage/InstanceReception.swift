@@ -88,7 +88,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
                 NewInstance(
                     sopInstanceUID: request.affectedSOPInstanceUID, sopClassUID: request.affectedSOPClassUID,
                     transferSyntaxUID: transferSyntax.uid, attributes: attributes, filePath: path,
-                    size: finished.size, sha256: finished.sha256, datasetSHA256: finished.dataSetSHA256,
+                    size: finished.size, sha256: finished.sha256, dataSetOffset: finished.dataSetOffset,
                     callingAETitle: callingAETitle, receivedAt: receivedAt)
             }
             log(result, attributes: attributes, size: finished.size)
