@@ -89,8 +89,10 @@ let package = Package(
         .executableTarget(
             name: "passerellectl",
             dependencies: [
-                "Gateway", "Spool",
+                "Gateway", "Spool", "DICOMNetwork",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(name: "DICOMCoreTests", dependencies: ["DICOMCore"]),

@@ -4,12 +4,13 @@ import Gateway
 import Spool
 
 @main
-struct PasserelleCtl: ParsableCommand {
+struct PasserelleCtl: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "passerellectl",
         abstract: "Inspect and control a Passerelle gateway.",
         version: PasserelleVersion.current,
-        subcommands: [StatusCommand.self, QueueCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self]
+        subcommands: [StatusCommand.self, QueueCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self,
+                      EchoCommand.self, SendCommand.self]
     )
 }
 

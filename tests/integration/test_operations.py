@@ -130,3 +130,20 @@ def test_sighup_reloads_the_allow_list_without_dropping_associations(start_gatew
     assert wait_until(lambda: "configuration not reloaded" in gw.log_text(), 10)
     assert "passerelle.toml:2: dicom.port: expected an integer" in gw.log_text()
     assert harness.pn_echo(gw.port, aet="MR2", aec=gw.ae_title) == 0x0000
+
+
+def test_passerellectl_echo_and_send(gateway, ct500):
+    peer = f"{gateway.ae_title}@127.0.0.1:{gateway.port}"
+    out = ctl("echo", peer)
+    assert "C-ECHO" in out.stdout and "0x0000" in out.stdout
+    rejected = ctl("echo", f"NOBODY@127.0.0.1:{gateway.port}", check=False)
+    assert rejected.returncode == 3 and "called AE title not recognized" in rejected.stderr
+    unreachable = ctl("echo", f"X@127.0.0.1:{harness.free_port()}", "--timeout", "5", check=False)
+    assert unreachable.returncode == 2 and "cannot connect" in unreachable.stderr
+
+    sent = ctl("send", *map(str, ct500[:5]), "--to", peer, "--aet", "IT_TEST")
+    assert "5 of 5 sent" in sent.stdout
+    records = current_by_sop(spool_list(gateway.spool))
+    assert {sop_uid(f) for f in ct500[:5]} <= set(records)
+    assert all(records[sop_uid(f)]["calling_ae_title"] == "IT_TEST" for f in ct500[:5])
+    assert ctl("send", "--to", peer, "/nonexistent.dcm", check=False).returncode != 0
