@@ -355,3 +355,23 @@ def dataset_bytes(path: Path) -> bytes:
 def file_meta(path: Path) -> Dataset:
     from pydicom.filereader import read_file_meta_info
     return read_file_meta_info(path)
+
+
+def make_large_multiframe(path: Path, study: Study, frames: int, rows: int = 1024, cols: int = 1024) -> Path:
+    """An Enhanced CT-like multi-frame instance of frames×rows×cols×16 bits, written by
+    streaming the Pixel Data so that a 1 GiB file never sits in this process's memory."""
+    from pydicom.uid import EnhancedCTImageStorage
+    ds = _base_dataset(EnhancedCTImageStorage, "CT", study, 1, None)
+    ds.NumberOfFrames = frames
+    ds.SamplesPerPixel = 1
+    ds.PhotometricInterpretation = "MONOCHROME2"
+    ds.Rows, ds.Columns = rows, cols
+    ds.BitsAllocated, ds.BitsStored, ds.HighBit, ds.PixelRepresentation = 16, 12, 11, 0
+    path = save(ds, path)  # everything but Pixel Data, which sorts last (7FE0,0010)
+    frame = _synthetic_image(rows, cols, seed=7, bits=12).tobytes()
+    length = len(frame) * frames
+    with open(path, "ab") as f:
+        f.write(b"\xe0\x7f\x10\x00OW\x00\x00" + length.to_bytes(4, "little"))
+        for _ in range(frames):
+            f.write(frame)
+    return path

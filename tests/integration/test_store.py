@@ -187,3 +187,23 @@ def test_disk_below_min_free_answers_a700_and_keeps_nothing(start_gateway, one_c
     assert spool_list(gw.spool) == []
     assert gw.files_in(gw.store_dir) == []
     assert gw.files_in(gw.tmp_dir) == []
+
+
+def test_one_gibibyte_instance_streams_to_disk(start_gateway, tmp_path):
+    """A 1 GiB multi-frame instance is stored byte for byte without 1 GiB of RAM."""
+    gw = start_gateway()
+    big = datagen.make_large_multiframe(tmp_path / "big.dcm", datagen.Study.new(), frames=512)
+    assert big.stat().st_size > 1 << 30
+    res = storescu([big], gw.port, aec=gw.ae_title)
+    assert len(res.acked) == 1, res.output[-2000:]
+    peak_mb = gw.peak_rss_kb() / 1024
+    assert peak_mb < 200, f"passerelled peaked at {peak_mb:.0f} MB for a 1 GiB instance"
+    record = spool_list(gw.spool)[0]
+    stored = Path(record["path"])
+    assert record["sha256"] == sha256_file(stored)
+    assert stored.stat().st_size - big.stat().st_size < 1024  # the same data set, another header
+    with open(big, "rb") as a, open(stored, "rb") as b:
+        a.seek(-(1 << 20), 2)
+        b.seek(-(1 << 20), 2)
+        assert a.read() == b.read(), "the last MiB of pixel data differs"
+    big.unlink()
