@@ -13,20 +13,42 @@ import Spool
 public final class GatewayService: Service {
     public let configuration: GatewayConfiguration
     /// The configuration in force (reloads change it) and the provider applying it.
-    private let live = NIOLockedValueBox<(configuration: GatewayConfiguration, provider: StorageProvider?)>(
-        (GatewayConfiguration(), nil))
+    private let live = NIOLockedValueBox<(configuration: GatewayConfiguration, provider: StorageProvider?,
+                                          responder: StatusResponder?, listening: Bool)>(
+        (GatewayConfiguration(), nil, nil, false))
+
+    /// Whether the port accepts associations.
+    public var isListening: Bool { live.withLockedValue { $0.listening } }
+
+    /// Returns once the port accepts associations (or the task is cancelled).
+    public func waitUntilListening() async {
+        while !isListening, !Task.isCancelled {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+    }
+
+    /// The current status (nil before the gateway listens), e.g. for systemd's STATUS= line.
+    public func statusReport() -> StatusReport? {
+        let responder = live.withLockedValue { $0.responder }
+        return try? responder?.status()
+    }
     private let logger: Logger
     private let registry: PrometheusCollectorRegistry?
     private let onListening: @Sendable (Int) -> Void
+    private let onStopping: @Sendable () -> Void
 
     /// `registry` is the one the daemon bootstrapped swift-metrics with; the status socket
     /// serves it as Prometheus text.
+    /// `onListening` runs once the port accepts associations (systemd READY=1), `onStopping`
+    /// when a graceful stop begins (STOPPING=1).
     public init(configuration: GatewayConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
-                onListening: @escaping @Sendable (Int) -> Void = { _ in }) {
+                onListening: @escaping @Sendable (Int) -> Void = { _ in },
+                onStopping: @escaping @Sendable () -> Void = {}) {
         self.configuration = configuration
         self.logger = logger
         self.registry = registry
         self.onListening = onListening
+        self.onStopping = onStopping
         live.withLockedValue { $0.configuration = configuration }
     }
 
@@ -96,12 +118,12 @@ public final class GatewayService: Service {
             try? await threadPool.shutdownGracefully()
             throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
         }
-        let statusServer = StatusServer(
-            path: configuration.statusSocketPath,
-            responder: StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
-                                       listeningPort: port, registry: registry,
-                                       activeAssociations: { provider.activeAssociations }),
-            threadPool: threadPool, logger: logger)
+        let responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
+                                        listeningPort: port, registry: registry,
+                                        activeAssociations: { provider.activeAssociations })
+        live.withLockedValue { $0.responder = responder }
+        let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
+                                        threadPool: threadPool, logger: logger)
         do {
             try await statusServer.start(group: MultiThreadedEventLoopGroup.singleton)
         } catch {
@@ -117,10 +139,12 @@ public final class GatewayService: Service {
             "status_socket": "\(configuration.statusSocketPath)",
         ])
         onListening(port)
+        live.withLockedValue { $0.listening = true }
 
         await withGracefulShutdownHandler {
             try? await server.waitUntilClosed()
-        } onGracefulShutdown: { [logger] in
+        } onGracefulShutdown: { [logger, onStopping] in
+            onStopping()
             logger.info("stopping: no new associations, waiting for running transfers")
             server.stopAccepting()
         }

@@ -5,6 +5,7 @@ import Logging
 import Metrics
 import Prometheus
 import ServiceLifecycle
+import Systemd
 
 @main
 struct Passerelled: AsyncParsableCommand {
@@ -21,7 +22,14 @@ struct Passerelled: AsyncParsableCommand {
 
     func run() async throws {
         let level = logLevel
+        // Under systemd, stderr is the journal: send structured entries (PASSERELLE_* fields).
+        let toJournal = JournalLogHandler.shouldUseJournal()
         LoggingSystem.bootstrap { label in
+            if toJournal {
+                var handler = JournalLogHandler(label: label)
+                handler.logLevel = level
+                return handler
+            }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler
@@ -39,8 +47,22 @@ struct Passerelled: AsyncParsableCommand {
         }
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
-        let gateway = GatewayService(configuration: configuration, logger: logger, registry: registry)
-        var services: [ServiceGroupConfiguration.ServiceConfiguration] = [.init(service: gateway)]
+        let notifier = SystemdNotifier(logger: logger)
+        let gateway = GatewayService(
+            configuration: configuration, logger: logger, registry: registry,
+            onListening: { port in
+                notifier.ready(status: "listening as \(configuration.dicom.aeTitle) on port \(port)")
+            },
+            onStopping: { notifier.stopping(status: "stopping: finishing running transfers") })
+        // The watchdog goes first so that it is stopped last and keeps pinging while we drain.
+        var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
+        if let watchdog = WatchdogPinger(gateway: gateway, group: .singleton, logger: logger) {
+            services.append(.init(service: watchdog))
+        }
+        services.append(.init(service: gateway))
+        if notifier.isEnabled {
+            services.append(.init(service: StatusLineService(gateway: gateway, notifier: notifier)))
+        }
         if let config {
             services.append(.init(service: ConfigurationReloadService(gateway: gateway, path: config, logger: logger)))
         }

@@ -147,3 +147,38 @@ def test_passerellectl_echo_and_send(gateway, ct500):
     assert {sop_uid(f) for f in ct500[:5]} <= set(records)
     assert all(records[sop_uid(f)]["calling_ae_title"] == "IT_TEST" for f in ct500[:5])
     assert ctl("send", "--to", peer, "/nonexistent.dcm", check=False).returncode != 0
+
+
+def test_systemd_notifications_in_order(tmp_path):
+    """Under systemd (NOTIFY_SOCKET, WATCHDOG_USEC): READY=1 once listening, STATUS= lines,
+    WATCHDOG=1 pings, STOPPING=1 on SIGTERM."""
+    gw = harness.Gateway(tmp_path / "gw")
+    gw.config_path.write_text(gw.config.toml())
+    notify_path = tmp_path / "notify.sock"
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    listener.bind(str(notify_path))
+    listener.settimeout(15)
+    env = dict(harness.DCMTK_ENV, NOTIFY_SOCKET=str(notify_path), WATCHDOG_USEC="2000000")
+    proc = subprocess.Popen([str(harness.passerelled_path()), "--config", str(gw.config_path)],
+                            env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    messages: list[str] = []
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and not (
+                any("READY=1" in m for m in messages) and sum("WATCHDOG=1" in m for m in messages) >= 2):
+            messages.append(listener.recv(4096).decode())
+        assert harness.pn_echo(gw.port, aec=gw.ae_title) == 0x0000
+        proc.send_signal(signal.SIGTERM)
+        while not any("STOPPING=1" in m for m in messages) and time.monotonic() < deadline + 10:
+            messages.append(listener.recv(4096).decode())
+        assert proc.wait(30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        listener.close()
+    ready = next(i for i, m in enumerate(messages) if "READY=1" in m)
+    assert f"STATUS=listening as {gw.ae_title} on port {gw.port}" in messages[ready]
+    assert any("WATCHDOG=1" in m for m in messages[ready + 1:]), messages
+    stopping = next(i for i, m in enumerate(messages) if "STOPPING=1" in m)
+    assert stopping > ready, messages
+    assert any(m.startswith("STATUS=") and "instances queued" in m for m in messages), messages

@@ -1,0 +1,58 @@
+import Gateway
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Systemd
+
+/// Pings systemd's watchdog while every event loop answers (see `WatchdogService`).
+struct WatchdogPinger: Service {
+    let watchdog: WatchdogService
+    let gateway: GatewayService
+
+    init?(gateway: GatewayService, group: MultiThreadedEventLoopGroup, logger: Logger) {
+        self.gateway = gateway
+        guard let watchdog = WatchdogService(logger: logger, isHealthy: {
+            for loop in group.makeIterator() {
+                guard (try? await loop.submit {}.get()) != nil else { return false }
+            }
+            return true
+        }) else { return nil }
+        self.watchdog = watchdog
+    }
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            // systemd arms the watchdog at READY=1: ping from then on.
+            await gateway.waitUntilListening()
+            await watchdog.run()
+        }
+    }
+}
+
+/// Keeps systemd's STATUS= line current: "12 studies, 340 instances queued, 2 associations".
+struct StatusLineService: Service {
+    let gateway: GatewayService
+    let notifier: SystemdNotifier
+    var period: Duration = .seconds(10)
+
+    func run() async throws {
+        try await cancelWhenGracefulShutdown {
+            await gateway.waitUntilListening()
+            while !Task.isCancelled {
+                if let report = gateway.statusReport() {
+                    notifier.status(Self.line(report))
+                }
+                try? await Task.sleep(for: period)
+            }
+        }
+    }
+
+    static func line(_ report: StatusReport) -> String {
+        let queued = report.spool.states["queued"]?.instances ?? 0
+        var line = "\(report.spool.studies) studies, \(queued) instances queued, "
+            + "\(report.associations.active) associations"
+        if report.spool.belowMinimumFree { line += ", SPOOL DISK BELOW min_free" }
+        return line
+    }
+}
