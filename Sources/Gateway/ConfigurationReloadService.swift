@@ -9,15 +9,22 @@ public struct ConfigurationReloadService: Service {
     let gateway: GatewayService
     let path: String
     let logger: Logger
+    let reloading: @Sendable (_ finished: Bool) -> Void
 
-    public init(gateway: GatewayService, path: String, logger: Logger) {
+    /// `reloading(false)` when a reload starts and `reloading(true)` when it is over
+    /// (systemd's RELOADING=1 and READY=1).
+    public init(gateway: GatewayService, path: String, logger: Logger,
+                reloading: @escaping @Sendable (_ finished: Bool) -> Void = { _ in }) {
         self.gateway = gateway
         self.path = path
         self.logger = logger
+        self.reloading = reloading
     }
 
     public func run() async throws {
         for await _ in await UnixSignalsSequence(trapping: .sighup).cancelOnGracefulShutdown() {
+            reloading(false)
+            defer { reloading(true) }
             do {
                 let configuration = try ConfigurationLoader.load(path: path)
                 gateway.apply(configuration)

@@ -64,7 +64,11 @@ struct Passerelled: AsyncParsableCommand {
             services.append(.init(service: StatusLineService(gateway: gateway, notifier: notifier)))
         }
         if let config {
-            services.append(.init(service: ConfigurationReloadService(gateway: gateway, path: config, logger: logger)))
+            services.append(.init(service: ConfigurationReloadService(
+                gateway: gateway, path: config, logger: logger,
+                reloading: { finished in
+                    if finished { notifier.ready() } else { notifier.reloading(status: "reloading the configuration") }
+                })))
         }
         let group = ServiceGroup(
             configuration: .init(
