@@ -31,6 +31,14 @@ public struct FileStore: Sendable {
     /// Moves a finished file into the store and makes the rename durable; returns its path
     /// relative to the root. An identical file already there is kept and the new copy dropped.
     public func commit(_ file: FinishedFile) throws -> String {
+        let moved = try moveIntoStore(file)
+        try Self.syncDirectory(moved.directory)
+        return moved.relativePath
+    }
+
+    /// Renames a finished file into the store; the rename is durable only once `directory`
+    /// is fsynced (`syncDirectory`), which the caller may do for several files at once.
+    func moveIntoStore(_ file: FinishedFile) throws -> (relativePath: String, directory: String) {
         let fanOut = String(file.sha256.prefix(2))
         let relativePath = "store/\(fanOut)/\(file.sha256).dcm"
         let directory = "\(storeDirectory)/\(fanOut)"
@@ -41,13 +49,10 @@ public struct FileStore: Sendable {
         }
         if access(target, F_OK) == 0 {
             unlink(file.temporaryPath)
-            return relativePath
-        }
-        guard rename(file.temporaryPath, target) == 0 else {
+        } else if rename(file.temporaryPath, target) != 0 {
             throw SpoolError.io("rename", path: target, errno: errno)
         }
-        try Self.syncDirectory(directory)
-        return relativePath
+        return (relativePath, directory)
     }
 
     public func absolutePath(_ relativePath: String) -> String {
@@ -118,7 +123,7 @@ public struct FileStore: Sendable {
         }
     }
 
-    static func syncDirectory(_ path: String) throws {
+    public static func syncDirectory(_ path: String) throws {
         let fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC)
         guard fd >= 0 else { throw SpoolError.io("open", path: path, errno: errno) }
         defer { close(fd) }

@@ -7,6 +7,7 @@ import Foundation
 public struct Spool: Sendable {
     public let files: FileStore
     public let database: SpoolDatabase
+    private let groupCommit: GroupCommit
     /// Below this many free bytes, receptions are refused (A700).
     public let minimumFreeBytes: UInt64
 
@@ -15,6 +16,7 @@ public struct Spool: Sendable {
     public init(root: String, minimumFree: DiskWatermark) throws {
         files = try FileStore(root: root)
         database = try SpoolDatabase(path: "\(root)/\(Self.databaseFileName)")
+        groupCommit = GroupCommit(database: database, files: files)
         let total = (try? files.diskSpace().total) ?? 0
         minimumFreeBytes = minimumFree.bytes(ofTotal: total)
     }
@@ -39,17 +41,15 @@ public struct Spool: Sendable {
     }
 
     /// Moves a finished reception into the store and indexes it; the file is dropped again
-    /// if the index already has identical bytes.
+    /// if the index already has identical bytes. Returns once the rename is durable and the
+    /// row committed, sharing both with receptions finishing at the same time (`GroupCommit`).
     public func store(_ file: FinishedFile, make: (_ relativePath: String) -> NewInstance) throws -> SpooledInstance {
-        let relativePath = try files.commit(file)
+        let moved = try files.moveIntoStore(file)
+        let relativePath = moved.relativePath
         let instance = make(relativePath)
         let outcome: RecordOutcome
         do {
-            outcome = try database.record(instance) { currentPath, currentOffset in
-                currentPath == relativePath
-                    || files.dataSetsEqual(currentPath, offset: currentOffset,
-                                           relativePath, offset: instance.dataSetOffset)
-            }
+            outcome = try groupCommit.commit(instance, directory: moved.directory)
         } catch {
             // Not indexed: the sender gets a failure; the file must not linger unreferenced.
             if (try? database.isReferenced(filePath: relativePath)) == false {

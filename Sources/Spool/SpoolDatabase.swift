@@ -111,25 +111,48 @@ public struct SpoolDatabase: Sendable {
     /// runs inside the transaction, so two receptions of one instance cannot race.
     public func record(_ instance: NewInstance,
                        sameDataSet: (_ currentPath: String, _ currentOffset: Int) throws -> Bool) throws -> RecordOutcome {
+        try record([instance]) { _, path, offset in try sameDataSet(path, offset) }[0].get()
+    }
+
+    /// Indexes several instances in one transaction (one WAL sync): each in a savepoint of
+    /// its own, so that one failing row fails alone.
+    public func record(
+        _ instances: [NewInstance],
+        sameDataSet: (_ instance: NewInstance, _ currentPath: String, _ currentOffset: Int) throws -> Bool
+    ) throws -> [Result<RecordOutcome, any Error>] {
         try writer.write { db in
-            if let current = try Row.fetchOne(db.cachedStatement(sql: """
-                SELECT id, file_path, dataset_offset, revision FROM instance
-                WHERE sop_instance_uid = ? AND revision_state = 'current'
-                """), arguments: [instance.sopInstanceUID]) {
-                let currentID: Int64 = current["id"]
-                let currentPath: String = current["file_path"]
-                if try sameDataSet(currentPath, current["dataset_offset"]) {
-                    return .duplicate(existingPath: currentPath)
+            instances.map { instance in
+                Result {
+                    var outcome = RecordOutcome.stored
+                    try db.inSavepoint {
+                        outcome = try recordOne(instance, db: db) { try sameDataSet(instance, $0, $1) }
+                        return .commit
+                    }
+                    return outcome
                 }
-                try db.cachedStatement(sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?")
-                    .execute(arguments: [currentID])
-                let revision: Int = current["revision"]
-                try insert(instance, revision: revision + 1, db: db)
-                return .revised(previousPath: currentPath, revision: revision + 1)
             }
-            try insert(instance, revision: 1, db: db)
-            return .stored
         }
+    }
+
+    private func recordOne(_ instance: NewInstance, db: Database,
+                           sameDataSet: (_ currentPath: String, _ currentOffset: Int) throws -> Bool) throws -> RecordOutcome {
+        if let current = try Row.fetchOne(db.cachedStatement(sql: """
+            SELECT id, file_path, dataset_offset, revision FROM instance
+            WHERE sop_instance_uid = ? AND revision_state = 'current'
+            """), arguments: [instance.sopInstanceUID]) {
+            let currentID: Int64 = current["id"]
+            let currentPath: String = current["file_path"]
+            if try sameDataSet(currentPath, current["dataset_offset"]) {
+                return .duplicate(existingPath: currentPath)
+            }
+            try db.cachedStatement(sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?")
+                .execute(arguments: [currentID])
+            let revision: Int = current["revision"]
+            try insert(instance, revision: revision + 1, db: db)
+            return .revised(previousPath: currentPath, revision: revision + 1)
+        }
+        try insert(instance, revision: 1, db: db)
+        return .stored
     }
 
     /// Statements are cached: this runs once per received instance.

@@ -164,3 +164,64 @@ import Testing
         }
     }
 }
+
+@Suite struct GroupCommitTests {
+    /// Receptions finishing together are committed in groups; every one gets its own outcome.
+    @Test func concurrentReceptionsAreAllDurableAndIndexed() throws {
+        let root = NSTemporaryDirectory() + "spool-group-" + UUID().uuidString
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let threads = 8, perThread = 25
+        let outcomes = LockedOutcomes()
+        DispatchQueue.concurrentPerform(iterations: threads) { thread in
+            for index in 0..<perThread {
+                // Thread 0 and 1 also race on the same SOP instances with identical bytes.
+                let sop = thread < 2 ? "1.2.9.\(index)" : "1.2.\(thread).\(index)"
+                do {
+                    let file = try spool.files.makeTemporaryFile()
+                    try file.writeHeader(ByteBuffer(string: "H\(thread)"))
+                    try file.writeDataSet(ByteBuffer(string: "DATA \(sop)"))
+                    let finished = try file.finish()
+                    let result = try spool.store(finished) { path in
+                        NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                                    transferSyntaxUID: "1.2.840.10008.1.2",
+                                    attributes: IndexedAttributes(studyInstanceUID: "1.2.\(thread)",
+                                                                  seriesInstanceUID: "1.2.\(thread).0",
+                                                                  patientID: "P\(thread)", issuerOfPatientID: ""),
+                                    filePath: path, size: finished.size, sha256: finished.sha256,
+                                    dataSetOffset: finished.dataSetOffset, callingAETitle: "T\(thread)", receivedAt: Date())
+                    }
+                    outcomes.append(result.outcome)
+                } catch {
+                    outcomes.append(nil)
+                }
+            }
+        }
+        let all = outcomes.values
+        #expect(all.count == threads * perThread)
+        #expect(!all.contains(nil))
+        let stored = all.filter { $0 == .stored }.count
+        let duplicates = all.filter { if case .duplicate = $0 { true } else { false } }.count
+        #expect(stored == (threads - 1) * perThread)
+        #expect(duplicates == perThread)
+        let listed = try spool.database.listInstances(includeSuperseded: true)
+        #expect(listed.count == (threads - 1) * perThread)
+        // Every listed file exists with its hash; nothing unreferenced is left in the store.
+        #expect(Set(listed.map(\.filePath)) == Set(spool.files.storedFiles()))
+    }
+}
+
+/// Collects results from concurrent threads.
+final class LockedOutcomes: @unchecked Sendable {
+    private let lock = NSLock()
+    private var storage: [RecordOutcome?] = []
+    func append(_ outcome: RecordOutcome?) {
+        lock.lock()
+        storage.append(outcome)
+        lock.unlock()
+    }
+    var values: [RecordOutcome?] {
+        lock.lock()
+        defer { lock.unlock() }
+        return storage
+    }
+}
