@@ -121,6 +121,7 @@ let package = Package(
             name: "DICOMwebTests",
             dependencies: [
                 "DICOMweb", "DICOMCore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),

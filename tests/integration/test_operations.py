@@ -182,3 +182,34 @@ def test_systemd_notifications_in_order(tmp_path):
     stopping = next(i for i, m in enumerate(messages) if "STOPPING=1" in m)
     assert stopping > ready, messages
     assert any(m.startswith("STATUS=") and "instances queued" in m for m in messages), messages
+
+
+def test_serves_as_an_unprivileged_user():
+    """The packaged unit runs as an unprivileged user: nothing may need root (a socket option
+    that needs CAP_NET_ADMIN once made it close every connection)."""
+    import os
+    import pwd
+    import shutil
+    import tempfile
+    workdir = Path(tempfile.mkdtemp(prefix="passerelle-nobody-"))  # pytest's tmp dirs are root-only
+    try:
+        gw = harness.Gateway(workdir / "gw")
+        gw.config_path.write_text(gw.config.toml())
+        command = [str(harness.passerelled_path()), "--config", str(gw.config_path)]
+        as_user = {}
+        if os.geteuid() == 0:
+            nobody = pwd.getpwnam("nobody")
+            for path in (workdir, gw.workdir, gw.config_path):
+                os.chown(path, nobody.pw_uid, nobody.pw_gid)
+            as_user = {"user": nobody.pw_uid, "group": nobody.pw_gid, "extra_groups": []}
+        proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, **as_user)
+        try:
+            assert wait_until(lambda: proc.poll() is not None
+                              or harness.pn_echo(gw.port, aec=gw.ae_title) == 0x0000, 20)
+            assert proc.poll() is None, proc.stderr.read().decode()
+            assert harness.pn_echo(gw.port, aec=gw.ae_title) == 0x0000
+        finally:
+            proc.terminate()
+            assert proc.wait(20) == 0
+    finally:
+        shutil.rmtree(workdir, ignore_errors=True)

@@ -50,10 +50,18 @@ public final class DICOMServer: Sendable {
     /// Binds the port and starts accepting; returns the bound port (useful when 0 was asked).
     public func start() async throws -> Int {
         let configuration = self.configuration
+        let logger = self.logger
         let bootstrap = ServerBootstrap(group: group)
+            .serverChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture {
+                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                }
+            }
             .serverChannelOption(.backlog, value: 256)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            // TCP level (a SOL_SOCKET option with TCP_NODELAY's number would be SO_DEBUG,
+            // refused without CAP_NET_ADMIN): DCMTK peers stall 40 ms per message without it.
+            .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
@@ -124,5 +132,21 @@ public final class DICOMServer: Sendable {
 
     private func unregister(_ channel: any Channel) {
         _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+    }
+}
+
+/// Logs what goes wrong while accepting (a refused socket option, too many open files…),
+/// which NIO would otherwise settle by closing the new connection without a word.
+final class AcceptErrorLogger: ChannelInboundHandler, Sendable {
+    typealias InboundIn = Any
+    let logger: Logger
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: any Error) {
+        logger.error("cannot accept a connection", metadata: ["error": "\(error)"])
+        context.fireErrorCaught(error)
     }
 }

@@ -91,7 +91,7 @@ public struct DICOMClient: Sendable {
         let handlerLogger = logger
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeouts.connect)
-            .channelOption(.socketOption(.tcp_nodelay), value: 1)
+            .channelOption(.tcpOption(.tcp_nodelay), value: 1)
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {

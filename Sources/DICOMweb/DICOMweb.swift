@@ -1,1 +1,0 @@
-// DICOMweb: STOW-RS, QIDO-RS and WADO-RS clients (PS3.18) over AsyncHTTPClient.
