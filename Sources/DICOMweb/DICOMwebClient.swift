@@ -3,42 +3,10 @@ import Foundation
 import Logging
 import NIOCore
 
-/// Files for mutual TLS with the data center (PEM).
-public struct TLSSettings: Sendable, Hashable {
-    /// Trust only this CA bundle (else the system's roots).
-    public var caFile: String?
-    /// This site's certificate chain, presented to the server.
-    public var certificateFile: String?
-    /// The key of `certificateFile`.
-    public var privateKeyFile: String?
-
-    public init(caFile: String? = nil, certificateFile: String? = nil, privateKeyFile: String? = nil) {
-        self.caFile = caFile
-        self.certificateFile = certificateFile
-        self.privateKeyFile = privateKeyFile
-    }
-}
-
-/// Time limits of a `DICOMwebClient`.
-public struct DICOMwebTimeouts: Sendable, Hashable {
-    /// TCP (and TLS) connection set-up.
-    public var connect: Duration
-    /// Longest silence while waiting for response bytes.
-    public var read: Duration
-    /// Whole request, upload included (a 16 MiB chunk at 1 Mbit/s takes ~2 min).
-    public var request: Duration
-
-    public init(connect: Duration = .seconds(10), read: Duration = .seconds(120), request: Duration = .seconds(900)) {
-        self.connect = connect
-        self.read = read
-        self.request = request
-    }
-}
-
 /// A DICOMweb origin server (PS3.18): STOW-RS, QIDO-RS and WADO-RS under one base URL.
 ///
 /// Errors are `DICOMwebError` with a `kind` for the caller's policy. Call `shutdown()` before
-/// dropping the client.
+/// dropping the client: AsyncHTTPClient traps (fatalError) in a client released without it.
 public final class DICOMwebClient: Sendable {
     public let baseURL: URL
     let http: HTTPClient
@@ -76,8 +44,28 @@ public final class DICOMwebClient: Sendable {
             configuration.tlsConfiguration = .makeClientConfiguration()
             if let ca = tls.caFile { configuration.tlsConfiguration?.trustRoots = .file(ca) }
             if let certificate = tls.certificateFile, let key = tls.privateKeyFile {
-                configuration.tlsConfiguration?.certificateChain = [.file(certificate)]
-                configuration.tlsConfiguration?.privateKey = .file(key)
+                // Read as PEM here: NIOSSL's `.file` takes a `.key` file for DER.
+                do {
+                    let blocks = try DICOMwebClient.pemCertificates(certificate)
+                    guard !blocks.isEmpty else {
+                        throw DICOMwebError(kind: .configuration, code: .tls, url: baseURL.absoluteString,
+                                            message: "no PEM certificate in \(certificate)")
+                    }
+                    configuration.tlsConfiguration?.certificateChain = try blocks.map {
+                        .certificate(try .init(bytes: Array($0.utf8), format: .pem))
+                    }
+                } catch let error as DICOMwebError {
+                    throw error
+                } catch {
+                    throw DICOMwebError(kind: .configuration, code: .tls, url: baseURL.absoluteString,
+                                        message: "cannot load the PEM certificate chain \(certificate): \(error)")
+                }
+                do {
+                    configuration.tlsConfiguration?.privateKey = .privateKey(try .init(file: key, format: .pem))
+                } catch {
+                    throw DICOMwebError(kind: .configuration, code: .tls, url: baseURL.absoluteString,
+                                        message: "cannot load the PEM private key \(key): \(error)")
+                }
             }
         }
         var base = baseURL
@@ -88,6 +76,19 @@ public final class DICOMwebClient: Sendable {
         self.bearerToken = bearerToken
         self.timeouts = timeouts
         self.logger = logger
+    }
+
+    /// The `-----BEGIN CERTIFICATE-----` blocks of a PEM file, in order (leaf first).
+    static func pemCertificates(_ path: String) throws -> [String] {
+        let text = try String(contentsOfFile: path, encoding: .utf8)
+        let begin = "-----BEGIN CERTIFICATE-----", end = "-----END CERTIFICATE-----"
+        var blocks: [String] = []
+        var rest = text[...]
+        while let start = rest.range(of: begin), let stop = rest.range(of: end, range: start.upperBound..<rest.endIndex) {
+            blocks.append(String(rest[start.lowerBound..<stop.upperBound]) + "\n")
+            rest = rest[stop.upperBound...]
+        }
+        return blocks
     }
 
     /// Closes the connections; the client is unusable afterwards.

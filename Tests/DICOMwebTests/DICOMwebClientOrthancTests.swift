@@ -4,7 +4,7 @@ import Testing
 @testable import DICOMweb
 
 /// `DICOMwebClient` against a real Orthanc 1.10 with its DICOMweb plugin (one Orthanc per test).
-@Suite(.serialized, .enabled(if: OrthancPeer.isInstalled, "needs orthanc + orthanc-dicomweb (scripts/install-test-deps)"))
+@Suite(.serialized)
 struct DICOMwebClientOrthancTests {
     /// Three instances of one study, stored, listed by QIDO, stored again (idempotent).
     @Test func storeListAndStoreAgain() async throws {
@@ -14,25 +14,47 @@ struct DICOMwebClientOrthancTests {
         let files = try (0..<3).map { _ in try TestInstances.write(in: directory, study: study, series: series) }
         try await OrthancPeer.with { orthanc in
             try await orthanc.withClient { client in
-            let request = files.map { (path: $0.path, sopInstanceUID: $0.sopInstanceUID) }
-            let first = try await client.store(files: request)
-            #expect(first.count == 3)
-            #expect(first.values.allSatisfy { $0 == .stored(warning: nil) }, "\(first)")
+                let request = files.map { (path: $0.path, sopInstanceUID: $0.sopInstanceUID) }
+                let first = try await client.store(files: request)
+                #expect(first.count == 3)
+                #expect(first.values.allSatisfy { $0 == .stored(warning: nil) }, "\(first)")
 
-            let listed = try await client.instances(inStudy: study)
-            #expect(Set(listed.keys) == Set(files.map(\.sopInstanceUID)))
-            #expect(listed.values.allSatisfy { $0 == TestInstances.secondaryCaptureImageStorage })
+                let listed = try await client.instances(inStudy: study)
+                #expect(Set(listed.keys) == Set(files.map(\.sopInstanceUID)))
+                #expect(listed.values.allSatisfy { $0 == TestInstances.secondaryCaptureImageStorage })
 
-            // Paging: one instance per page.
-            #expect(try await client.instances(inStudy: study, pageSize: 1) == listed)
-            #expect(try await client.instances(inStudy: study, pageSize: 2) == listed)
+                // Paging: one instance per page.
+                #expect(try await client.instances(inStudy: study, pageSize: 1) == listed)
+                #expect(try await client.instances(inStudy: study, pageSize: 2) == listed)
 
-            let again = try await client.store(files: request)
-            #expect(again.count == 3)
-            #expect(again.values.allSatisfy { if case .stored = $0 { true } else { false } }, "\(again)")
-            #expect(try await client.instances(inStudy: study).count == 3)
+                let again = try await client.store(files: request)
+                #expect(again.count == 3)
+                #expect(again.values.allSatisfy { if case .stored = $0 { true } else { false } }, "\(again)")
+                #expect(try await client.instances(inStudy: study).count == 3)
 
-            #expect(try await client.instances(inStudy: TestInstances.uid()).isEmpty)
+                #expect(try await client.instances(inStudy: TestInstances.uid()).isEmpty)
+            }
+        }
+    }
+
+    /// One chunk of 64 instances (64 KiB each) in one request; prints the rate seen.
+    @Test func chunkOf64Instances() async throws {
+        let directory = try TestInstances.temporaryDirectory("chunk")
+        defer { try? FileManager.default.removeItem(at: directory) }
+        let study = TestInstances.uid(), series = TestInstances.uid()
+        let files = try (0..<64).map { _ in
+            try TestInstances.write(in: directory, study: study, series: series, pixelBytes: 64 * 1024)
+        }
+        try await OrthancPeer.with { orthanc in
+            try await orthanc.withClient { client in
+                let started = ContinuousClock.now
+                let results = try await client.store(files: files.map { ($0.path, $0.sopInstanceUID) })
+                let elapsed = ContinuousClock.now - started
+                #expect(results.count == 64)
+                #expect(results.values.allSatisfy { $0 == .stored(warning: nil) })
+                let seconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
+                print("STOW-RS 64 instances x 64 KiB in one request: \(elapsed), \(Int(64 / seconds)) instances/s")
+                #expect(try await client.instances(inStudy: study, pageSize: 10).count == 64)
             }
         }
     }
@@ -46,19 +68,19 @@ struct DICOMwebClientOrthancTests {
         let large = try TestInstances.write(in: directory, study: study, series: series, pixelBytes: 3 << 20)
         try await OrthancPeer.with { orthanc in
             try await orthanc.withClient { client in
-            let stored = try await client.store(files: [(small.path, small.sopInstanceUID), (large.path, large.sopInstanceUID)])
-            #expect(stored.values.allSatisfy { $0 == .stored(warning: nil) })
-            for file in [small, large] {
-                let out = directory.appendingPathComponent("retrieved-\(file.sopInstanceUID).dcm").path
-                let count = try await client.retrieveInstance(study: study, series: series,
-                                                              instance: file.sopInstanceUID, to: out)
-                #expect(count == (try FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)?.int64Value)
-                var source = try FileByteSource(path: out)
-                let meta = try Part10.readFileMetaInformation(from: &source)
-                #expect(meta.mediaStorageSOPInstanceUID.map(UID.trimmed) == file.sopInstanceUID)
-                let bytes = try Data(contentsOf: URL(fileURLWithPath: out))
-                #expect(Array(bytes[meta.dataSetOffset...]) == file.dataSet)
-                #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
+                let stored = try await client.store(files: [(small.path, small.sopInstanceUID), (large.path, large.sopInstanceUID)])
+                #expect(stored.values.allSatisfy { $0 == .stored(warning: nil) })
+                for file in [small, large] {
+                    let out = directory.appendingPathComponent("retrieved-\(file.sopInstanceUID).dcm").path
+                    let count = try await client.retrieveInstance(study: study, series: series,
+                                                                  instance: file.sopInstanceUID, to: out)
+                    #expect(count == (try FileManager.default.attributesOfItem(atPath: out)[.size] as? NSNumber)?.int64Value)
+                    var source = try FileByteSource(path: out)
+                    let meta = try Part10.readFileMetaInformation(from: &source)
+                    #expect(meta.mediaStorageSOPInstanceUID.map(UID.trimmed) == file.sopInstanceUID)
+                    let bytes = try Data(contentsOf: URL(fileURLWithPath: out))
+                    #expect(Array(bytes[meta.dataSetOffset...]) == file.dataSet)
+                    #expect(!FileManager.default.fileExists(atPath: out + ".partial"))
             }
             do {
                 try await client.retrieveInstance(study: study, series: series, instance: TestInstances.uid(),
@@ -90,17 +112,17 @@ struct DICOMwebClientOrthancTests {
         try Data(bad.readableBytesView).write(to: URL(fileURLWithPath: badPath))
         try await OrthancPeer.with { orthanc in
             try await orthanc.withClient { client in
-            let request = [(path: good[0].path, sopInstanceUID: good[0].sopInstanceUID),
-                           (path: badPath, sopInstanceUID: badUID),
-                           (path: good[1].path, sopInstanceUID: good[1].sopInstanceUID)]
-            let results = try await client.store(files: request)
-            print("corrupt file results: \(results)")
-            #expect(results[good[0].sopInstanceUID] == .stored(warning: nil))
-            #expect(results[good[1].sopInstanceUID] == .stored(warning: nil))
-            let badResult = try #require(results[badUID])
-            if case .stored = badResult { Issue.record("corrupt file reported stored: \(badResult)") }
-            #expect(Set(try await client.instances(inStudy: study).keys)
-                    == Set(good.map(\.sopInstanceUID)))
+                let request = [(path: good[0].path, sopInstanceUID: good[0].sopInstanceUID),
+                               (path: badPath, sopInstanceUID: badUID),
+                               (path: good[1].path, sopInstanceUID: good[1].sopInstanceUID)]
+                let results = try await client.store(files: request)
+                print("corrupt file results: \(results)")
+                #expect(results[good[0].sopInstanceUID] == .stored(warning: nil))
+                #expect(results[good[1].sopInstanceUID] == .stored(warning: nil))
+                let badResult = try #require(results[badUID])
+                if case .stored = badResult { Issue.record("corrupt file reported stored: \(badResult)") }
+                #expect(Set(try await client.instances(inStudy: study).keys)
+                        == Set(good.map(\.sopInstanceUID)))
             }
         }
     }
@@ -110,7 +132,6 @@ struct DICOMwebClientOrthancTests {
         let port = try OrthancPeer.freePort()
         let client = try DICOMwebClient(baseURL: URL(string: "http://127.0.0.1:\(port)/dicom-web")!,
                                         timeouts: DICOMwebTimeouts(connect: .seconds(2)))
-        defer { Task { try? await client.shutdown() } }
         do {
             _ = try await client.instances(inStudy: "1.2.3")
             Issue.record("expected an error")
@@ -120,6 +141,7 @@ struct DICOMwebClientOrthancTests {
             #expect(error.code == .connection)
             #expect(error.description.contains("127.0.0.1:\(port)"))
         }
+        try await client.shutdown()
     }
 
     /// A base URL where there is no DICOMweb service: 404, permanent, for STOW and QIDO.
@@ -129,7 +151,6 @@ struct DICOMwebClientOrthancTests {
         let file = try TestInstances.write(in: directory, study: TestInstances.uid(), series: TestInstances.uid())
         try await OrthancPeer.with { orthanc in
             let client = try DICOMwebClient(baseURL: orthanc.httpURL.appendingPathComponent("no-such-root"))
-            defer { Task { try? await client.shutdown() } }
             do {
                 _ = try await client.store(files: [(file.path, file.sopInstanceUID)])
                 Issue.record("expected an error")
@@ -140,6 +161,7 @@ struct DICOMwebClientOrthancTests {
                 #expect(error.description.contains("/no-such-root/studies"))
             }
             await #expect(throws: DICOMwebError.self) { _ = try await client.instances(inStudy: "1.2.3") }
+            try await client.shutdown()
         }
     }
 

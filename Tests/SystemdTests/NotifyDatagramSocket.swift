@@ -2,7 +2,7 @@ import Foundation
 
 /// A Unix datagram socket bound in a fresh temporary directory, standing in for systemd's
 /// `NOTIFY_SOCKET`.
-final class NotifyDatagramSocket {
+final class NotifyDatagramSocket: @unchecked Sendable {  // one test uses it at a time
     let path: String
     private let directory: URL
     private let fd: Int32

@@ -98,17 +98,17 @@ struct SystemdNotifierTests {
 
                 // Healthy: pings keep coming.
                 for _ in 0..<3 {
-                    #expect(socket.receive(timeout: .seconds(1)) == "WATCHDOG=1")
+                    #expect(await socket.receiveOffPool(timeout: .seconds(1)) == "WATCHDOG=1")
                 }
                 // A stalled loop: no ping at all.
                 healthy.withLock { $0 = false }
-                while socket.receive(timeout: .milliseconds(120)) != nil {}  // drain the in-flight ping
+                while await socket.receiveOffPool(timeout: .milliseconds(120)) != nil {}  // drain the in-flight ping
                 let checksBefore = checks.withLock { $0 }
-                #expect(socket.receive(timeout: .milliseconds(300)) == nil)
+                #expect(await socket.receiveOffPool(timeout: .milliseconds(300)) == nil)
                 #expect(checks.withLock { $0 } > checksBefore)  // still checking, just not pinging
                 // Recovered: pings resume.
                 healthy.withLock { $0 = true }
-                #expect(socket.receive(timeout: .seconds(1)) == "WATCHDOG=1")
+                #expect(await socket.receiveOffPool(timeout: .seconds(1)) == "WATCHDOG=1")
 
                 group.cancelAll()
                 try await group.waitForAll()  // run() returns on cancellation
@@ -143,6 +143,18 @@ struct SystemdNotifierTests {
                 #expect(socket.receive(timeout: .milliseconds(400)) == nil)
                 group.cancelAll()
                 try await group.waitForAll()
+            }
+        }
+    }
+}
+
+extension NotifyDatagramSocket {
+    /// `receive(timeout:)` blocks its thread: waiting on the (2-thread) cooperative pool would
+    /// starve the watchdog task under test when other suites run in parallel.
+    func receiveOffPool(timeout: Duration) async -> String? {
+        await withCheckedContinuation { continuation in
+            DispatchQueue.global().async {
+                continuation.resume(returning: self.receive(timeout: timeout))
             }
         }
     }

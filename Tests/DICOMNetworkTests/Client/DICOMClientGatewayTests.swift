@@ -8,7 +8,7 @@ import Testing
 @testable import DICOMNetwork
 
 /// The requestor against our own acceptor: `.build/debug/passerelled` (built by `swift build`).
-@Suite(.serialized, .enabled(if: ClientTestSupport.hasPasserelled, "needs .build/debug/passerelled and passerellectl"))
+@Suite(.serialized)
 struct DICOMClientGatewayTests {
     let logger = Logger(label: "client-test")
     let timeouts = DICOMClient.Timeouts(connect: .seconds(5), association: .seconds(10), dimse: .seconds(30))

@@ -17,8 +17,7 @@ import Glibc
 /// }   // Orthanc is stopped (SIGTERM, then SIGKILL) and its directory removed, whatever happened
 /// ```
 ///
-/// Gate suites with `.enabled(if: OrthancPeer.isInstalled, …)`; `scripts/install-test-deps`
-/// installs the packages.
+/// `scripts/install-test-deps` installs Orthanc; without it these tests fail (they never skip).
 final class OrthancPeer: @unchecked Sendable {
     static let executable = "/usr/sbin/Orthanc"
     static let dicomWebPlugin = "/usr/share/orthanc/plugins/libOrthancDicomWeb.so"
@@ -30,7 +29,8 @@ final class OrthancPeer: @unchecked Sendable {
     let httpPort: Int
     let dicomPort: Int
     let directory: URL
-    let process = Process()
+    private(set) var pid: pid_t = 0
+    private var exited = false
 
     /// `http://127.0.0.1:P/`
     var httpURL: URL { URL(string: "http://127.0.0.1:\(httpPort)/")! }
@@ -62,14 +62,7 @@ final class OrthancPeer: @unchecked Sendable {
         let configurationFile = directory.appendingPathComponent("orthanc.json")
         try JSONSerialization.data(withJSONObject: configuration, options: [.prettyPrinted])
             .write(to: configurationFile)
-        _ = FileManager.default.createFile(atPath: log.path, contents: nil)
-        let handle = try FileHandle(forWritingTo: log)
-        process.executableURL = URL(fileURLWithPath: OrthancPeer.executable)
-        process.arguments = [configurationFile.path]
-        process.standardOutput = handle
-        process.standardError = handle
-        process.standardInput = FileHandle.nullDevice
-        try process.run()
+        pid = try OrthancPeer.spawn(OrthancPeer.executable, [configurationFile.path], log: log.path)
         do {
             try await waitUntilReady(timeout: startTimeout)
         } catch {
@@ -109,8 +102,8 @@ final class OrthancPeer: @unchecked Sendable {
         let deadline = ContinuousClock.now + timeout
         let url = httpURL.absoluteString + "system"
         while ContinuousClock.now < deadline {
-            guard process.isRunning else {
-                throw OrthancError("Orthanc exited with status \(process.terminationStatus): \(logText.suffix(2000))")
+            guard isRunning else {
+                throw OrthancError("Orthanc exited: \(logText.suffix(2000))")
             }
             var request = HTTPClientRequest(url: url)
             request.method = .GET
@@ -129,16 +122,54 @@ final class OrthancPeer: @unchecked Sendable {
     /// SIGTERM, SIGKILL after `grace`; waits for the exit (so the ports are free again); removes
     /// the temporary directory. Idempotent.
     func stop(grace: Duration = .seconds(10)) {
-        if process.isRunning {
-            process.terminate()
+        if isRunning {
+            kill(pid, SIGTERM)
             let deadline = ContinuousClock.now + grace
-            while process.isRunning, ContinuousClock.now < deadline { usleep(20_000) }
-            if process.isRunning {
-                kill(process.processIdentifier, SIGKILL)
-                process.waitUntilExit()
+            while isRunning, ContinuousClock.now < deadline { usleep(20_000) }
+            if isRunning {
+                kill(pid, SIGKILL)
+                var status: Int32 = 0
+                waitpid(pid, &status, 0)
+                exited = true
             }
         }
         try? FileManager.default.removeItem(at: directory)
+    }
+
+    /// Reaps the child if it has exited.
+    private var isRunning: Bool {
+        guard pid > 0, !exited else { return false }
+        var status: Int32 = 0
+        let result = waitpid(pid, &status, WNOHANG)
+        if result == pid || result < 0 { exited = true }
+        return !exited
+    }
+
+    /// posix_spawn with an empty signal mask and default handlers: Foundation's `Process`
+    /// passes on the test thread's blocked signals, and Orthanc then ignores SIGTERM.
+    static func spawn(_ executable: String, _ arguments: [String], log: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, log, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var empty = sigset_t()
+        sigemptyset(&empty)
+        var all = sigset_t()
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &empty)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        let argv: [UnsafeMutablePointer<CChar>?] = ([executable] + arguments).map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let result = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
+        guard result == 0 else { throw OrthancError("posix_spawn \(executable): \(String(cString: strerror(result)))") }
+        return pid
     }
 
     /// A GET on Orthanc's REST API (not DICOMweb), e.g. `"instances"`; the body as text.
