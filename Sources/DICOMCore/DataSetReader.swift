@@ -32,4 +32,30 @@ public enum DataSetReader {
         }
         return walker.values
     }
+
+    /// Where a top-level element is in an uncompressed data set, or where it would be
+    /// inserted to keep tag order (PS3.5 §7.1): `offset` relative to the data set's start,
+    /// `length` of the element found there with this tag (header and value), 0 when absent.
+    public struct Location: Sendable, Equatable {
+        public var offset: Int
+        public var length: Int
+    }
+
+    /// Finds `tag` at the top level of a data set that is not deflated, reading headers only.
+    public static func locate(_ tag: Tag, in source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
+                              length: Int?) throws(DataSetError) -> Location {
+        guard !transferSyntax.isDeflated else {
+            throw DataSetError(.invalidLength, offset: 0, "cannot locate elements in a deflated data set")
+        }
+        var walker = DataSetWalker(wanted: [], stopAt: tag)
+        let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
+                                              isLittleEndian: transferSyntax.isLittleEndian)
+        try walker.walk(&source, encoding: encoding, length: length)
+        guard let stopped = walker.stopped else { return Location(offset: source.position, length: 0) }
+        guard stopped.header.tag == tag else { return Location(offset: stopped.offset, length: 0) }
+        guard let valueLength = stopped.header.length else {
+            throw DataSetError(.invalidLength, offset: stopped.offset, "\(tag) has an undefined length")
+        }
+        return Location(offset: stopped.offset, length: stopped.headerLength + valueLength)
+    }
 }

@@ -27,11 +27,16 @@ struct DataSetWalker {
     let maxValueLength: Int
     let maxDepth: Int
     private(set) var values: [Tag: ByteBuffer] = [:]
+    /// The walk ends at the first top-level element whose tag is at least this one.
+    let stopAt: Tag?
+    /// Where it ended for `stopAt`: the element's offset and header, if one was reached.
+    private(set) var stopped: (offset: Int, header: Header, headerLength: Int)?
 
-    init(wanted: Set<Tag>, maxValueLength: Int = 64 * 1024, maxDepth: Int = 32) {
+    init(wanted: Set<Tag>, maxValueLength: Int = 64 * 1024, maxDepth: Int = 32, stopAt: Tag? = nil) {
         self.wanted = wanted
         self.maxValueLength = maxValueLength
         self.maxDepth = maxDepth
+        self.stopAt = stopAt
     }
 
     /// Walks a top-level data set to its end: `length` bytes when given, else the end of `source`.
@@ -63,8 +68,13 @@ struct DataSetWalker {
             } else if !inUndefinedItem, try source.isAtEnd() {
                 return
             }
+            let headerStart = source.position
             let header = try readHeader(&source, encoding: encoding)
             let headerEnd = source.position
+            if depth == 0, let stopAt, header.tag >= stopAt {
+                stopped = (headerStart, header, headerEnd - headerStart)
+                return
+            }
             if header.tag == .itemDelimitationItem {
                 guard inUndefinedItem else {
                     throw DataSetError(.unexpectedDelimiter, offset: headerEnd - 8, "item delimiter outside an undefined-length item")

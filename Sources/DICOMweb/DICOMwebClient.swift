@@ -141,16 +141,30 @@ public final class DICOMwebClient: Sendable {
     {
         guard !files.isEmpty else { return [:] }
         let body = try STOWRequestBody(files: files.map(\.path), chunkSize: chunkSize)
+        return try await store(body, sopInstanceUIDs: files.map(\.sopInstanceUID))
+    }
+
+    /// Stores a prepared body (parts may carry splices); `pace` is awaited with each chunk's
+    /// size before it is sent (a bandwidth cap). `sopInstanceUIDs` are the parts' instances.
+    public func store(_ body: STOWRequestBody, sopInstanceUIDs: [String],
+                      pace: (@Sendable (Int) async throws -> Void)? = nil) async throws(DICOMwebError)
+        -> [String: STOWInstanceResult]
+    {
+        guard !sopInstanceUIDs.isEmpty else { return [:] }
         let url = url("studies")
         var request = request(url, accept: "application/dicom+json")
         request.method = .POST
         request.headers.add(name: "Content-Type", value: body.contentType)
-        request.body = .stream(body, length: .known(body.contentLength))
+        if let pace {
+            request.body = .stream(PacedSequence(base: body, pace: pace), length: .known(body.contentLength))
+        } else {
+            request.body = .stream(body, length: .known(body.contentLength))
+        }
         let response = try await execute(request)
         let status = Int(response.status.code)
         let bytes = try await collect(response, url: url)
         return try STOWResponse.evaluate(status: status, contentType: response.headers.first(name: "Content-Type"),
-                                         body: bytes, url: url, requested: files.map(\.sopInstanceUID))
+                                         body: bytes, url: url, requested: sopInstanceUIDs)
     }
 
     // MARK: QIDO-RS
@@ -302,4 +316,23 @@ extension Duration {
         let (seconds, attoseconds) = components
         return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
+}
+
+/// Byte chunks of `base`, each released by `pace(count)` first.
+struct PacedSequence<Base: AsyncSequence & Sendable>: AsyncSequence, Sendable where Base.Element == ByteBuffer {
+    typealias Element = ByteBuffer
+    let base: Base
+    let pace: @Sendable (Int) async throws -> Void
+
+    struct AsyncIterator: AsyncIteratorProtocol {
+        var base: Base.AsyncIterator
+        let pace: @Sendable (Int) async throws -> Void
+        mutating func next() async throws -> ByteBuffer? {
+            guard let chunk = try await base.next() else { return nil }
+            try await pace(chunk.readableBytes)
+            return chunk
+        }
+    }
+
+    func makeAsyncIterator() -> AsyncIterator { AsyncIterator(base: base.makeAsyncIterator(), pace: pace) }
 }

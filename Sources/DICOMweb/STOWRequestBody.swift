@@ -30,13 +30,36 @@ import NIOCore
 /// appears by chance in n bytes of data with probability about n·2⁻¹²⁸, which is zero for
 /// any real upload (and DICOM data is not chosen by someone who knows the boundary).
 public struct STOWRequestBody: Sendable, Hashable {
-    /// One file to send and the size it had when the body was made.
+    /// One file to send and the size it had when the body was made; with a `splice`, the file
+    /// is sent with `removing` bytes at `offset` replaced by `inserting` (an element added to
+    /// or replaced in the data set), the file itself untouched.
     public struct Part: Sendable, Hashable {
+        public struct Splice: Sendable, Hashable {
+            public var offset: Int64
+            public var removing: Int64
+            public var inserting: [UInt8]
+            public init(offset: Int64, removing: Int64, inserting: [UInt8]) {
+                self.offset = offset
+                self.removing = removing
+                self.inserting = inserting
+            }
+        }
+
         public var path: String
         public var size: Int64
-        public init(path: String, size: Int64) {
+        public var splice: Splice?
+        public init(path: String, size: Int64, splice: Splice? = nil) {
+            precondition(splice.map { $0.offset >= 0 && $0.removing >= 0 && $0.offset + $0.removing <= size } ?? true,
+                         "splice outside the file")
             self.path = path
             self.size = size
+            self.splice = splice
+        }
+
+        /// Bytes this part sends.
+        public var sentSize: Int64 {
+            guard let splice else { return size }
+            return size - splice.removing + Int64(splice.inserting.count)
         }
     }
 
@@ -106,7 +129,7 @@ public struct STOWRequestBody: Sendable, Hashable {
         guard !parts.isEmpty else { return Int64(("--\(boundary)--\r\n").utf8.count) }
         var total = Int64(closing.utf8.count)
         for (index, part) in parts.enumerated() {
-            total += Int64(partHeader(index).utf8.count) + part.size
+            total += Int64(partHeader(index).utf8.count) + part.sentSize
         }
         return total
     }
@@ -121,7 +144,8 @@ extension STOWRequestBody: AsyncSequence {
     public struct Iterator: AsyncIteratorProtocol {
         enum State {
             case header(Int)
-            case file(Int, FileReader, remaining: Int64)
+            /// Reading part `index` at file `position`; `spliced` once the splice was sent.
+            case file(Int, FileReader, position: Int64, spliced: Bool)
             case closing
             case finished
         }
@@ -143,20 +167,27 @@ extension STOWRequestBody: AsyncSequence {
             case .header(let index):
                 let part = body.parts[index]
                 let reader = try FileReader(path: part.path)
-                state = .file(index, reader, remaining: part.size)
+                state = .file(index, reader, position: 0, spliced: part.splice == nil)
                 return ByteBuffer(string: body.partHeader(index))
-            case .file(let index, let reader, let remaining):
-                if remaining == 0 {
+            case .file(let index, let reader, let position, let spliced):
+                let part = body.parts[index]
+                if !spliced, let splice = part.splice, position == splice.offset {
+                    state = .file(index, reader, position: position + splice.removing, spliced: true)
+                    if splice.inserting.isEmpty { return try nextChunk() }
+                    return ByteBuffer(bytes: splice.inserting)
+                }
+                let end = spliced ? part.size : part.splice!.offset
+                if position == end {
                     state = index + 1 < body.parts.count ? .header(index + 1) : .closing
                     return try nextChunk()
                 }
-                let count = Int(Swift.min(Int64(body.chunkSize), remaining))
-                let chunk = try reader.read(count)
+                let count = Int(Swift.min(Int64(body.chunkSize), end - position))
+                let chunk = try reader.read(count, at: position)
                 guard chunk.readableBytes == count else {
                     throw DICOMwebError(kind: .permanent, code: .localFile, url: nil,
-                                        message: "\(body.parts[index].path) is shorter than when the request was made")
+                                        message: "\(part.path) is shorter than when the request was made")
                 }
-                state = .file(index, reader, remaining: remaining - Int64(count))
+                state = .file(index, reader, position: position + Int64(count), spliced: spliced)
                 return chunk
             case .closing:
                 state = .finished
@@ -186,15 +217,16 @@ final class FileReader {
 
     deinit { close(fd) }
 
-    /// Up to `count` bytes; fewer only at end of file.
-    func read(_ count: Int) throws(DICOMwebError) -> ByteBuffer {
+    /// Up to `count` bytes from `offset`; fewer only at end of file.
+    func read(_ count: Int, at offset: Int64) throws(DICOMwebError) -> ByteBuffer {
         var buffer = ByteBuffer()
         buffer.reserveCapacity(count)
         var failure: Int32 = 0
         while buffer.readableBytes < count {
             let wanted = count - buffer.readableBytes
+            let position = off_t(offset) + off_t(buffer.readableBytes)
             let got = buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: wanted) { pointer in
-                let n = systemRead(fd, pointer.baseAddress, wanted)
+                let n = pread(fd, pointer.baseAddress, wanted, position)
                 if n < 0 { failure = errno; return 0 }
                 return n
             }
@@ -207,13 +239,4 @@ final class FileReader {
         }
         return buffer
     }
-}
-
-@inline(__always)
-private func systemRead(_ fd: Int32, _ pointer: UnsafeMutableRawPointer?, _ count: Int) -> Int {
-    #if canImport(Glibc)
-    Glibc.read(fd, pointer, count)
-    #else
-    Darwin.read(fd, pointer, count)
-    #endif
 }

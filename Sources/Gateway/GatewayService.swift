@@ -14,8 +14,8 @@ public final class GatewayService: Service {
     public let configuration: GatewayConfiguration
     /// The configuration in force (reloads change it) and the provider applying it.
     private let live = NIOLockedValueBox<(configuration: GatewayConfiguration, provider: StorageProvider?,
-                                          responder: StatusResponder?, listening: Bool)>(
-        (GatewayConfiguration(), nil, nil, false))
+                                          responder: StatusResponder?, uploader: Uploader?, listening: Bool)>(
+        (GatewayConfiguration(), nil, nil, nil, false))
 
     /// Whether the port accepts associations.
     public var isListening: Bool { live.withLockedValue { $0.listening } }
@@ -54,15 +54,23 @@ public final class GatewayService: Service {
 
     /// Applies a reloaded configuration to new associations; running ones are untouched.
     public func apply(_ configuration: GatewayConfiguration) {
-        let (running, provider) = live.withLockedValue { ($0.configuration, $0.provider) }
+        let (running, provider, uploader) = live.withLockedValue { ($0.configuration, $0.provider, $0.uploader) }
         let applied = configuration.liveChanges(from: running)
         let pending = configuration.restartRequiredChanges(from: running)
         provider?.update(policy: Self.policy(configuration.dicom))
+        if configuration.upload != running.upload || configuration.destinations != running.destinations {
+            var next = running
+            next.upload = configuration.upload
+            next.destinations = configuration.destinations
+            uploader?.apply(next)
+        }
         live.withLockedValue { state in
             // Keep the running values of what needs a restart, so the next reload compares right.
             state.configuration.dicom.aeTitle = configuration.dicom.aeTitle
             state.configuration.dicom.allowedCallingAETitles = configuration.dicom.allowedCallingAETitles
             state.configuration.dicom.maxAssociations = configuration.dicom.maxAssociations
+            state.configuration.upload = configuration.upload
+            state.configuration.destinations = configuration.destinations
         }
         logger.notice("configuration reloaded", metadata: [
             "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
@@ -101,11 +109,15 @@ public final class GatewayService: Service {
         if dicom.allowedCallingAETitles.isEmpty {
             logger.warning("dicom.allowed_calling_aets is empty: any calling AE title may store")
         }
-        let provider = StorageProvider(policy: Self.policy(dicom), spool: spool, logger: logger)
-        live.withLockedValue { $0.provider = provider }
-
         let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
         threadPool.start()
+        let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+        let provider = StorageProvider(policy: Self.policy(dicom), spool: spool, logger: logger,
+                                       instanceStored: { uploader.instanceArrived() })
+        live.withLockedValue {
+            $0.provider = provider
+            $0.uploader = uploader
+        }
         let server = DICOMServer(
             configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
                                  idleTimeout: .nanoseconds(Int64(dicom.idleTimeout.components.seconds) * 1_000_000_000
@@ -119,7 +131,7 @@ public final class GatewayService: Service {
             throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
         }
         let responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
-                                        listeningPort: port, registry: registry,
+                                        listeningPort: port, registry: registry, uploader: uploader,
                                         activeAssociations: { provider.activeAssociations })
         live.withLockedValue { $0.responder = responder }
         let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
@@ -140,6 +152,7 @@ public final class GatewayService: Service {
         ])
         onListening(port)
         live.withLockedValue { $0.listening = true }
+        let uploading = Task { await uploader.run() }
 
         await withGracefulShutdownHandler {
             try? await server.waitUntilClosed()
@@ -148,6 +161,9 @@ public final class GatewayService: Service {
             logger.info("stopping: no new associations, waiting for running transfers")
             server.stopAccepting()
         }
+        // Uploads in flight are abandoned (queued again); receptions get their grace period.
+        uploading.cancel()
+        await uploading.value
         await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
         await statusServer.stop()
         try await threadPool.shutdownGracefully()

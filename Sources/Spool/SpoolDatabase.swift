@@ -100,6 +100,9 @@ public struct SpoolDatabase: Sendable {
                 CREATE INDEX instance_file ON instance(file_path);
                 """)
         }
+        migrator.registerMigration("v2-delivery") { db in
+            try migrateDelivery(db)
+        }
         return migrator
     }
 
@@ -198,7 +201,7 @@ public struct SpoolDatabase: Sendable {
     public func listInstances(includeSuperseded: Bool = false) throws -> [InstanceListing] {
         try writer.read { db in
             let rows = try Row.fetchAll(db, sql: """
-                SELECT st.study_instance_uid, se.series_instance_uid, i.sop_instance_uid,
+                SELECT i.id, st.study_instance_uid, se.series_instance_uid, i.sop_instance_uid,
                        i.sop_class_uid, i.transfer_syntax_uid, p.patient_id, p.issuer_of_patient_id,
                        p.patient_name, i.file_path, i.size, i.sha256, i.revision_state, i.revision,
                        i.calling_ae_title, i.received_at
@@ -211,12 +214,12 @@ public struct SpoolDatabase: Sendable {
                 """, arguments: [includeSuperseded])
             return rows.map { row in
                 InstanceListing(
-                    studyInstanceUID: row[0], seriesInstanceUID: row[1], sopInstanceUID: row[2],
-                    sopClassUID: row[3], transferSyntaxUID: row[4], patientID: row[5],
-                    issuerOfPatientID: row[6], patientName: row[7], filePath: row[8], size: row[9],
-                    sha256: row[10], isSuperseded: (row[11] as String) == "superseded",
-                    revision: row[12], callingAETitle: row[13],
-                    receivedAt: Date(timeIntervalSince1970: row[14]))
+                    instanceID: row[0], studyInstanceUID: row[1], seriesInstanceUID: row[2], sopInstanceUID: row[3],
+                    sopClassUID: row[4], transferSyntaxUID: row[5], patientID: row[6],
+                    issuerOfPatientID: row[7], patientName: row[8], filePath: row[9], size: row[10],
+                    sha256: row[11], isSuperseded: (row[12] as String) == "superseded",
+                    revision: row[13], callingAETitle: row[14],
+                    receivedAt: Date(timeIntervalSince1970: row[15]))
             }
         }
     }
@@ -269,7 +272,7 @@ public struct SpoolDatabase: Sendable {
             try Row.fetchAll(db, sql: """
                 SELECT st.study_instance_uid, p.patient_id, p.issuer_of_patient_id, st.study_date,
                        st.accession_number, COUNT(i.id), COALESCE(SUM(i.size), 0),
-                       MIN(i.received_at), MAX(i.received_at), GROUP_CONCAT(DISTINCT se.modality)
+                       MIN(i.received_at), MAX(i.received_at), GROUP_CONCAT(DISTINCT se.modality), st.urgent
                 FROM study st
                 JOIN patient p ON p.id = st.patient_ref
                 JOIN series se ON se.study_ref = st.id
@@ -283,7 +286,8 @@ public struct SpoolDatabase: Sendable {
                     accessionNumber: row[4], instances: row[5], bytes: row[6],
                     firstReceivedAt: Date(timeIntervalSince1970: row[7]),
                     lastReceivedAt: Date(timeIntervalSince1970: row[8]),
-                    modalities: (row[9] as String?)?.split(separator: ",").map(String.init) ?? [])
+                    modalities: (row[9] as String?)?.split(separator: ",").map(String.init) ?? [],
+                    urgent: row[10])
             }
         }
     }

@@ -87,6 +87,8 @@ public enum RecordOutcome: Sendable, Equatable {
 
 /// One row of `passerellectl spool list`.
 public struct InstanceListing: Sendable, Equatable {
+    /// The row, which keys `SpoolDatabase.deliveries()`.
+    public var instanceID: Int64
     public var studyInstanceUID: String
     public var seriesInstanceUID: String
     public var sopInstanceUID: String
@@ -117,6 +119,8 @@ public struct StudySummary: Sendable, Equatable, Codable {
     public var firstReceivedAt: Date
     public var lastReceivedAt: Date
     public var modalities: [String]
+    /// Overtakes the upload queue.
+    public var urgent: Bool
 }
 
 public struct SpoolError: Error, CustomStringConvertible, Sendable {

@@ -3,16 +3,27 @@ import Spool
 
 /// How `spool list` prints instances: a JSON array for scripts, a table for people.
 enum InstanceListingFormat {
-    /// No destination exists yet, so a current instance waits in the spool: "queued".
+    /// The revision state: "current" or "superseded" (an older revision kept beside it).
     static func state(_ listing: InstanceListing) -> String {
-        listing.isSuperseded ? "superseded" : "queued"
+        listing.isSuperseded ? "superseded" : "current"
     }
 
-    static func json(_ listings: [InstanceListing], root: String) throws -> String {
+    static func json(_ listings: [InstanceListing], deliveries: [Int64: [String: DeliveryInfo]],
+                     root: String) throws -> String {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let objects: [[String: Any]] = listings.map { listing in
-            [
+            let perDestination = (deliveries[listing.instanceID] ?? [:]).mapValues { delivery -> [String: Any] in
+                [
+                    "state": delivery.state.rawValue,
+                    "attempts": delivery.attempts,
+                    "next_at": delivery.nextAt.map(formatter.string(from:)) as Any? ?? NSNull(),
+                    "reason": delivery.reason as Any? ?? NSNull(),
+                    "sent_sha256": delivery.sentSha256 as Any? ?? NSNull(),
+                ]
+            }
+            return [
+                "destinations": perDestination,
                 "study_instance_uid": listing.studyInstanceUID,
                 "series_instance_uid": listing.seriesInstanceUID,
                 "sop_instance_uid": listing.sopInstanceUID,
@@ -34,11 +45,15 @@ enum InstanceListingFormat {
         return String(decoding: data, as: UTF8.self)
     }
 
-    static func table(_ listings: [InstanceListing], root: String) -> String {
+    static func table(_ listings: [InstanceListing], deliveries: [Int64: [String: DeliveryInfo]],
+                      root: String) -> String {
         var output = ""
         for listing in listings {
+            let upload = (deliveries[listing.instanceID] ?? [:]).sorted { $0.key < $1.key }.map { name, delivery in
+                "\(name): \(delivery.state.rawValue)" + (delivery.reason.map { " (\($0))" } ?? "")
+            }
             output += """
-                \(listing.sopInstanceUID)  [\(state(listing))]
+                \(listing.sopInstanceUID)  [\(state(listing))]\(upload.isEmpty ? "" : "  " + upload.joined(separator: ", "))
                   study \(listing.studyInstanceUID)  series \(listing.seriesInstanceUID)
                   patient \(listing.patientID) (\(listing.issuerOfPatientID.isEmpty ? "no issuer" : listing.issuerOfPatientID))  \(listing.patientName ?? "")
                   \(root)/\(listing.filePath)  \(listing.size) bytes  sha256 \(listing.sha256)

@@ -9,7 +9,8 @@ struct PasserelleCtl: AsyncParsableCommand {
         commandName: "passerellectl",
         abstract: "Inspect and control a Passerelle gateway.",
         version: PasserelleVersion.current,
-        subcommands: [StatusCommand.self, QueueCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self,
+        subcommands: [StatusCommand.self, QueueCommand.self, RetryCommand.self, PauseCommand.self, ResumeCommand.self,
+                      UrgentCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self,
                       EchoCommand.self, SendCommand.self]
     )
 }
@@ -74,10 +75,12 @@ struct SpoolCommand: ParsableCommand {
                 throw ExitCode(66)
             }
             let listings = try database.listInstances(includeSuperseded: revisions)
+            // A spool written by a version without upload has no delivery table yet.
+            let deliveries = (try? database.deliveries()) ?? [:]
             if json {
-                print(try InstanceListingFormat.json(listings, root: absoluteRoot))
+                print(try InstanceListingFormat.json(listings, deliveries: deliveries, root: absoluteRoot))
             } else {
-                print(InstanceListingFormat.table(listings, root: absoluteRoot), terminator: "")
+                print(InstanceListingFormat.table(listings, deliveries: deliveries, root: absoluteRoot), terminator: "")
             }
         }
     }

@@ -45,8 +45,12 @@ struct QueueCommand: ParsableCommand {
         }
         for study in studies {
             let modalities = (study["modalities"] as? [String] ?? []).joined(separator: "/")
+            let deliveries = (study["destinations"] as? [String: [String: Any]] ?? [:]).sorted { $0.key < $1.key }
+                .map { "\($0.key) \($0.value["state"] ?? "")" }
             print("\(study["study_instance_uid"] ?? "")  \(modalities)  patient \(study["patient_id"] ?? "")"
-                  + "  \(study["instances"] ?? 0) instances  \(study["bytes"] ?? 0) bytes  last \(study["last_received_at"] ?? "")")
+                  + "  \(study["instances"] ?? 0) instances  \(study["bytes"] ?? 0) bytes  last \(study["last_received_at"] ?? "")"
+                  + ((study["urgent"] as? Bool ?? false) ? "  URGENT" : "")
+                  + (deliveries.isEmpty ? "" : "  " + deliveries.joined(separator: ", ")))
         }
         print("\(studies.count) study(ies)")
     }
@@ -83,9 +87,9 @@ enum StatusText {
         }
         if let spool = result["spool"] as? [String: Any] {
             let states = spool["states"] as? [String: [String: Any]] ?? [:]
-            let queued = states["queued"]
+            let current = states["current"]
             lines.append("spool: \(spool["path"] ?? "") — \(spool["studies"] ?? 0) studies, "
-                         + "\(queued?["instances"] ?? 0) instances queued (\(bytes(queued?["bytes"] as? Int ?? 0)))")
+                         + "\(current?["instances"] ?? 0) instances (\(bytes(current?["bytes"] as? Int ?? 0)))")
             if let superseded = states["superseded"] {
                 lines.append("       \(superseded["instances"] ?? 0) superseded revisions kept")
             }
@@ -95,8 +99,26 @@ enum StatusText {
             lines.append("disk: \(bytes(free)) free, min_free \(bytes(minimum))\(warning)")
         }
         let destinations = result["destinations"] as? [[String: Any]] ?? []
-        lines.append(destinations.isEmpty ? "destinations: none (studies wait in the spool)"
-                                          : "destinations: \(destinations.compactMap { $0["name"] as? String }.joined(separator: ", "))")
+        if destinations.isEmpty { lines.append("destinations: none (studies wait in the spool)") }
+        for destination in destinations {
+            lines.append("destination \(destination["name"] ?? ""): \(destination["health"] ?? "")  \(destination["url"] ?? "")")
+            let instances = destination["instances"] as? [String: [String: Any]] ?? [:]
+            let counts = ["queued", "in_flight", "retry", "stored", "rejected"].map { state in
+                "\(instances[state]?["instances"] as? Int ?? 0) \(state.replacingOccurrences(of: "_", with: " "))"
+            }
+            lines.append("  instances: " + counts.joined(separator: ", "))
+            let studies = destination["studies"] as? [String: Int] ?? [:]
+            lines.append("  studies: " + ["receiving", "uploading", "verifying", "verified", "rejected"]
+                .map { "\(studies[$0] ?? 0) \($0)" }.joined(separator: ", "))
+            if let success = destination["last_success_at"] as? String { lines.append("  last success: \(success)") }
+            if let error = destination["last_error"] as? [String: Any] {
+                lines.append("  last error: \(error["at"] ?? "") \(error["message"] ?? "")")
+            }
+            if let next = destination["next_retry_at"] as? String { lines.append("  next retry: \(next)") }
+            if let expiry = destination["client_certificate_expires_at"] as? String {
+                lines.append("  client certificate expires: \(expiry)")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -30,7 +30,7 @@ struct WatchdogPinger: Service {
     }
 }
 
-/// Keeps systemd's STATUS= line current: "12 studies, 340 instances queued, 2 associations".
+/// Keeps systemd's STATUS= line current: "12 studies, 340 instances to send, archive ok, 2 associations".
 struct StatusLineService: Service {
     let gateway: GatewayService
     let notifier: SystemdNotifier
@@ -49,9 +49,18 @@ struct StatusLineService: Service {
     }
 
     static func line(_ report: StatusReport) -> String {
-        let queued = report.spool.states["queued"]?.instances ?? 0
-        var line = "\(report.spool.studies) studies, \(queued) instances queued, "
-            + "\(report.associations.active) associations"
+        var line = "\(report.spool.studies) studies, "
+        if report.destinations.isEmpty {
+            line += "\(report.spool.states["current"]?.instances ?? 0) instances waiting (no destination), "
+        } else {
+            let waiting = report.destinations.map { destination in
+                destination.instances.filter { ["queued", "in_flight", "retry"].contains($0.key) }
+                    .values.reduce(0) { $0 + $1.instances }
+            }.max() ?? 0
+            line += "\(waiting) instances to send, "
+            line += report.destinations.map { "\($0.name) \($0.health)" }.joined(separator: ", ") + ", "
+        }
+        line += "\(report.associations.active) associations"
         if report.spool.belowMinimumFree { line += ", SPOOL DISK BELOW min_free" }
         return line
     }

@@ -38,13 +38,13 @@ def test_status_queue_and_metrics_describe_the_spool(gateway, ct500):
     assert len(storescu(ct500[:20], gateway.port, aec=gateway.ae_title).acked) == 20
     status = json.loads(ctl("status", "--json", "--config", str(gateway.config_path)).stdout)
     assert status["listening"] == [{"ae_title": gateway.ae_title, "bind": "127.0.0.1", "port": gateway.port}]
-    assert status["spool"]["states"]["queued"]["instances"] == 20
-    assert status["spool"]["states"]["queued"]["bytes"] == sum(r["size"] for r in spool_list(gateway.spool))
+    assert status["spool"]["states"]["current"]["instances"] == 20
+    assert status["spool"]["states"]["current"]["bytes"] == sum(r["size"] for r in spool_list(gateway.spool))
     assert status["spool"]["below_minimum_free"] is False
     assert status["associations"]["active"] == 0
 
     readable = ctl("status", "--config", str(gateway.config_path)).stdout
-    assert "20 instances queued" in readable and f"AE {gateway.ae_title}" in readable
+    assert "20 instances (" in readable and "destinations: none" in readable and f"AE {gateway.ae_title}" in readable
 
     queue = json.loads(ctl("queue", "--json", "--config", str(gateway.config_path)).stdout)
     assert len(queue) == 1 and queue[0]["instances"] == 20
@@ -181,7 +181,7 @@ def test_systemd_notifications_in_order(tmp_path):
     assert any("WATCHDOG=1" in m for m in messages[ready + 1:]), messages
     stopping = next(i for i, m in enumerate(messages) if "STOPPING=1" in m)
     assert stopping > ready, messages
-    assert any(m.startswith("STATUS=") and "instances queued" in m for m in messages), messages
+    assert any(m.startswith("STATUS=") and "instances waiting (no destination)" in m for m in messages), messages
 
 
 def test_serves_as_an_unprivileged_user():

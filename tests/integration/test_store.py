@@ -34,7 +34,8 @@ def assert_stored_as_sent(record: dict, original: Path, calling_ae: str) -> None
     assert record["patient_id"] == src.PatientID
     assert record["transfer_syntax_uid"] == src.file_meta.TransferSyntaxUID
     assert record["calling_ae_title"] == calling_ae
-    assert record["state"] == "queued"
+    assert record["state"] == "current"
+    assert record["destinations"] == {}, "no destination is configured"
     assert record["received_at"], "received_at is empty"
 
     stored = Path(record["path"])
@@ -163,7 +164,7 @@ def test_resend_different_bytes_supersedes(gateway, one_ct, tmp_path):
     assert current["sha256"] != first["sha256"]
 
     history = [r for r in spool_list(gateway.spool, revisions=True) if r["sop_instance_uid"] == uid]
-    assert sorted(r["state"] for r in history) == ["queued", "superseded"], history
+    assert sorted(r["state"] for r in history) == ["current", "superseded"], history
     old = next(r for r in history if r["state"] == "superseded")
     assert old["sha256"] == first["sha256"]
 

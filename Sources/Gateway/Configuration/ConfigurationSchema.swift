@@ -32,8 +32,7 @@ enum ValueKind {
             }
         case .bandwidth:
             guard let text = value.string,
-                  text == "unlimited"
-                    || text.range(of: #"^[0-9]+(\.[0-9]+)?\s*[kKMG]?bit$"#, options: .regularExpression) != nil
+                  ConfigurationValues.bandwidth(text) != nil
             else { throw fail("expected a bandwidth", "write it as \"unlimited\" or \"40Mbit\"") }
         case .url:
             guard let text = value.string, let url = URL(string: text),
@@ -77,9 +76,13 @@ enum ConfigurationSchema {
         "upload": .table([
             "stable_after": .duration, "chunk_max_bytes": .size, "chunk_max_instances": .int,
             "parallel": .int, "bandwidth": .bandwidth, "retry_min": .duration, "retry_max": .duration,
+            "bandwidth_schedule": .stringArray, "fill_issuer_of_patient_id": .bool,
+            "request_timeout": .duration, "connect_timeout": .duration,
         ]),
         "destinations": .namedTables([
             "url": .url, "ca": .file, "client_cert": .file, "client_key": .file, "token": .string,
+            "calling_aets": .aeTitleArray, "modalities": .stringArray, "exclude_modalities": .stringArray,
+            "sop_classes": .stringArray,
         ]),
         "community": .arrayOfTables(["ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool]),
         "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int]),
@@ -170,6 +173,7 @@ extension Settings {
             configuration.spool.retention = duration
         }
         if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
+        try parseUpload(into: &configuration)
         return configuration
     }
 }

@@ -40,6 +40,9 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var dicom = DICOM()
     public var spool = SpoolSettings()
     public var status = Status()
+    public var upload = UploadSettings()
+    /// `[destinations.*]`, by name; empty: studies wait in the spool.
+    public var destinations: [DestinationSettings] = []
 
     public init() {}
 

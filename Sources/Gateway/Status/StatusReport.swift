@@ -22,7 +22,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public struct SpoolStatus: Codable, Sendable, Equatable {
         public var path: String
         public var studies: Int
-        /// Per state: "queued" (current instances waiting for a destination), "superseded".
+        /// Per revision state: "current" (the instances the spool holds), "superseded" (older revisions kept).
         public var states: [String: Totals]
         public var freeBytes: UInt64
         public var minimumFreeBytes: UInt64
@@ -31,8 +31,50 @@ public struct StatusReport: Codable, Sendable, Equatable {
     }
 
     public struct Destination: Codable, Sendable, Equatable {
+        public struct LastError: Codable, Sendable, Equatable {
+            public var at: Date
+            public var message: String
+        }
+
         public var name: String
         public var url: String
+        /// "ok", "failing", "paused" or "idle" (nothing sent yet, nothing waiting).
+        public var health: String
+        public var paused: Bool
+        /// Per delivery state (queued, in_flight, stored, retry, rejected): instances and bytes.
+        public var instances: [String: DeliveryTotals]
+        /// Per study state (receiving, uploading, verifying, verified, rejected): studies.
+        public var studies: [String: Int]
+        public var lastSuccessAt: Date?
+        public var lastError: LastError?
+        /// When the next attempt is due, while something waits.
+        public var nextRetryAt: Date?
+        public var clientCertificateExpiresAt: Date?
+        public var caExpiresAt: Date?
+    }
+
+    /// One study of `queue`: the spool's summary and its delivery per destination.
+    public struct QueuedStudy: Codable, Sendable, Equatable {
+        public var study: StudySummary
+        public var destinations: [String: StudyDelivery]
+
+        public func encode(to encoder: any Encoder) throws {
+            try study.encode(to: encoder)
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(destinations, forKey: .destinations)
+        }
+
+        public init(from decoder: any Decoder) throws {
+            study = try StudySummary(from: decoder)
+            destinations = try decoder.container(keyedBy: CodingKeys.self).decode([String: StudyDelivery].self, forKey: .destinations)
+        }
+
+        public init(study: StudySummary, destinations: [String: StudyDelivery]) {
+            self.study = study
+            self.destinations = destinations
+        }
+
+        enum CodingKeys: String, CodingKey { case destinations }
     }
 
     public var version: String
@@ -41,7 +83,7 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var listening: [Listener]
     public var associations: Associations
     public var spool: SpoolStatus
-    /// Configured destinations. Upload is not implemented yet: studies wait in the spool.
+    /// Configured destinations; empty: studies wait in the spool.
     public var destinations: [Destination]
 }
 

@@ -6,6 +6,7 @@ import Foundation
 /// {"command":"status"}            {"command":"queue"}            {"command":"metrics"}
 /// {"command":"retry","study":"1.2.3"}   {"command":"retry","all":true}
 /// {"command":"pause","destination":"archive"}   {"command":"resume","destination":"archive"}
+/// {"command":"urgent","study":"1.2.3"}
 /// ```
 public enum StatusRequest: Equatable, Sendable {
     case status
@@ -15,6 +16,7 @@ public enum StatusRequest: Equatable, Sendable {
     case retry(study: String?)
     case pause(destination: String)
     case resume(destination: String)
+    case urgent(study: String)
 
     public static let maximumLineLength = 64 * 1024
 
@@ -36,6 +38,11 @@ public enum StatusRequest: Equatable, Sendable {
                 throw StatusError(code: "bad_request", message: "retry needs \"study\" or \"all\": true")
             }
             return .retry(study: study)
+        case "urgent":
+            guard let study = object["study"] as? String, !study.isEmpty else {
+                throw StatusError(code: "bad_request", message: "urgent needs \"study\"")
+            }
+            return .urgent(study: study)
         case "pause", "resume":
             guard let destination = object["destination"] as? String, !destination.isEmpty else {
                 throw StatusError(code: "bad_request", message: "\(command) needs \"destination\"")
@@ -43,7 +50,7 @@ public enum StatusRequest: Equatable, Sendable {
             return command == "pause" ? .pause(destination: destination) : .resume(destination: destination)
         default:
             throw StatusError(code: "unknown_command",
-                              message: "unknown command \"\(command)\"; known: status, queue, metrics, retry, pause, resume")
+                              message: "unknown command \"\(command)\"; known: status, queue, metrics, retry, pause, resume, urgent")
         }
     }
 
@@ -57,6 +64,7 @@ public enum StatusRequest: Equatable, Sendable {
         case .retry(let study): object = study.map { ["command": "retry", "study": $0] } ?? ["command": "retry", "all": true]
         case .pause(let destination): object = ["command": "pause", "destination": destination]
         case .resume(let destination): object = ["command": "resume", "destination": destination]
+        case .urgent(let study): object = ["command": "urgent", "study": study]
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

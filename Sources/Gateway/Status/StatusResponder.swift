@@ -11,9 +11,12 @@ public struct StatusResponder: Sendable {
     let activeAssociations: @Sendable () -> Int
     let listeningPort: Int
     let registry: PrometheusCollectorRegistry?
+    let uploader: Uploader?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: Int,
-                registry: PrometheusCollectorRegistry?, activeAssociations: @escaping @Sendable () -> Int) {
+                registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil,
+                activeAssociations: @escaping @Sendable () -> Int) {
+        self.uploader = uploader
         self.configuration = configuration
         self.spool = spool
         self.startedAt = startedAt
@@ -40,13 +43,42 @@ public struct StatusResponder: Sendable {
         case .status:
             return AnyEncodable(try status())
         case .queue:
-            return AnyEncodable(try spool.database.studySummaries())
+            return AnyEncodable(try queue())
         case .metrics:
             return AnyEncodable(["text": try metricsText()])
-        case .retry, .pause, .resume:
-            // No uploader yet: say so rather than pretend.
+        case .retry(let study):
+            let uploader = try activeUploader()
+            let count = try uploader.retry(study: study)
+            return AnyEncodable(["requeued": count])
+        case .pause(let destination), .resume(let destination):
+            let paused: Bool
+            if case .pause = request { paused = true } else { paused = false }
+            guard try activeUploader().setPaused(paused, destination: destination) else {
+                throw StatusError(code: "unknown_destination", message: "no destination \"\(destination)\" is configured")
+            }
+            return AnyEncodable(["destination": AnyEncodable(destination), "paused": AnyEncodable(paused)])
+        case .urgent(let study):
+            guard try activeUploader().markUrgent(study: study) else {
+                throw StatusError(code: "unknown_study", message: "no study \(study) in the spool")
+            }
+            return AnyEncodable(["study": AnyEncodable(study), "urgent": AnyEncodable(true)])
+        }
+    }
+
+    private func activeUploader() throws -> Uploader {
+        guard let uploader, !configuration.destinations.isEmpty else {
             throw StatusError(code: "no_destination",
-                              message: "no upload destination is active in this version: studies wait in the spool")
+                              message: "no [destinations.*] is configured: studies wait in the spool")
+        }
+        return uploader
+    }
+
+    /// The studies of the spool, newest first, each with its delivery per destination.
+    public func queue() throws -> [StatusReport.QueuedStudy] {
+        let stableBefore = Date().addingTimeInterval(-Backoff.seconds(configuration.upload.stableAfter))
+        let deliveries = try spool.database.studyDeliveries(stableBefore: stableBefore)
+        return try spool.database.studySummaries().map {
+            StatusReport.QueuedStudy(study: $0, destinations: deliveries[$0.studyInstanceUID] ?? [:])
         }
     }
 
@@ -56,7 +88,7 @@ public struct StatusResponder: Sendable {
         let disk = try spool.files.diskSpace()
         var states: [String: StatusReport.Totals] = [:]
         for (state, value) in totals {
-            states[state == "current" ? "queued" : state] = .init(instances: value.instances, bytes: value.bytes)
+            states[state] = .init(instances: value.instances, bytes: value.bytes)
         }
         return StatusReport(
             version: PasserelleVersion.current,
@@ -66,17 +98,35 @@ public struct StatusResponder: Sendable {
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,
                          minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes),
-            destinations: [])
+            destinations: try uploader?.destinationStatuses() ?? [])
     }
 
     private func metricsText() throws -> String {
         guard let registry else { return "" }
         let report = try status()
-        registry.makeGauge(name: "passerelle_associations_active").set(Int64(report.associations.active))
-        registry.makeGauge(name: "passerelle_spool_free_bytes").set(Int64(clamping: report.spool.freeBytes))
+        registry.makeGauge(name: "passerelle_associations_active", help: "Associations in progress").set(Int64(report.associations.active))
+        registry.makeGauge(name: "passerelle_spool_free_bytes", help: "Free bytes on the spool's file system")
+            .set(Int64(clamping: report.spool.freeBytes))
         for (state, totals) in report.spool.states {
-            registry.makeGauge(name: "passerelle_spool_instances", labels: [("state", state)]).set(Int64(totals.instances))
-            registry.makeGauge(name: "passerelle_spool_bytes", labels: [("state", state)]).set(Int64(totals.bytes))
+            registry.makeGauge(name: "passerelle_spool_instances", labels: [("state", state)],
+                               help: "Instances in the spool, per revision state").set(Int64(totals.instances))
+            registry.makeGauge(name: "passerelle_spool_bytes", labels: [("state", state)],
+                               help: "Bytes in the spool, per revision state").set(Int64(totals.bytes))
+        }
+        for destination in report.destinations {
+            for (state, totals) in destination.instances {
+                let labels = [("destination", destination.name), ("state", state)]
+                registry.makeGauge(name: "passerelle_upload_instances", labels: labels,
+                                   help: "Instances per destination and delivery state").set(Int64(totals.instances))
+                registry.makeGauge(name: "passerelle_upload_bytes", labels: labels,
+                                   help: "Bytes per destination and delivery state").set(Int64(totals.bytes))
+            }
+            for (state, count) in destination.studies {
+                registry.makeGauge(name: "passerelle_upload_studies", labels: [("destination", destination.name), ("state", state)],
+                                   help: "Studies per destination and study state").set(Int64(count))
+            }
+            registry.makeGauge(name: "passerelle_destination_up", labels: [("destination", destination.name)], help: "1 unless the destination is failing")
+                .set(Int64(destination.health == "failing" ? 0 : 1))
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

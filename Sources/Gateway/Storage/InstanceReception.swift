@@ -24,10 +24,12 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private var file: TemporaryInstanceFile?
     private var headerSize = 0
     private var failure: StoreOutcome?
+    private let onStored: @Sendable () -> Void
 
     init(spool: Spool, request: CStoreRQ, transferSyntaxUID: String, callingAETitle: String, logger: Logger,
-         metrics: StorageMetrics = StorageMetrics()) {
+         metrics: StorageMetrics = StorageMetrics(), onStored: @escaping @Sendable () -> Void = {}) {
         self.metrics = metrics
+        self.onStored = onStored
         self.spool = spool
         self.request = request
         self.transferSyntax = TransferSyntax(uid: transferSyntaxUID)
@@ -92,6 +94,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
                     callingAETitle: callingAETitle, receivedAt: receivedAt)
             }
             log(result, attributes: attributes, size: finished.size)
+            if case .duplicate = result.outcome {} else { onStored() }
             metrics.storeDuration.record(duration: ContinuousClock.now - started)
             return StoreOutcome(status: .success)
         } catch let outcome as StoreOutcome {

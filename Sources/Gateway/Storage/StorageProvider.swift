@@ -13,7 +13,12 @@ public final class StorageProvider: DICOMServiceProvider {
     private let active = NIOLockedValueBox(0)
     private let metrics = StorageMetrics()
 
-    public init(policy: StoragePolicy, spool: Spool, logger: Logger) {
+    /// Called after each instance is durable (the uploader starts at once).
+    private let instanceStored: @Sendable () -> Void
+
+    public init(policy: StoragePolicy, spool: Spool, logger: Logger,
+                instanceStored: @escaping @Sendable () -> Void = {}) {
+        self.instanceStored = instanceStored
         self.policy = NIOLockedValueBox(policy)
         self.spool = spool
         self.logger = logger
@@ -60,6 +65,7 @@ public final class StorageProvider: DICOMServiceProvider {
         var logger = self.logger
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
-                                 callingAETitle: association.callingAETitle, logger: logger, metrics: metrics)
+                                 callingAETitle: association.callingAETitle, logger: logger, metrics: metrics,
+                                 onStored: instanceStored)
     }
 }

@@ -1,0 +1,247 @@
+import DICOMweb
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import Spool
+
+/// Delivers the queue of one destination: up to `parallel` STOW-RS chunks at a time, then
+/// verifies complete studies by QIDO-RS. Runs until cancelled (reload, shutdown); what was in
+/// flight then goes back to the queue.
+final class DestinationUploader: Sendable {
+    let settings: DestinationSettings
+    let upload: UploadSettings
+    let spool: Spool
+    let threadPool: NIOThreadPool
+    let bucket: TokenBucket
+    let health: NIOLockedValueBox<DestinationHealth>
+    let paused: NIOLockedValueBox<Bool>
+    /// Filled into instances lacking IssuerOfPatientID; nil: sent unchanged.
+    let issuer: String?
+    let logger: Logger
+    let wakeup = Wakeup()
+    private let inFlight = NIOLockedValueBox(0)
+
+    var name: String { settings.name }
+    var backoff: Backoff { Backoff(minimum: upload.retryMin, maximum: upload.retryMax) }
+
+    init(settings: DestinationSettings, upload: UploadSettings, issuer: String?, spool: Spool,
+         threadPool: NIOThreadPool, bucket: TokenBucket, health: NIOLockedValueBox<DestinationHealth>,
+         paused: NIOLockedValueBox<Bool>, logger: Logger) {
+        self.settings = settings
+        self.upload = upload
+        self.issuer = upload.fillIssuerOfPatientID ? issuer : nil
+        self.spool = spool
+        self.threadPool = threadPool
+        self.bucket = bucket
+        self.health = health
+        self.paused = paused
+        var logger = logger
+        logger[metadataKey: "destination"] = "\(settings.name)"
+        self.logger = logger
+    }
+
+    /// Runs a blocking spool call off the cooperative threads.
+    func database<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
+        let database = spool.database
+        return try await threadPool.runIfActive { try body(database) }
+    }
+
+    func makeClient() throws -> DICOMwebClient {
+        let tls: TLSSettings? = settings.url.scheme?.lowercased() == "https"
+            ? TLSSettings(caFile: settings.ca, certificateFile: settings.clientCertificate,
+                          privateKeyFile: settings.clientKey)
+            : nil
+        return try DICOMwebClient(
+            baseURL: settings.url, tls: tls, bearerToken: settings.token,
+            timeouts: DICOMwebTimeouts(connect: upload.connectTimeout, read: upload.requestTimeout,
+                                       request: upload.requestTimeout),
+            logger: logger)
+    }
+
+    func run() async {
+        let client: DICOMwebClient
+        do {
+            client = try makeClient()
+            health.withLockedValue { $0.configurationError = nil }
+        } catch {
+            let message = "\(error)"
+            health.withLockedValue {
+                $0.configurationError = message
+                $0.lastError = message
+                $0.lastErrorAt = Date()
+            }
+            logger.error("destination unusable: fix the configuration and reload", metadata: ["error": "\(message)"])
+            // Nothing is sent; instances wait in the queue until a reload brings a usable client.
+            while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
+            return
+        }
+        await withDiscardingTaskGroup { group in
+            while !Task.isCancelled {
+                let now = Date()
+                let held = health.withLockedValue { $0.holdUntil.map { $0 > now } ?? false }
+                if !paused.withLockedValue({ $0 }) && !held {
+                    while inFlight.withLockedValue({ $0 }) < upload.parallel, !Task.isCancelled {
+                        guard let chunk = try? await takeChunk(), !chunk.isEmpty else { break }
+                        inFlight.withLockedValue { $0 += 1 }
+                        group.addTask {
+                            await self.send(chunk, client: client)
+                            self.inFlight.withLockedValue { $0 -= 1 }
+                            self.wakeup.signal()
+                        }
+                    }
+                    await verifyDueStudies(client: client)
+                }
+                await wakeup.wait(upTo: nextWake(now: Date()))
+            }
+        }
+        try? await client.shutdown()
+    }
+
+    /// At most a second, so retries fall due and the schedule is followed.
+    private func nextWake(now: Date) -> Duration {
+        let hold = health.withLockedValue { $0.holdUntil }
+        guard let hold, hold > now else { return .seconds(1) }
+        return .milliseconds(Int64(min(1, max(0.01, hold.timeIntervalSince(now))) * 1000))
+    }
+
+    private func takeChunk() async throws -> [ChunkInstance] {
+        let (name, count, bytes) = (settings.name, upload.chunkMaxInstances, upload.chunkMaxBytes)
+        return try await database { try $0.takeChunk(destination: name, maxInstances: count, maxBytes: bytes) }
+    }
+
+    // MARK: Sending
+
+    /// Sends one chunk and records each instance's outcome.
+    func send(_ chunk: [ChunkInstance], client: DICOMwebClient) async {
+        var outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)] = []
+        var prepared: [(instance: ChunkInstance, outgoing: OutgoingInstance)] = []
+        for instance in chunk {
+            do {
+                let outgoing = try OutgoingInstance(instance, root: spool.files.root, issuer: issuer)
+                if let note = outgoing.notFilled {
+                    logger.notice("IssuerOfPatientID not filled", metadata: [
+                        "sop_instance_uid": "\(instance.sopInstanceUID)", "reason": "\(note)"])
+                }
+                prepared.append((instance, outgoing))
+            } catch {
+                logger.error("spooled instance unreadable: rejected", metadata: [
+                    "sop_instance_uid": "\(instance.sopInstanceUID)", "error": "\(error)"])
+                outcomes.append((instance.instanceID, .rejected(reason: "spool file unreadable: \(error)")))
+            }
+        }
+        outcomes += await deliver(prepared, client: client)
+        let name = settings.name
+        let recorded = outcomes
+        do {
+            try await database { try $0.complete(destination: name, outcomes: recorded) }
+        } catch {
+            // The rows stay in flight and go back to the queue at the next start.
+            logger.error("cannot record upload outcomes", metadata: ["error": "\(error)"])
+        }
+        let stored = outcomes.filter { if case .stored = $0.outcome { true } else { false } }.count
+        logger.debug("chunk sent", metadata: [
+            "study_uid": "\(chunk.first?.studyInstanceUID ?? "")", "instances": "\(chunk.count)",
+            "stored": "\(stored)"])
+    }
+
+    /// One STOW-RS request for `prepared`; a request refused for its content is retried one
+    /// instance at a time, so a bad instance is rejected alone.
+    private func deliver(_ prepared: [(instance: ChunkInstance, outgoing: OutgoingInstance)],
+                         client: DICOMwebClient) async -> [(instanceID: Int64, outcome: DeliveryOutcome)] {
+        guard !prepared.isEmpty else { return [] }
+        let body = STOWRequestBody(parts: prepared.map(\.outgoing.part))
+        var pace: (@Sendable (Int) async throws -> Void)?
+        if bucket.bytesPerSecond != nil || !upload.bandwidthSchedule.isEmpty {
+            let bucket = self.bucket
+            pace = { @Sendable bytes in try await bucket.acquire(bytes) }
+        }
+        do {
+            let results = try await client.store(body, sopInstanceUIDs: prepared.map(\.instance.sopInstanceUID), pace: pace)
+            let now = Date()
+            let recovered = health.withLockedValue { health -> Bool in
+                let wasFailing = health.consecutiveFailures > 0
+                health.succeeded(at: now)
+                return wasFailing
+            }
+            if recovered {
+                logger.notice("destination answers again")
+                let name = settings.name
+                try? await database { try $0.expediteRetries(destination: name) }
+            }
+            let backoff = self.backoff
+            return ChunkVerdict.outcomes(for: prepared.map { ($0.instance, $0.outgoing.sentSHA256) }, results: results,
+                                         now: now, retryDelay: { backoff.delay(afterFailures: $0) })
+        } catch {
+            if Task.isCancelled {
+                return prepared.map { ($0.instance.instanceID, .requeue) }
+            }
+            switch ChunkVerdict.disposition(of: error) {
+            case .holdDestination:
+                let until = destinationFailed(error)
+                return prepared.map { ($0.instance.instanceID, .retry(at: until, reason: error.description)) }
+            case .isolate where prepared.count > 1:
+                logger.notice("chunk refused: sending its instances one by one", metadata: ["error": "\(error)"])
+                var outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)] = []
+                for one in prepared {
+                    outcomes += await deliver([one], client: client)
+                }
+                return outcomes
+            case .isolate:
+                let instance = prepared[0].instance
+                logger.warning("instance refused by the hub: rejected", metadata: [
+                    "sop_instance_uid": "\(instance.sopInstanceUID)", "study_uid": "\(instance.studyInstanceUID)",
+                    "error": "\(error)"])
+                return [(instance.instanceID, .rejected(reason: error.description))]
+            }
+        }
+    }
+
+    /// Holds the destination after a failure; returns until when.
+    private func destinationFailed(_ error: DICOMwebError) -> Date {
+        let backoff = self.backoff
+        let (until, failures) = health.withLockedValue { health in
+            (health.failed(error.description, at: Date(), backoff: backoff), health.consecutiveFailures)
+        }
+        logger.warning("destination failed: holding it", metadata: [
+            "error": "\(error)", "kind": "\(error.kind)", "consecutive_failures": "\(failures)",
+            "next_attempt": "\(until)"])
+        return until
+    }
+
+    // MARK: Verification
+
+    /// Lists complete, stored studies at the hub: verified when every instance is there,
+    /// missing ones queued again.
+    func verifyDueStudies(client: DICOMwebClient) async {
+        let (name, stableBefore) = (settings.name, Date().addingTimeInterval(-Backoff.seconds(upload.stableAfter)))
+        guard let candidates = try? await database({
+            try $0.verificationCandidates(destination: name, stableBefore: stableBefore)
+        }) else { return }
+        for candidate in candidates where !Task.isCancelled {
+            do {
+                let atHub = try await client.instances(inStudy: candidate.studyInstanceUID)
+                let missing = candidate.instances.filter { atHub[$0.key] == nil }.map(\.value)
+                let verified = try await database {
+                    try $0.recordVerification(candidate, destination: name, missing: missing)
+                }
+                if verified {
+                    logger.info("study verified at the destination", metadata: [
+                        "study_uid": "\(candidate.studyInstanceUID)", "instances": "\(candidate.instances.count)"])
+                } else if !missing.isEmpty {
+                    logger.warning("instances missing at the hub after upload: queued again", metadata: [
+                        "study_uid": "\(candidate.studyInstanceUID)", "missing": "\(missing.count)"])
+                }
+                health.withLockedValue { $0.succeeded(at: Date()) }
+            } catch let error as DICOMwebError {
+                if Task.isCancelled { return }
+                let until = destinationFailed(error)
+                try? await database { try $0.postponeVerification(candidate, destination: name, until: until) }
+                return
+            } catch {
+                logger.error("cannot record a verification", metadata: ["error": "\(error)"])
+                return
+            }
+        }
+    }
+}
