@@ -129,7 +129,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
-        .testTarget(name: "GatewayTests", dependencies: ["Gateway"]),
+        .testTarget(
+            name: "GatewayTests",
+            dependencies: [
+                "Gateway", "DICOMCore", "DICOMweb", "Spool",
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),
     ]
 )

@@ -50,6 +50,21 @@ public struct ChunkInstance: Sendable, Equatable {
     public var lacksIssuerOfPatientID: Bool
     /// Sends so far, this one included.
     public var attempts: Int
+
+    public init(instanceID: Int64, studyInstanceUID: String, sopInstanceUID: String, transferSyntaxUID: String,
+                filePath: String, size: Int, sha256: String, dataSetOffset: Int, lacksIssuerOfPatientID: Bool,
+                attempts: Int) {
+        self.instanceID = instanceID
+        self.studyInstanceUID = studyInstanceUID
+        self.sopInstanceUID = sopInstanceUID
+        self.transferSyntaxUID = transferSyntaxUID
+        self.filePath = filePath
+        self.size = size
+        self.sha256 = sha256
+        self.dataSetOffset = dataSetOffset
+        self.lacksIssuerOfPatientID = lacksIssuerOfPatientID
+        self.attempts = attempts
+    }
 }
 
 /// What one send did to an instance.

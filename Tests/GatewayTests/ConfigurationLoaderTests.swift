@@ -61,6 +61,22 @@ import Testing
         ("[nonsense]\nx = 1\n", 1, "unknown section [nonsense]", "known sections"),
         ("[destinations.archive]\nurl = \"not a url\"\n", 2, "expected a URL", "https://"),
         ("[dicom]\nport = = 3\n", 2, "TOML syntax", nil),
+        ("[upload]\nbandwidth = \"fast\"\n", 2, "upload.bandwidth: expected a bandwidth", "\"40Mbit\""),
+        ("[upload]\nbandwidth_schedule = [\"8h-18h 1Mbit\"]\n", 2, "cannot read \"8h-18h 1Mbit\"", "08:00-18:00"),
+        ("[upload]\nparallel = 0\n", 2, "upload.parallel: 0 is out of range", "1 to 64"),
+        ("[upload]\nchunk_max_bytes = \"1KB\"\n", 2, "upload.chunk_max_bytes: 1KB is out of range", "64KiB"),
+        ("[upload]\nretry_min = \"1m\"\nretry_max = \"10s\"\n", 3, "retry_min is longer than retry_max", nil),
+        ("[destinations.archive]\nurl = \"ftp://dc.example/x\"\n", 2, "expected a URL", nil),
+        ("[destinations.archive]\nurl = \"tls://dc.example:6514\"\n", 2, "is not an http(s) URL", nil),
+        ("[destinations.archive]\n\nca = \"/etc/hosts\"\n", 3, "[destinations.archive] has no url", "url ="),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_cert = \"/nonexistent/site.pem\"\nclient_key = \"/etc/hosts\"\n",
+         3, "/nonexistent/site.pem is not readable", "read access"),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_key = \"/etc/hosts\"\n",
+         3, "client_cert and client_key go together", nil),
+        ("[destinations.archive]\nurl = \"http://dc.example/dw\"\nca = \"/etc/hosts\"\n", 2, "TLS files are set", "https://"),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nmodalites = [\"CT\"]\n", 3,
+         "unknown key 'modalites'", "did you mean 'modalities'?"),
+        ("[site]\nissuer_of_patient_id = \"A\\\\B\"\n", 2, "cannot be filled into IssuerOfPatientID", nil),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) {
         do {
@@ -73,6 +89,50 @@ import Testing
             if let hint { #expect(error.hint?.contains(hint) == true, "\(error)") }
             #expect(error.description.hasPrefix("passerelle.toml:\(line): "))
         }
+    }
+
+    @Test func readsUploadAndDestinations() throws {
+        let configuration = try ConfigurationLoader.parse(text: """
+            [site]
+            issuer_of_patient_id = "CHR-ORLEANS"
+
+            [upload]
+            stable_after = "2s"
+            chunk_max_bytes = "8MiB"
+            chunk_max_instances = 50
+            parallel = 2
+            bandwidth = "40Mbit"
+            bandwidth_schedule = ["08:00-18:00 8Mbit"]
+            retry_min = "500ms"
+            retry_max = "1m"
+            fill_issuer_of_patient_id = false
+
+            [destinations.archive]
+            url = "https://dc.example/dicom-web"
+            ca = "/etc/hosts"
+            token = "secret"
+
+            [destinations.community]
+            url = "http://hub.example/community/dicom-web"
+            calling_aets = ["CT1"]
+            modalities = ["CT", "MR"]
+            exclude_modalities = ["SR"]
+            sop_classes = ["1.2.840.10008.5.1.4.1.1.2"]
+            """, file: "p.toml")
+        let upload = configuration.upload
+        #expect(upload.stableAfter == .seconds(2))
+        #expect(upload.chunkMaxBytes == 8 << 20)
+        #expect(upload.chunkMaxInstances == 50 && upload.parallel == 2)
+        #expect(upload.bandwidth == 5_000_000)
+        #expect(upload.bandwidthSchedule == [BandwidthWindow(startMinute: 480, endMinute: 1080, bytesPerSecond: 1_000_000)])
+        #expect(upload.retryMin == .milliseconds(500) && upload.retryMax == .seconds(60))
+        #expect(!upload.fillIssuerOfPatientID)
+        #expect(configuration.destinations.map(\.name) == ["archive", "community"])
+        let archive = configuration.destinations[0], community = configuration.destinations[1]
+        #expect(archive.url.absoluteString == "https://dc.example/dicom-web")
+        #expect(archive.ca == "/etc/hosts" && archive.token == "secret" && archive.clientCertificate == nil)
+        #expect(community.callingAETitles == ["CT1"] && community.modalities == ["CT", "MR"])
+        #expect(community.excludeModalities == ["SR"] && community.sopClasses == ["1.2.840.10008.5.1.4.1.1.2"])
     }
 
     @Test func dropInsOverrideTheMainFileKeyByKey() throws {
