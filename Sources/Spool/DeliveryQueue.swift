@@ -39,6 +39,24 @@ extension SpoolDatabase {
             """)
     }
 
+    /// One transaction for the upload's bookkeeping, committed without syncing the WAL
+    /// (`synchronous=NORMAL` for this transaction only; the next FULL commit, e.g. of a
+    /// received instance, syncs it too). A power cut may lose it: then an instance is routed,
+    /// sent or verified once more, which the hub takes as a no-op. What must not be lost
+    /// (received instances, purges before their files go) keeps `synchronous=FULL`.
+    func writeBookkeeping<T>(_ updates: (Database) throws -> T) throws -> T {
+        try writer.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA synchronous = NORMAL")
+            defer { try? db.execute(sql: "PRAGMA synchronous = FULL") }
+            var result: T?
+            try db.inTransaction {
+                result = try updates(db)
+                return .commit
+            }
+            return result!
+        }
+    }
+
     /// Start of a run: nothing is in flight any more.
     @discardableResult
     public func resetInFlight() throws -> Int {
@@ -69,7 +87,7 @@ extension SpoolDatabase {
     /// superseded revisions are dropped: their newer revision replaces them.
     public func route(_ decisions: [(instanceID: Int64, destinations: [String])], now: Date = Date()) throws {
         guard !decisions.isEmpty else { return }
-        try writer.write { db in
+        try writeBookkeeping { db in
             for decision in decisions {
                 for destination in decision.destinations {
                     try db.cachedStatement(sql: """
@@ -99,7 +117,7 @@ extension SpoolDatabase {
     /// the first instance alone is larger. Empty when nothing is due.
     public func takeChunk(destination: String, maxInstances: Int, maxBytes: Int,
                           now: Date = Date()) throws -> [ChunkInstance] {
-        try writer.write { db in
+        try writeBookkeeping { db in
             let due = "(d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= :now))"
             guard let studyID = try Int64.fetchOne(db.cachedStatement(sql: """
                 SELECT se.study_ref FROM delivery d
@@ -146,7 +164,7 @@ extension SpoolDatabase {
     /// Records what a send did to each instance.
     public func complete(destination: String, outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)],
                          now: Date = Date()) throws {
-        try writer.write { db in
+        try writeBookkeeping { db in
             for (instanceID, outcome) in outcomes {
                 let arguments: StatementArguments
                 let sql: String
@@ -174,7 +192,7 @@ extension SpoolDatabase {
     /// A destination that failed answers again: its retries and postponed verifications are
     /// due now rather than at their backed-off times.
     public func expediteRetries(destination: String, now: Date = Date()) throws {
-        try writer.write { db in
+        try writeBookkeeping { db in
             try db.execute(sql: """
                 UPDATE delivery SET next_at = ? WHERE destination = ? AND state = 'retry' AND next_at > ?
                 """, arguments: [now.timeIntervalSince1970, destination, now.timeIntervalSince1970])
@@ -235,7 +253,7 @@ extension SpoolDatabase {
     @discardableResult
     public func recordVerification(_ candidate: VerificationCandidate, destination: String, missing: [Int64],
                                    now: Date = Date()) throws -> Bool {
-        try writer.write { db in
+        try writeBookkeeping { db in
             if missing.isEmpty {
                 try db.execute(sql: """
                     UPDATE study_delivery SET verified_at = ? WHERE study_ref = ? AND destination = ? AND generation = ?
@@ -255,7 +273,7 @@ extension SpoolDatabase {
 
     /// A verification that could not run (hub unreachable): try again at `at`.
     public func postponeVerification(_ candidate: VerificationCandidate, destination: String, until at: Date) throws {
-        try writer.write { db in
+        try writeBookkeeping { db in
             try db.execute(sql: "UPDATE study_delivery SET next_verify_at = ? WHERE study_ref = ? AND destination = ?",
                            arguments: [at.timeIntervalSince1970, candidate.studyID, destination])
         }

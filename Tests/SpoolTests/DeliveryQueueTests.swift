@@ -217,6 +217,14 @@ import Testing
         #expect(try database.pausedDestinations() == ["archive"])
     }
 
+    @Test func bookkeepingLeavesTheWriterSyncingFully() throws {
+        let path = NSTemporaryDirectory() + "delivery-" + UUID().uuidString + ".sqlite"
+        let onDisk = try SpoolDatabase(path: path)
+        try onDisk.route([], now: t0)
+        _ = try onDisk.takeChunk(destination: "archive", maxInstances: 1, maxBytes: 1, now: t0)
+        #expect(try onDisk.synchronousMode() == 2, "received instances are still committed with synchronous=FULL")
+    }
+
     @Test func aMissingIssuerIsReportedWithTheChunk() throws {
         try receive(study: "1.1", count: 1, issuer: "")
         try routeAll()
