@@ -289,6 +289,11 @@ public final class DICOMwebClient: Sendable {
                 return DICOMwebError(kind: .retryable, code: .timeout, url: url, message: "TLS handshake timed out")
             case .invalidURL, .emptyHost, .emptyScheme:
                 return DICOMwebError(kind: .configuration, code: .invalidURL, url: url, message: "invalid URL (\(error))")
+            case .remoteConnectionClosed:
+                // Often a pooled keep-alive connection the server had just closed: worth one
+                // immediate retry on a new connection (the uploader does it).
+                return DICOMwebError(kind: .retryable, code: .connectionClosed, url: url,
+                                     message: "the server closed the connection (\(error))")
             case .redirectLimitReached, .redirectCycleDetected:
                 return DICOMwebError(kind: .configuration, code: .httpStatus, url: url, message: "redirected (\(error))")
             default:

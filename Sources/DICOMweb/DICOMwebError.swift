@@ -35,6 +35,8 @@ public struct DICOMwebError: Error, Sendable, Hashable, CustomStringConvertible 
         public static let unauthorized = Code("unauthorized")
         /// The connection could not be made, or broke.
         public static let connection = Code("connection")
+        /// The server closed the connection before answering (e.g. an idle keep-alive one).
+        public static let connectionClosed = Code("connectionClosed")
         /// Connect, read or overall deadline passed.
         public static let timeout = Code("timeout")
         /// TLS handshake or TLS configuration (certificate, key, CA files).

@@ -25,7 +25,7 @@ public struct QIDOInstancesQuery: Sendable, Hashable {
 
     /// Path and query of the next page, relative to the base URL (`studies/{uid}/instances?…`).
     public var nextPath: String {
-        "studies/\(studyInstanceUID)/instances?limit=\(pageSize)&offset=\(offset)&includefield=00080016"
+        "studies/\(studyInstanceUID)/instances?limit=\(pageSize)&offset=\(offset)"
     }
 
     /// Takes one page's answer. 204 (or an empty body/array) ends the search. A page shorter

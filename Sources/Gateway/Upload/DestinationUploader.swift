@@ -21,6 +21,8 @@ final class DestinationUploader: Sendable {
     let logger: Logger
     let wakeup = Wakeup()
     private let inFlight = NIOLockedValueBox(0)
+    /// A verification pass runs beside the sends, one at a time.
+    private let verifying = NIOLockedValueBox(false)
 
     var name: String { settings.name }
     var backoff: Backoff { Backoff(minimum: upload.retryMin, maximum: upload.retryMax) }
@@ -90,7 +92,16 @@ final class DestinationUploader: Sendable {
                             self.wakeup.signal()
                         }
                     }
-                    await verifyDueStudies(client: client)
+                    let start = verifying.withLockedValue { running in
+                        defer { running = true }
+                        return !running
+                    }
+                    if start {
+                        group.addTask {
+                            await self.verifyDueStudies(client: client)
+                            self.verifying.withLockedValue { $0 = false }
+                        }
+                    }
                 }
                 await wakeup.wait(upTo: nextWake(now: Date()))
             }
@@ -157,7 +168,15 @@ final class DestinationUploader: Sendable {
             pace = { @Sendable bytes in try await bucket.acquire(bytes) }
         }
         do {
-            let results = try await client.store(body, sopInstanceUIDs: prepared.map(\.instance.sopInstanceUID), pace: pace)
+            let uids = prepared.map(\.instance.sopInstanceUID)
+            let results: [String: STOWInstanceResult]
+            do {
+                results = try await client.store(body, sopInstanceUIDs: uids, pace: pace)
+            } catch where error.code == .connectionClosed && !Task.isCancelled {
+                // Most often a keep-alive connection the server closed while idle: once more on a new one.
+                logger.debug("connection closed by the server, sending again", metadata: ["error": "\(error)"])
+                results = try await client.store(body, sopInstanceUIDs: uids, pace: pace)
+            }
             let now = Date()
             let recovered = health.withLockedValue { health -> Bool in
                 let wasFailing = health.consecutiveFailures > 0
