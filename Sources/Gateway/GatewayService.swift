@@ -167,6 +167,11 @@ public final class GatewayService: Service {
         await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
         await statusServer.stop()
         try await threadPool.shutdownGracefully()
+        do {
+            try spool.database.close()
+        } catch {
+            logger.warning("spool database not closed cleanly", metadata: ["error": "\(error)"])
+        }
         logger.info("stopped")
     }
 }

@@ -45,6 +45,14 @@ public struct SpoolDatabase: Sendable {
         self.writer = queue
     }
 
+    /// Checkpoints the WAL into the database file and closes it (a clean stop leaves no
+    /// `-wal` behind). The database is unusable afterwards.
+    public func close() throws {
+        guard let pool = writer as? DatabasePool else { return }
+        try pool.writeWithoutTransaction { try $0.checkpoint(.truncate) }
+        try pool.close()
+    }
+
     /// Shipped migrations are never edited: add a new one.
     static var migrator: DatabaseMigrator {
         var migrator = DatabaseMigrator()
