@@ -30,6 +30,9 @@ public final class DICOMwebClient: Sendable {
             redirectConfiguration: .disallow,
             timeout: .init(connect: .nanoseconds(timeouts.connect.nanoseconds),
                            read: .nanoseconds(timeouts.read.nanoseconds)))
+        // A refused connection or a failed TLS handshake fails the request at once: the
+        // caller has its own backoff and must see the destination as failing, not waiting.
+        configuration.connectionPool.retryConnectionEstablishment = false
         if let tls {
             for path in [tls.caFile, tls.certificateFile, tls.privateKeyFile].compactMap({ $0 })
             where access(path, R_OK) != 0 {

@@ -68,17 +68,24 @@ import Testing
         ("[upload]\nretry_min = \"1m\"\nretry_max = \"10s\"\n", 3, "retry_min is longer than retry_max", nil),
         ("[destinations.archive]\nurl = \"ftp://dc.example/x\"\n", 2, "expected a URL", nil),
         ("[destinations.archive]\nurl = \"tls://dc.example:6514\"\n", 2, "is not an http(s) URL", nil),
-        ("[destinations.archive]\n\nca = \"/etc/hosts\"\n", 3, "[destinations.archive] has no url", "url ="),
-        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_cert = \"/nonexistent/site.pem\"\nclient_key = \"/etc/hosts\"\n",
+        ("[destinations.archive]\n\nca = \"CERT.pem\"\n", 3, "[destinations.archive] has no url", "url ="),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_cert = \"/nonexistent/site.pem\"\nclient_key = \"KEY.pem\"\n",
          3, "/nonexistent/site.pem is not readable", "read access"),
-        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_key = \"/etc/hosts\"\n",
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_key = \"KEY.pem\"\n",
          3, "client_cert and client_key go together", nil),
-        ("[destinations.archive]\nurl = \"http://dc.example/dw\"\nca = \"/etc/hosts\"\n", 2, "TLS files are set", "https://"),
+        ("[destinations.archive]\nurl = \"http://dc.example/dw\"\nca = \"CERT.pem\"\n", 2, "TLS files are set", "https://"),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nca = \"/etc/hosts\"\n", 3, "no PEM certificate", "BEGIN CERTIFICATE"),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nca = \"/tmp\"\n", 3, "not a regular file", nil),
+        ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nclient_cert = \"CERT.pem\"\nclient_key = \"CERT.pem\"\n",
+         4, "not a PEM private key", "PRIVATE KEY"),
         ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nmodalites = [\"CT\"]\n", 3,
          "unknown key 'modalites'", "did you mean 'modalities'?"),
         ("[site]\nissuer_of_patient_id = \"A\\\\B\"\n", 2, "cannot be filled into IssuerOfPatientID", nil),
     ] as [(String, Int, String, String?)])
-    func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) {
+    func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
+        let pem = try TestPEM.files()
+        let text = text.replacingOccurrences(of: "CERT.pem", with: pem.certificate)
+            .replacingOccurrences(of: "KEY.pem", with: pem.key)
         do {
             _ = try ConfigurationLoader.parse(text: text, file: "passerelle.toml")
             Issue.record("accepted an invalid configuration")
@@ -92,6 +99,7 @@ import Testing
     }
 
     @Test func readsUploadAndDestinations() throws {
+        let pem = try TestPEM.files()
         let configuration = try ConfigurationLoader.parse(text: """
             [site]
             issuer_of_patient_id = "CHR-ORLEANS"
@@ -109,7 +117,9 @@ import Testing
 
             [destinations.archive]
             url = "https://dc.example/dicom-web"
-            ca = "/etc/hosts"
+            ca = "\(pem.certificate)"
+            client_cert = "\(pem.certificate)"
+            client_key = "\(pem.key)"
             token = "secret"
 
             [destinations.community]
@@ -130,7 +140,8 @@ import Testing
         #expect(configuration.destinations.map(\.name) == ["archive", "community"])
         let archive = configuration.destinations[0], community = configuration.destinations[1]
         #expect(archive.url.absoluteString == "https://dc.example/dicom-web")
-        #expect(archive.ca == "/etc/hosts" && archive.token == "secret" && archive.clientCertificate == nil)
+        #expect(archive.ca == pem.certificate && archive.token == "secret")
+        #expect(archive.clientCertificate == pem.certificate && archive.clientKey == pem.key)
         #expect(community.callingAETitles == ["CT1"] && community.modalities == ["CT", "MR"])
         #expect(community.excludeModalities == ["SR"] && community.sopClasses == ["1.2.840.10008.5.1.4.1.1.2"])
     }

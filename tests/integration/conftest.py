@@ -31,6 +31,10 @@ def pytest_runtest_makereport(item, call):
         for i, gw in enumerate(gateways):
             report.sections.append((f"passerelled #{i} stderr ({report.when})",
                                     gw.log_tail(20000)))
+    if report.failed:
+        for hub in getattr(item, "_hubs", []):  # test_upload's Orthanc hubs
+            report.sections.append((f"orthanc {hub.workdir.name} log ({report.when})",
+                                    hub.log_tail(4000)))
 
 
 @pytest.fixture(scope="session", autouse=True)

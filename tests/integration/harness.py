@@ -77,8 +77,8 @@ def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:
 def _toml_value(v) -> str:
     if isinstance(v, bool):
         return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
+    if isinstance(v, (int, float)):
+        return repr(v)
     if isinstance(v, (list, tuple)):
         return "[" + ", ".join(_toml_value(x) for x in v) + "]"
     return json.dumps(str(v))  # JSON string escaping is valid TOML
@@ -95,15 +95,36 @@ class GatewayConfig:
     max_pdu_length: int = 262144
     idle_timeout: str = "60s"
     min_free: str = "1%"
+    # Optional tables, written only when set: {key: value} for [site] and [upload]
+    # ([spool] retention goes in `spool_extra`), {name: {key: value}} for
+    # [destinations.NAME] (in insertion order).
+    site: dict | None = None
+    upload: dict | None = None
+    destinations: dict[str, dict] | None = None
+    spool_extra: dict | None = None
 
     def toml(self) -> str:
         dicom = ["ae_title", "port", "bind", "allowed_calling_aets",
                  "max_associations", "max_pdu_length", "idle_timeout"]
-        lines = ["[dicom]"]
+        lines = []
+        if self.site:
+            lines += _toml_table("site", self.site)
+        lines += ["[dicom]"]
         lines += [f"{k} = {_toml_value(getattr(self, k))}" for k in dicom]
         lines += ["", "[spool]", f"path = {_toml_value(self.spool)}",
-                  f"min_free = {_toml_value(self.min_free)}", ""]
+                  f"min_free = {_toml_value(self.min_free)}"]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (self.spool_extra or {}).items()]
+        lines += [""]
+        if self.upload:
+            lines += _toml_table("upload", self.upload)
+        for name, table in (self.destinations or {}).items():
+            lines += _toml_table(f"destinations.{name}", table)
         return "\n".join(lines)
+
+
+def _toml_table(name: str, table: dict) -> list[str]:
+    return ([f"[{name}]"] + [f"{k} = {_toml_value(v)}" for k, v in table.items()
+                             if v is not None] + [""])
 
 
 class GatewayCrashed(AssertionError):

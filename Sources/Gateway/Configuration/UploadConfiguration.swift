@@ -1,4 +1,5 @@
 import Foundation
+import NIOSSL
 
 /// `[upload]`: how studies travel to the destinations (docs/upload.md).
 public struct UploadSettings: Sendable, Equatable {
@@ -175,6 +176,11 @@ extension Settings {
                     throw error("\(prefix).\(key)", "\(file) is not readable: \(String(cString: strerror(errno)))",
                                 hint: "the daemon's user needs read access (group passerelle, mode 0640)")
                 }
+                if let problem = Self.pemProblem(file, isKey: key == "client_key") {
+                    throw error("\(prefix).\(key)", "\(file): \(problem)",
+                                hint: key == "client_key" ? "a PEM private key (-----BEGIN … PRIVATE KEY-----)"
+                                                          : "PEM certificates (-----BEGIN CERTIFICATE-----)")
+                }
                 destination[keyPath: path] = file
             }
             guard (destination.clientCertificate == nil) == (destination.clientKey == nil) else {
@@ -196,6 +202,25 @@ extension Settings {
             destination.sopClasses = strings("sop_classes")
             configuration.destinations.append(destination)
         }
+    }
+
+    /// Why a TLS file cannot be used, or nil: it must be a regular file holding PEM
+    /// certificates (or, for a key, a PEM private key) that OpenSSL can load.
+    static func pemProblem(_ path: String, isKey: Bool) -> String? {
+        var info = stat()
+        guard stat(path, &info) == 0, (info.st_mode & S_IFMT) == S_IFREG else { return "not a regular file" }
+        if isKey {
+            do {
+                _ = try NIOSSLPrivateKey(file: path, format: .pem)
+            } catch {
+                return "not a PEM private key (\(error))"
+            }
+        } else {
+            guard let certificates = try? NIOSSLCertificate.fromPEMFile(path), !certificates.isEmpty else {
+                return "no PEM certificate in it"
+            }
+        }
+        return nil
     }
 
     /// Where any key under `prefix` was written (to report a table-level mistake).

@@ -51,6 +51,22 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var nextRetryAt: Date?
         public var clientCertificateExpiresAt: Date?
         public var caExpiresAt: Date?
+
+        /// Absent values are written as null, so that every key is always there.
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(name, forKey: .name)
+            try container.encode(url, forKey: .url)
+            try container.encode(health, forKey: .health)
+            try container.encode(paused, forKey: .paused)
+            try container.encode(instances, forKey: .instances)
+            try container.encode(studies, forKey: .studies)
+            try container.encode(lastSuccessAt, forKey: .lastSuccessAt)
+            try container.encode(lastError, forKey: .lastError)
+            try container.encode(nextRetryAt, forKey: .nextRetryAt)
+            try container.encode(clientCertificateExpiresAt, forKey: .clientCertificateExpiresAt)
+            try container.encode(caExpiresAt, forKey: .caExpiresAt)
+        }
     }
 
     /// One study of `queue`: the spool's summary and its delivery per destination.
