@@ -23,6 +23,9 @@ final class DestinationUploader: Sendable {
     private let inFlight = NIOLockedValueBox(0)
     /// A verification pass runs beside the sends, one at a time.
     private let verifying = NIOLockedValueBox(false)
+    private let lastVerification = NIOLockedValueBox(Date.distantPast)
+    /// Verification (QIDO-RS) costs the hub; it waits for a lull in sending, but not longer.
+    static let verificationMaximumDelay: TimeInterval = 30
 
     var name: String { settings.name }
     var backoff: Backoff { Backoff(minimum: upload.retryMin, maximum: upload.retryMax) }
@@ -83,8 +86,12 @@ final class DestinationUploader: Sendable {
                 let now = Date()
                 let held = health.withLockedValue { $0.holdUntil.map { $0 > now } ?? false }
                 if !paused.withLockedValue({ $0 }) && !held {
+                    var drained = false
                     while inFlight.withLockedValue({ $0 }) < upload.parallel, !Task.isCancelled {
-                        guard let chunk = try? await takeChunk(), !chunk.isEmpty else { break }
+                        guard let chunk = try? await takeChunk(), !chunk.isEmpty else {
+                            drained = true
+                            break
+                        }
                         inFlight.withLockedValue { $0 += 1 }
                         group.addTask {
                             await self.send(chunk, client: client)
@@ -92,11 +99,14 @@ final class DestinationUploader: Sendable {
                             self.wakeup.signal()
                         }
                     }
-                    let start = verifying.withLockedValue { running in
+                    let lull = drained && inFlight.withLockedValue { $0 } == 0
+                    let overdue = now.timeIntervalSince(lastVerification.withLockedValue { $0 }) > Self.verificationMaximumDelay
+                    let start = (lull || overdue) && verifying.withLockedValue { running in
                         defer { running = true }
                         return !running
                     }
                     if start {
+                        lastVerification.withLockedValue { $0 = now }
                         group.addTask {
                             await self.verifyDueStudies(client: client)
                             self.verifying.withLockedValue { $0 = false }
