@@ -116,7 +116,7 @@ public struct DeliveryTotals: Sendable, Equatable, Codable {
     }
 }
 
-/// A study that may be purged, with the file paths to remove once its rows are gone.
+/// A study that may be purged: verified at every destination it was routed to.
 public struct PurgeCandidate: Sendable, Equatable {
     public var studyID: Int64
     public var studyInstanceUID: String
