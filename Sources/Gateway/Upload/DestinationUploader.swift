@@ -171,7 +171,8 @@ final class DestinationUploader: Sendable {
     private func deliver(_ prepared: [(instance: ChunkInstance, outgoing: OutgoingInstance)],
                          client: DICOMwebClient) async -> [(instanceID: Int64, outcome: DeliveryOutcome)] {
         guard !prepared.isEmpty else { return [] }
-        let body = STOWRequestBody(parts: prepared.map(\.outgoing.part))
+        // 1 MiB reads: four times fewer hops through the HTTP client than the 256 KiB default.
+        let body = STOWRequestBody(parts: prepared.map(\.outgoing.part), chunkSize: 1 << 20)
         var pace: (@Sendable (Int) async throws -> Void)?
         if bucket.bytesPerSecond != nil || !upload.bandwidthSchedule.isEmpty {
             let bucket = self.bucket
