@@ -1,4 +1,6 @@
 import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
 
 /// Wakes one waiting loop: `signal()` from anywhere, `wait(upTo:)` in the loop. A signal
 /// given while nobody waits is kept for the next wait.
@@ -24,9 +26,11 @@ final class Wakeup: Sendable {
 
     /// Returns at a signal, after `timeout`, or when the task is cancelled.
     func wait(upTo timeout: Duration) async {
-        let timer = Task { [weak self] in
-            try? await Task.sleep(for: timeout)
-            self?.signal()
+        // An event-loop timer, not a sleeping task: a wait ends early many times a second while
+        // chunks complete, and a cancelled NIO timer leaves the timer heap at once.
+        let nanoseconds = Int64(Backoff.seconds(timeout) * 1_000_000_000)
+        let timer = MultiThreadedEventLoopGroup.singleton.any().scheduleTask(in: .nanoseconds(nanoseconds)) {
+            [weak self] in self?.signal()
         }
         await withTaskCancellationHandler {
             await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
