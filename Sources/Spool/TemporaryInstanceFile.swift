@@ -91,7 +91,8 @@ public struct FinishedFile: Sendable {
 }
 
 extension Digest {
-    var hexString: String {
+    /// Lower-case hex, as file names and `sha256` columns hold it.
+    public var hexString: String {
         var result = ""
         result.reserveCapacity(Self.byteCount * 2)
         for byte in self {

@@ -67,6 +67,6 @@ struct OutgoingInstance {
         try feed(from: 0, to: splice.offset)
         hasher.update(data: splice.inserting)
         try feed(from: splice.offset + splice.removing, to: size)
-        return hasher.finalize().map { String(format: "%02x", $0) }.joined()
+        return hasher.finalize().hexString
     }
 }
