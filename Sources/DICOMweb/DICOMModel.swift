@@ -3,14 +3,16 @@ import Foundation
 /// A data set as the DICOMweb response bodies carry it: the DICOM JSON Model (PS3.18 §F.2) or
 /// the Native DICOM Model in XML (PS3.19 §A.1), read into one shape. Only what the clients
 /// need is kept: strings, numbers and sequence items; person names and bulk data are `.other`.
-struct DICOMModelDataSet: Sendable, Hashable {
+public struct DICOMModelDataSet: Sendable, Hashable {
     /// Attribute by tag as 8 upper-case hex digits ("00081199").
-    var attributes: [String: DICOMModelAttribute] = [:]
+    public var attributes: [String: DICOMModelAttribute] = [:]
 
-    subscript(tag: String) -> DICOMModelAttribute? { attributes[tag] }
+    public init() {}
+
+    public subscript(tag: String) -> DICOMModelAttribute? { attributes[tag] }
 
     /// First value as text, trimmed of DICOM padding.
-    func string(_ tag: String) -> String? {
+    public func string(_ tag: String) -> String? {
         guard let first = attributes[tag]?.values.first else { return nil }
         switch first {
         case .string(let text): return DICOMModelDataSet.trim(text)
@@ -20,7 +22,7 @@ struct DICOMModelDataSet: Sendable, Hashable {
     }
 
     /// First value as US (unsigned 16 bits), from a number or a decimal string.
-    func uint16(_ tag: String) -> UInt16? {
+    public func uint16(_ tag: String) -> UInt16? {
         guard let first = attributes[tag]?.values.first else { return nil }
         switch first {
         case .number(let number): return UInt16(exactly: number)
@@ -30,11 +32,11 @@ struct DICOMModelDataSet: Sendable, Hashable {
     }
 
     /// Items of a sequence attribute.
-    func items(_ tag: String) -> [DICOMModelDataSet] {
+    public func items(_ tag: String) -> [DICOMModelDataSet] {
         attributes[tag]?.values.compactMap { if case .item(let item) = $0 { item } else { nil } } ?? []
     }
 
-    static func trim(_ text: String) -> String {
+    public static func trim(_ text: String) -> String {
         var scalars = Substring(text)
         while let last = scalars.last, last == "\0" || last == " " { scalars = scalars.dropLast() }
         while let first = scalars.first, first == " " { scalars = scalars.dropFirst() }
@@ -42,12 +44,14 @@ struct DICOMModelDataSet: Sendable, Hashable {
     }
 }
 
-struct DICOMModelAttribute: Sendable, Hashable {
-    var vr: String?
-    var values: [DICOMModelValue] = []
+public struct DICOMModelAttribute: Sendable, Hashable {
+    public var vr: String?
+    public var values: [DICOMModelValue] = []
 }
 
-indirect enum DICOMModelValue: Sendable, Hashable {
+/// A value: text (person names as "Alphabetic=Ideographic=Phonetic", PS3.5 §6.2.1), a number,
+/// a sequence item, or something not kept (bulk data).
+public indirect enum DICOMModelValue: Sendable, Hashable {
     case string(String)
     case number(Double)
     case item(DICOMModelDataSet)
@@ -106,11 +110,23 @@ enum DICOMJSONModel {
             if object.keys.contains(where: { $0.utf8.count == 8 && $0.allSatisfy(\.isHexDigit) }) || object.isEmpty {
                 return .item(try dataSet(object, depth: depth + 1))
             }
+            if let name = personName(object) { return .string(name) }
             return .other
         }
         if raw is NSNull { return .other }
         if let number = raw as? NSNumber { return .number(number.doubleValue) }
         return .other
+    }
+}
+
+extension DICOMJSONModel {
+    /// PS3.18 §F.2.2: {"Alphabetic": …, "Ideographic": …, "Phonetic": …} → "A=I=P", trailing "=" dropped.
+    static func personName(_ object: [String: Any]) -> String? {
+        let groups = ["Alphabetic", "Ideographic", "Phonetic"].map { object[$0] as? String ?? "" }
+        guard object.keys.contains(where: { ["Alphabetic", "Ideographic", "Phonetic"].contains($0) }) else { return nil }
+        var joined = groups.joined(separator: "=")
+        while joined.hasSuffix("=") { joined.removeLast() }
+        return joined
     }
 }
 

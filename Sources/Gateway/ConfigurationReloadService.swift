@@ -46,6 +46,9 @@ extension GatewayConfiguration {
         if spool != running.spool { changed.append("spool") }
         if status != running.status { changed.append("status.socket") }
         if site != running.site { changed.append("site") }
+        if communities != running.communities { changed.append("community") }
+        if knownAEs != running.knownAEs { changed.append("ae") }
+        if siteDirectory != running.siteDirectory { changed.append("site_directory") }
         return changed
     }
 

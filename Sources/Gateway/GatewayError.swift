@@ -15,6 +15,10 @@ public struct GatewayError: Error, CustomStringConvertible {
         GatewayError(description: "cannot open the spool at \(path): \(reason(error))")
     }
 
+    static func cannotStartCommunity(_ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot set up the [[community]] search folders: \(reason(error))")
+    }
+
     private static func reason(_ error: any Error) -> String {
         if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
         return "\(error)"

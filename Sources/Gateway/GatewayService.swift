@@ -57,7 +57,7 @@ public final class GatewayService: Service {
         let (running, provider, uploader) = live.withLockedValue { ($0.configuration, $0.provider, $0.uploader) }
         let applied = configuration.liveChanges(from: running)
         let pending = configuration.restartRequiredChanges(from: running)
-        provider?.update(policy: Self.policy(configuration.dicom))
+        provider?.update(policy: Self.policy(configuration.dicom, communities: running.communities))
         if configuration.upload != running.upload || configuration.destinations != running.destinations {
             var next = running
             next.upload = configuration.upload
@@ -81,9 +81,11 @@ public final class GatewayService: Service {
         }
     }
 
-    static func policy(_ dicom: GatewayConfiguration.DICOM) -> StoragePolicy {
-        StoragePolicy(calledAETitles: [dicom.aeTitle], allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
-                      maximumAssociations: dicom.maxAssociations)
+    static func policy(_ dicom: GatewayConfiguration.DICOM, communities: [CommunitySettings]) -> StoragePolicy {
+        var policy = StoragePolicy(calledAETitles: [dicom.aeTitle], allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
+                                   maximumAssociations: dicom.maxAssociations)
+        policy.queryRetrieveAETitles = Set(communities.map(\.aeTitle))
+        return policy
     }
 
     /// How long running transfers may continue after a stop is asked.
@@ -112,7 +114,16 @@ public final class GatewayService: Service {
         let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
         threadPool.start()
         let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
-        let provider = StorageProvider(policy: Self.policy(dicom), spool: spool, logger: logger,
+        let community: CommunityProxy?
+        do {
+            community = configuration.communities.isEmpty ? nil
+                : try CommunityProxy(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+        } catch {
+            try? await threadPool.shutdownGracefully()
+            throw GatewayError.cannotStartCommunity(error)
+        }
+        let provider = StorageProvider(policy: Self.policy(dicom, communities: configuration.communities), spool: spool,
+                                       logger: logger, community: community,
                                        instanceStored: { uploader.instanceArrived() })
         live.withLockedValue {
             $0.provider = provider
@@ -146,13 +157,14 @@ public final class GatewayService: Service {
         }
         let counts = try spool.database.counts()
         logger.info("listening", metadata: [
-            "ae_title": "\(dicom.aeTitle)", "bind": "\(dicom.bind)", "port": "\(port)",
+            "ae_title": "\(dicom.aeTitle)", "community_ae_titles": "\(configuration.communities.map(\.aeTitle))", "bind": "\(dicom.bind)", "port": "\(port)",
             "spool": "\(configuration.spool.path)", "spooled_instances": "\(counts.instances)",
             "status_socket": "\(configuration.statusSocketPath)",
         ])
         onListening(port)
         live.withLockedValue { $0.listening = true }
         let uploading = Task { await uploader.run() }
+        let cacheHousekeeping = Task { await community?.runHousekeeping() }
 
         await withGracefulShutdownHandler {
             try? await server.waitUntilClosed()
@@ -163,9 +175,12 @@ public final class GatewayService: Service {
         }
         // Uploads in flight are abandoned (queued again); receptions get their grace period.
         uploading.cancel()
+        cacheHousekeeping.cancel()
         await uploading.value
+        await cacheHousekeeping.value
         await server.shutdown(gracePeriod: Self.shutdownGracePeriod)
         await statusServer.stop()
+        await community?.shutdown()
         try await threadPool.shutdownGracefully()
         do {
             try spool.database.close()

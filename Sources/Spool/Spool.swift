@@ -22,7 +22,8 @@ public struct Spool: Sendable {
     }
 
     /// Start-up recovery: removes temporary files and store files that no row references
-    /// (a crash between rename and commit; their sender never got a success).
+    /// (a crash between rename and commit; their sender never got a success), and cache
+    /// files no row references (a retrieval interrupted before it was recorded).
     public func recover() throws -> (temporary: Int, orphans: Int) {
         let temporary = files.sweepTemporaryFiles()
         let referenced = try database.referencedFilePaths()
@@ -31,8 +32,22 @@ public struct Spool: Sendable {
             files.remove(relativePath: path)
             orphans += 1
         }
+        let cached = try database.cachedFilePaths()
+        if let walker = FileManager.default.enumerator(atPath: cacheDirectory) {
+            for case let name as String in walker {
+                let relative = Self.cacheDirectoryName + "/" + name
+                var isDirectory: ObjCBool = false
+                guard FileManager.default.fileExists(atPath: files.absolutePath(relative), isDirectory: &isDirectory),
+                      !isDirectory.boolValue, !cached.contains(relative) else { continue }
+                files.remove(relativePath: relative)
+            }
+        }
         return (temporary, orphans)
     }
+
+    /// Foreign studies retrieved from communities (never in `store/`, never uploaded).
+    public static let cacheDirectoryName = "cache"
+    public var cacheDirectory: String { files.root + "/" + Self.cacheDirectoryName }
 
     /// Whether there is room for a reception, per the `min_free` watermark.
     public func hasRoom(forAdditional bytes: UInt64 = 0) -> Bool {

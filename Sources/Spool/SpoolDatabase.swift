@@ -111,6 +111,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v2-delivery") { db in
             try migrateDelivery(db)
         }
+        migrator.registerMigration("v3-community") { db in
+            try migrateCommunity(db)
+        }
         return migrator
     }
 

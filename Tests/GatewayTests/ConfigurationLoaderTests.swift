@@ -81,6 +81,23 @@ import Testing
         ("[destinations.archive]\nurl = \"https://dc.example/dw\"\nmodalites = [\"CT\"]\n", 3,
          "unknown key 'modalites'", "did you mean 'modalities'?"),
         ("[site]\nissuer_of_patient_id = \"A\\\\B\"\n", 2, "cannot be filled into IssuerOfPatientID", nil),
+        ("[[community]]\nae_title = \"MIRC\"\ndestination = \"hub\"\n", 3, "no [destinations.hub]", nil),
+        ("[destinations.c]\nurl = \"http://h/dw\"\n[[community]]\nae_title = \"PASSERELLE\"\ndestination = \"c\"\n",
+         4, "already the storage AE title", "its own called AE title"),
+        ("[destinations.c]\nurl = \"http://h/dw\"\n[[community]]\nae_title = \"M\"\ndestination = \"c\"\nquery_timeout = \"1ms\"\n",
+         6, "community.0.query_timeout: 1ms is too short", nil),
+        ("[destinations.c]\nurl = \"http://h/dw\"\n[[community]]\nae_title = \"M\"\ndestination = \"c\"\nmax_results = 0\n",
+         6, "community.0.max_results: 0 is out of range", "1 to 100000"),
+        ("[[community]]\n\nexclude_own_site = true\n", 3, "lacks ae_title or destination", "ae_title ="),
+        ("[[ae]]\ntitle = \"PACS\"\nhost = \"pacs\"\nport = 0\n", 4, "ae.0.port: 0 is not a TCP port", nil),
+        ("[[ae]]\ntitle = \"PACS\"\nhost = \"pacs\"\n", 2, "lacks title, host or port", "port = 104"),
+        ("[[ae]]\ntitle = \"PACS\"\nhost = \"a\"\nport = 104\n[[ae]]\ntitle = \"PACS\"\nhost = \"b\"\nport = 104\n",
+         6, "PACS is listed twice", nil),
+        ("[[site_directory]]\nid = 1\nemitter = \"e\"\nname = \"n\"\nissuer_of_patient_id = \"X\"\n"
+         + "[[site_directory]]\nid = 2\nemitter = \"f\"\nname = \"m\"\nissuer_of_patient_id = \"X\"\n",
+         10, "names two sites", "unique"),
+        ("[[site_directory]]\nid = 1\nemitter = \"e\"\nname = \"n\"\n", 2, "has no issuer_of_patient_id", nil),
+        ("[spool]\ncache_retention = \"a day\"\n", 2, "spool.cache_retention: expected a duration", nil),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
         let pem = try TestPEM.files()
@@ -144,6 +161,53 @@ import Testing
         #expect(archive.clientCertificate == pem.certificate && archive.clientKey == pem.key)
         #expect(community.callingAETitles == ["CT1"] && community.modalities == ["CT", "MR"])
         #expect(community.excludeModalities == ["SR"] && community.sopClasses == ["1.2.840.10008.5.1.4.1.1.2"])
+    }
+
+    @Test func readsCommunitiesAEsAndTheSiteDirectory() throws {
+        let configuration = try ConfigurationLoader.parse(text: """
+            [spool]
+            cache_retention = "2d"
+
+            [destinations.community]
+            url = "https://dc.example/community/dicom-web"
+            upload = false
+
+            [[community]]
+            ae_title = "MIRC"
+            destination = "community"
+
+            [[community]]
+            ae_title = "HISTO"
+            destination = "community"
+            exclude_own_site = false
+            query_timeout = "3s"
+            retrieve_timeout = "2m"
+            max_results = 50
+
+            [[ae]]
+            title = "PACS"
+            host = "10.1.2.3"
+            port = 104
+
+            [[site_directory]]
+            id = 401
+            emitter = "cstrs37000"
+            name = "CHRU Tours"
+            issuer_of_patient_id = "CHRU-TOURS"
+            """, file: "p.toml")
+        #expect(configuration.spool.cacheRetention == .seconds(2 * 86_400))
+        #expect(configuration.destinations.map(\.upload) == [false])
+        #expect(configuration.communities.map(\.aeTitle) == ["MIRC", "HISTO"])
+        #expect(configuration.communities[0].excludeOwnSite)
+        #expect(configuration.communities[0].queryTimeout == .seconds(10))
+        #expect(configuration.communities[0].maxResults == 1000)
+        #expect(!configuration.communities[1].excludeOwnSite)
+        #expect(configuration.communities[1].queryTimeout == .seconds(3))
+        #expect(configuration.communities[1].retrieveTimeout == .seconds(120))
+        #expect(configuration.communities[1].maxResults == 50)
+        #expect(configuration.knownAEs == [KnownAE(title: "PACS", host: "10.1.2.3", port: 104)])
+        #expect(configuration.siteDirectory == [SiteDirectoryEntry(id: 401, emitter: "cstrs37000", name: "CHRU Tours",
+                                                                   issuerOfPatientID: "CHRU-TOURS")])
     }
 
     @Test func dropInsOverrideTheMainFileKeyByKey() throws {

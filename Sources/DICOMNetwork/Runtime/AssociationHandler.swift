@@ -50,6 +50,27 @@ final class AssociationHandler: ChannelDuplexHandler {
 
     private var context: ChannelHandlerContext!
 
+    /// A query/retrieve identifier being received, then the running operations by message ID.
+    private var identifierReception: IdentifierReception?
+    private var operations: [UInt16: any QueryRetrieveOperation] = [:]
+    /// C-GET sub-operations waiting for their C-STORE-RSP, by our message ID.
+    private var subOperations: [UInt16: EventLoopPromise<CStoreRSP>] = [:]
+    private var nextSubOperationMessageID: UInt16 = 1
+    /// The future of the last PDU written (responses wait on it for flow control).
+    private var lastWrite: EventLoopFuture<Void>?
+
+    private struct IdentifierReception {
+        var command: QueryRetrieveRequest.Command
+        var contextID: UInt8
+        var transferSyntax: String
+        var buffer: ByteBuffer
+        /// Set when the request cannot be served: answered with this failure once the identifier is read.
+        var refusal: (DIMSEStatus, String)?
+    }
+
+    /// Identifiers are a few keys; anything larger is refused rather than buffered.
+    static let maximumIdentifierLength = 1024 * 1024
+
     /// One C-STORE data set being received.
     private final class Reception {
         let receiver: any StoreReceiver
@@ -134,7 +155,7 @@ final class AssociationHandler: ChannelDuplexHandler {
             return
         }
         // Silence while we are the ones working (writing, fsyncing) is not the peer's idleness.
-        guard reception == nil, !paused else { return }
+        guard reception == nil, !paused, operations.isEmpty, subOperations.isEmpty else { return }
         if machine.isEstablished {
             logger.notice("idle timeout, aborting the association")
             run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
@@ -168,7 +189,7 @@ final class AssociationHandler: ChannelDuplexHandler {
             switch action {
             case .send(let pdu):
                 if case .releaseRP = pdu { released = true }
-                context.write(wrapOutboundOut(pdu), promise: nil)
+                lastWrite = context.write(wrapOutboundOut(pdu))
                 needsFlush = true
             case .closeTransport:
                 if needsFlush { context.flush(); needsFlush = false }
@@ -303,16 +324,170 @@ final class AssociationHandler: ChannelDuplexHandler {
                 receiver: receiver, request: request, contextID: contextID,
                 buffer: context.channel.allocator.buffer(capacity: configuration.writeChunkSize),
                 writes: context.eventLoop.makeSucceededVoidFuture())
-        case .cCancelRQ:
-            break  // nothing cancellable runs on a storage association
+        case .cFindRQ(let request):
+            beginIdentifier(.find(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
+                            contextID: contextID, presentation: presentation)
+        case .cMoveRQ(let request):
+            beginIdentifier(.move(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
+                            contextID: contextID, presentation: presentation)
+        case .cGetRQ(let request):
+            beginIdentifier(.get(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
+                            contextID: contextID, presentation: presentation)
+        case .cCancelRQ(let request):
+            // PS3.7 §9.3.2.3: a C-CANCEL for an operation already finished is ignored.
+            operations[request.messageIDBeingRespondedTo]?.cancel()
+        case .cStoreRSP(let response):
+            guard let promise = subOperations.removeValue(forKey: response.messageIDBeingRespondedTo) else {
+                protocolError("C-STORE-RSP for message \(response.messageIDBeingRespondedTo), which is not outstanding")
+                return
+            }
+            promise.succeed(response)
         default:
-            // Query/retrieve and responses cannot arrive on Verification or Storage contexts.
             protocolError("DIMSE message \(commandSet.commandField.map { String($0, radix: 16) } ?? "?") "
                           + "not expected on this association")
         }
     }
 
+    // MARK: Query/retrieve
+
+    private func beginIdentifier(_ command: QueryRetrieveRequest.Command, sopClass: String, hasDataSet: Bool,
+                                 contextID: UInt8, presentation: (abstractSyntax: String, transferSyntax: String)) {
+        var reception = IdentifierReception(
+            command: command, contextID: contextID, transferSyntax: presentation.transferSyntax,
+            buffer: context.channel.allocator.buffer(capacity: 1024))
+        if sopClass != presentation.abstractSyntax {
+            reception.refusal = (.sopClassNotSupported, "SOP class differs from the presentation context's abstract syntax")
+        }
+        guard hasDataSet else {
+            // PS3.7 §9.3.2.1: the identifier is mandatory.
+            reception.refusal = (.cannotUnderstand, "request without an identifier")
+            identifierComplete(reception)
+            return
+        }
+        identifierReception = reception
+    }
+
+    private func identifierComplete(_ reception: IdentifierReception) {
+        let request = QueryRetrieveRequest(command: reception.command, contextID: reception.contextID,
+                                           transferSyntax: reception.transferSyntax, identifier: reception.buffer)
+        guard let association else { return }
+        let responder = QueryRetrieveResponder(eventLoop: context.eventLoop, handler: self, request: request,
+                                               association: association)
+        operations[request.messageID] = NoOperation()
+        if let (status, comment) = reception.refusal {
+            responder.respond(QueryRetrieveResponder.message(for: request, status: status, errorComment: comment))
+            return
+        }
+        let operation = provider.beginQueryRetrieve(request, association: association, responder: responder)
+        // The operation may already have answered its final response.
+        if operations[request.messageID] != nil { operations[request.messageID] = operation }
+    }
+
+    /// Writes a response of a running operation; a final one ends it.
+    func respond(_ message: DIMSEMessage, identifier: ByteBuffer?, messageID: UInt16,
+                 contextID: UInt8) -> EventLoopFuture<Void> {
+        guard operations[messageID] != nil, machine.isEstablished else { return context.eventLoop.makeSucceededVoidFuture() }
+        let status: DIMSEStatus? = switch message {
+        case .cFindRSP(let rsp): rsp.status
+        case .cMoveRSP(let rsp): rsp.fields.status
+        case .cGetRSP(let rsp): rsp.fields.status
+        default: nil
+        }
+        lastWrite = nil
+        send(message, contextID: contextID)
+        if let identifier {
+            for pData in PDataTF.fragments(of: identifier, contextID: contextID, isCommand: false,
+                                           maximumPDULength: peerMaximumPDULength) {
+                run(machine.handle(.pDataRequestPrimitive(pData)))
+            }
+        }
+        let written = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
+        if let status, status.kind != .pending {
+            operations[messageID] = nil
+            releaseIfIdle()
+        }
+        return written
+    }
+
+    /// C-GET: one C-STORE sub-operation on this association; completes with the C-STORE-RSP.
+    func storeSubOperation(_ file: Part10DataSetFile, contextID: UInt8,
+                           originatorMessageID: UInt16) -> EventLoopFuture<CStoreRSP> {
+        let eventLoop = context.eventLoop
+        guard machine.isEstablished, !ended else {
+            return eventLoop.makeFailedFuture(DICOMClientError(code: .connectionClosed, message: "the association ended"))
+        }
+        let messageID = nextSubOperationMessageID
+        nextSubOperationMessageID &+= 1
+        if nextSubOperationMessageID == 0 { nextSubOperationMessageID = 1 }
+        let promise = eventLoop.makePromise(of: CStoreRSP.self)
+        subOperations[messageID] = promise
+        send(.cStoreRQ(CStoreRQ(messageID: messageID, affectedSOPClassUID: file.sopClassUID,
+                                affectedSOPInstanceUID: file.sopInstanceUID)), contextID: contextID)
+        let fragmentLength = Int(max(peerMaximumPDULength == 0 ? PDataTF.defaultMaximumPDULengthForUnlimited
+                                                                 : peerMaximumPDULength,
+                                     PDataTF.minimumUsablePDULength)) - 6
+        sendDataSet(file, remaining: file.dataSetLength, contextID: contextID,
+                    blockSize: DICOMAssociation.blockSize(fragmentLength: fragmentLength), messageID: messageID)
+        return promise.futureResult
+    }
+
+    /// Streams the data set one block at a time: the next block is read when the previous is written.
+    private func sendDataSet(_ file: Part10DataSetFile, remaining: Int, contextID: UInt8, blockSize: Int,
+                             messageID: UInt16) {
+        let eventLoop = context.eventLoop
+        let count = min(blockSize, remaining)
+        let read: EventLoopFuture<(ByteBuffer, Part10DataSetFile)> = count == 0
+            ? eventLoop.makeSucceededFuture((ByteBuffer(), file))
+            : threadPool.runIfActive(eventLoop: eventLoop) {
+                var source = file
+                let bytes = try source.read(count)
+                return (bytes, source)
+            }
+        read.assumeIsolated().whenComplete { [self] result in
+            guard let promise = subOperations[messageID], machine.isEstablished else { return }
+            switch result {
+            case .failure(let error):
+                // A data set cannot be cut short: the only way out is an abort (PS3.7 §9.1.1).
+                subOperations[messageID] = nil
+                promise.fail(error)
+                logger.warning("file read failed during a C-GET sub-operation, aborting", metadata: ["error": "\(error)"])
+                abandonReception()
+                run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceProvider, reason: .notSpecified))))
+                end(reason: .aborted("file read failed: \(error)"))
+            case .success(let (bytes, advanced)):
+                let left = remaining - count
+                lastWrite = nil
+                for pData in PDataTF.fragments(of: bytes, contextID: contextID, isCommand: false,
+                                               maximumPDULength: peerMaximumPDULength) {
+                    var pData = pData
+                    if left > 0 { pData.values[0].isLast = false }
+                    run(machine.handle(.pDataRequestPrimitive(pData)))
+                }
+                guard left > 0 else { return }
+                (lastWrite ?? eventLoop.makeSucceededVoidFuture()).assumeIsolated().whenComplete { [self] _ in
+                    sendDataSet(advanced, remaining: left, contextID: contextID, blockSize: blockSize,
+                                messageID: messageID)
+                }
+            }
+        }
+    }
+
     private func dataReceived(_ bytes: ByteBuffer, contextID: UInt8, isLast: Bool) {
+        if var identifier = identifierReception {
+            identifierReception = nil  // (no copy-on-write of the buffer while appending)
+            var bytes = bytes
+            if identifier.buffer.readableBytes + bytes.readableBytes > Self.maximumIdentifierLength {
+                identifier.refusal = (.cannotUnderstand, "identifier larger than \(Self.maximumIdentifierLength) bytes")
+            } else {
+                identifier.buffer.writeBuffer(&bytes)
+            }
+            if isLast {
+                identifierComplete(identifier)
+            } else {
+                identifierReception = identifier
+            }
+            return
+        }
         guard let reception else {
             protocolError("data set without a C-STORE-RQ")
             return
@@ -405,7 +580,8 @@ final class AssociationHandler: ChannelDuplexHandler {
 
     /// A-RELEASE-RP only once the last response is out (PS3.8 §7.2: no release while busy).
     private func releaseIfIdle() {
-        guard releaseRequested, reception == nil else { return }
+        guard releaseRequested, reception == nil, identifierReception == nil, operations.isEmpty,
+              subOperations.isEmpty else { return }
         releaseRequested = false
         run(machine.handle(.releaseResponsePrimitive))  // Evt14
     }
@@ -420,6 +596,14 @@ final class AssociationHandler: ChannelDuplexHandler {
     private func end(reason: AssociationEndReason) {
         guard !ended else { return }
         ended = true
+        let running = operations.values
+        operations = [:]
+        for operation in running { operation.cancel() }
+        let waiting = subOperations.values
+        subOperations = [:]
+        for promise in waiting {
+            promise.fail(DICOMClientError(code: .aborted, message: "the association ended: \(reason)"))
+        }
         if let association { provider.associationEnded(association, reason: reason) }
     }
 
@@ -442,11 +626,16 @@ final class AssociationHandler: ChannelDuplexHandler {
     }
 }
 
+/// Holds the place of an operation answered before the provider returned its handle.
+private struct NoOperation: QueryRetrieveOperation {
+    func cancel() {}
+}
+
 /// A receiver that drops the data set and answers a fixed failure.
-final class RefusingStoreReceiver: StoreReceiver {
+public final class RefusingStoreReceiver: StoreReceiver {
     let outcome: StoreOutcome
-    init(_ outcome: StoreOutcome) { self.outcome = outcome }
-    func write(_ bytes: ByteBuffer) {}
-    func finish() -> StoreOutcome { outcome }
-    func abandon() {}
+    public init(_ outcome: StoreOutcome) { self.outcome = outcome }
+    public func write(_ bytes: ByteBuffer) {}
+    public func finish() -> StoreOutcome { outcome }
+    public func abandon() {}
 }

@@ -15,6 +15,29 @@ public protocol DICOMServiceProvider: Sendable {
 
     /// A C-STORE-RQ: returns the receiver its data set is streamed to.
     func beginStore(_ request: CStoreRQ, transferSyntax: String, association: AssociationContext) -> any StoreReceiver
+
+    /// A C-FIND, C-MOVE or C-GET with its identifier, on an accepted context of its SOP class.
+    /// Called on the event loop: start the work elsewhere and answer through `responder`
+    /// (pending responses, then one final). The returned operation is cancelled on C-CANCEL
+    /// and when the association ends.
+    func beginQueryRetrieve(_ request: QueryRetrieveRequest, association: AssociationContext,
+                            responder: QueryRetrieveResponder) -> any QueryRetrieveOperation
+}
+
+extension DICOMServiceProvider {
+    /// Providers without query/retrieve never accept its contexts; answer anyway.
+    public func beginQueryRetrieve(_ request: QueryRetrieveRequest, association: AssociationContext,
+                                   responder: QueryRetrieveResponder) -> any QueryRetrieveOperation {
+        responder.respond(QueryRetrieveResponder.message(for: request, status: .sopClassNotSupported,
+                                                       errorComment: "query/retrieve is not provided here"))
+        return FinishedOperation()
+    }
+}
+
+/// An operation that had nothing left to cancel.
+public struct FinishedOperation: QueryRetrieveOperation {
+    public init() {}
+    public func cancel() {}
 }
 
 public enum AssociationDecision: Sendable {

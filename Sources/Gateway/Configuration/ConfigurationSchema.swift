@@ -72,7 +72,9 @@ enum ConfigurationSchema {
             "ae_title": .aeTitle, "port": .int, "bind": .string, "allowed_calling_aets": .aeTitleArray,
             "max_associations": .int, "max_pdu_length": .int, "idle_timeout": .duration,
         ]),
-        "spool": .table(["path": .string, "min_free": .watermark, "retention": .duration]),
+        "spool": .table([
+            "path": .string, "min_free": .watermark, "retention": .duration, "cache_retention": .duration,
+        ]),
         "upload": .table([
             "stable_after": .duration, "chunk_max_bytes": .size, "chunk_max_instances": .int,
             "parallel": .int, "bandwidth": .bandwidth, "retry_min": .duration, "retry_max": .duration,
@@ -82,9 +84,12 @@ enum ConfigurationSchema {
         "destinations": .namedTables([
             "url": .url, "ca": .file, "client_cert": .file, "client_key": .file, "token": .string,
             "calling_aets": .aeTitleArray, "modalities": .stringArray, "exclude_modalities": .stringArray,
-            "sop_classes": .stringArray,
+            "sop_classes": .stringArray, "upload": .bool,
         ]),
-        "community": .arrayOfTables(["ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool]),
+        "community": .arrayOfTables([
+            "ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool,
+            "query_timeout": .duration, "retrieve_timeout": .duration, "max_results": .int,
+        ]),
         "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int]),
         "site_directory": .arrayOfTables([
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
@@ -174,6 +179,7 @@ extension Settings {
         }
         if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
         try parseUpload(into: &configuration)
+        try parseCommunity(into: &configuration)
         return configuration
     }
 }

@@ -29,6 +29,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         public var path = "./passerelle-data"
         public var minFree: DiskWatermark = .percent(5)
         public var retention: Duration = .seconds(7 * 86_400)
+        /// Foreign studies retrieved from a community are kept this long in `cache/`.
+        public var cacheRetention: Duration = .seconds(86_400)
     }
 
     public struct Status: Sendable, Equatable {
@@ -43,6 +45,12 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var upload = UploadSettings()
     /// `[destinations.*]`, by name; empty: studies wait in the spool.
     public var destinations: [DestinationSettings] = []
+    /// `[[community]]`: search folders by called AE title.
+    public var communities: [CommunitySettings] = []
+    /// `[[ae]]`: C-MOVE destinations.
+    public var knownAEs: [KnownAE] = []
+    /// `[[site_directory]]`: the region's sites, by issuer of patient ID.
+    public var siteDirectory: [SiteDirectoryEntry] = []
 
     public init() {}
 

@@ -66,6 +66,8 @@ public struct DestinationSettings: Sendable, Equatable {
     public var modalities: [String] = []
     public var excludeModalities: [String] = []
     public var sopClasses: [String] = []
+    /// false: only searched and retrieved from by a `[[community]]`, never sent to.
+    public var upload = true
 
     public init(name: String, url: URL) {
         self.name = name

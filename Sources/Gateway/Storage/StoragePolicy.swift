@@ -1,10 +1,12 @@
 import DICOMCore
 import DICOMNetwork
 
-/// Who may associate and what they may send: the storage SCP's acceptance policy.
-/// Pure: configuration and an A-ASSOCIATE-RQ in, a decision out.
+/// Who may associate and what they may send: the SCP's acceptance policy (storage, and the
+/// `[[community]]` query/retrieve AE titles). Pure: configuration and an A-ASSOCIATE-RQ in, a decision out.
 public struct StoragePolicy: Sendable {
     public var calledAETitles: Set<String>
+    /// Called AE titles of the community search folders.
+    public var queryRetrieveAETitles: Set<String> = []
     /// Empty means any calling AE title.
     public var allowedCallingAETitles: Set<String>
     public var maximumAssociations: Int
@@ -36,7 +38,8 @@ public struct StoragePolicy: Sendable {
             return .reject(AssociateRJ(result: .rejectedPermanent,
                                        reason: .serviceUser(.applicationContextNameNotSupported)))
         }
-        guard calledAETitles.contains(request.calledAETitle) else {
+        let isQueryRetrieve = queryRetrieveAETitles.contains(request.calledAETitle)
+        guard calledAETitles.contains(request.calledAETitle) || isQueryRetrieve else {
             return .reject(AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.calledAETitleNotRecognized)))
         }
         guard allowedCallingAETitles.isEmpty || allowedCallingAETitles.contains(request.callingAETitle) else {
@@ -45,6 +48,12 @@ public struct StoragePolicy: Sendable {
         guard activeAssociations < maximumAssociations else {
             return .reject(AssociateRJ(result: .rejectedTransient,
                                        reason: .serviceProviderPresentation(.localLimitExceeded)))
+        }
+        if isQueryRetrieve {
+            let negotiation = PresentationContextNegotiator(policy: CommunityProxy.negotiationPolicy(for: request))
+                .negotiate(request)
+            return .accept(presentationContexts: negotiation.presentationContexts,
+                           roleSelections: negotiation.roleSelections)
         }
         let negotiator = PresentationContextNegotiator(policy: .init(
             acceptsAbstractSyntax: Self.isAcceptedAbstractSyntax,

@@ -4,8 +4,8 @@ import Logging
 import NIOConcurrencyHelpers
 import Spool
 
-/// The storage SCP: applies the `StoragePolicy` to associations and receives C-STORE data
-/// sets into the spool.
+/// The site's SCP: applies the `StoragePolicy` to associations, receives C-STORE data sets
+/// into the spool and hands query/retrieve requests to the `CommunityProxy`.
 public final class StorageProvider: DICOMServiceProvider {
     private let policy: NIOLockedValueBox<StoragePolicy>
     private let spool: Spool
@@ -16,9 +16,12 @@ public final class StorageProvider: DICOMServiceProvider {
     /// Called after each instance is durable (the uploader starts at once).
     private let instanceStored: @Sendable () -> Void
 
-    public init(policy: StoragePolicy, spool: Spool, logger: Logger,
+    private let community: CommunityProxy?
+
+    public init(policy: StoragePolicy, spool: Spool, logger: Logger, community: CommunityProxy? = nil,
                 instanceStored: @escaping @Sendable () -> Void = {}) {
         self.instanceStored = instanceStored
+        self.community = community
         self.policy = NIOLockedValueBox(policy)
         self.spool = spool
         self.logger = logger
@@ -60,8 +63,23 @@ public final class StorageProvider: DICOMServiceProvider {
         .success
     }
 
+    public func beginQueryRetrieve(_ request: QueryRetrieveRequest, association: AssociationContext,
+                                   responder: QueryRetrieveResponder) -> any QueryRetrieveOperation {
+        guard let community else {
+            responder.respond(QueryRetrieveResponder.message(for: request, status: .sopClassNotSupported,
+                                                             errorComment: "no [[community]] is configured"))
+            return FinishedOperation()
+        }
+        return community.begin(request, association: association, responder: responder)
+    }
+
     public func beginStore(_ request: CStoreRQ, transferSyntax: String,
                            association: AssociationContext) -> any StoreReceiver {
+        if community?.calledAETitles.contains(association.calledAETitle) == true {
+            // Storage contexts of a search folder carry the SCP role only (C-GET).
+            return RefusingStoreReceiver(StoreOutcome(status: .sopClassNotSupported,
+                                                      errorComment: "send to the storage AE title, not a community's"))
+        }
         var logger = self.logger
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,

@@ -30,7 +30,7 @@ public final class Uploader: Sendable {
     static let purgeInterval: TimeInterval = 5
 
     public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger) {
-        live = NIOLockedValueBox(Live(configuration: configuration))
+        live = NIOLockedValueBox(Live(configuration: Self.sending(configuration)))
         self.spool = spool
         self.threadPool = threadPool
         self.logger = logger
@@ -52,10 +52,17 @@ public final class Uploader: Sendable {
     /// Replaces upload settings and destinations (SIGHUP).
     public func apply(_ configuration: GatewayConfiguration) {
         live.withLockedValue {
-            $0.configuration = configuration
+            $0.configuration = Self.sending(configuration)
             $0.generation += 1
         }
         reloaded.signal()
+    }
+
+    /// Destinations with `upload = false` are for `[[community]]` searches only.
+    private static func sending(_ configuration: GatewayConfiguration) -> GatewayConfiguration {
+        var configuration = configuration
+        configuration.destinations.removeAll { !$0.upload }
+        return configuration
     }
 
     public func run() async {

@@ -14,13 +14,15 @@ extension DICOMAssociation {
     ///
     /// Returns the peer's status, failures included; throws when the operation could not be
     /// carried out (unreadable file, no fitting context, abort, timeout, connection lost).
-    public func store(fileAt path: String) async throws(DICOMClientError) -> StoreResult {
+    /// A C-MOVE sub-operation names its originator (PS3.7 §9.1.1.1).
+    public func store(fileAt path: String, moveOriginatorAETitle: String? = nil,
+                      moveOriginatorMessageID: UInt16? = nil) async throws(DICOMClientError) -> StoreResult {
         try await exclusively { () async throws(DICOMClientError) -> StoreResult in
-            try await storeNow(path)
+            try await storeNow(path, moveOriginator: moveOriginatorAETitle.map { ($0, moveOriginatorMessageID ?? 0) })
         }
     }
 
-    private func storeNow(_ path: String) async throws(DICOMClientError) -> StoreResult {
+    private func storeNow(_ path: String, moveOriginator: (String, UInt16)?) async throws(DICOMClientError) -> StoreResult {
             var file = try await onThreadPool { () throws(DICOMClientError) in try Part10DataSetFile.open(path) }
             guard let context = acceptedContext(abstractSyntax: file.sopClassUID, transferSyntax: file.transferSyntaxUID)
             else {
@@ -30,7 +32,8 @@ extension DICOMAssociation {
                         + "in \(Self.describe(transferSyntax: file.transferSyntaxUID))")
             }
             let request = CStoreRQ(messageID: takeMessageID(), affectedSOPClassUID: file.sopClassUID,
-                                   affectedSOPInstanceUID: file.sopInstanceUID)
+                                   affectedSOPInstanceUID: file.sopInstanceUID,
+                                   moveOriginatorAETitle: moveOriginator?.0, moveOriginatorMessageID: moveOriginator?.1)
             let answer = perform(.cStoreRQ(request), contextID: context.id)
 
             let fragmentLength = maximumDataFragmentLength

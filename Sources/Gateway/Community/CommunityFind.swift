@@ -1,0 +1,117 @@
+import DICOMCore
+import DICOMNetwork
+import DICOMweb
+import Foundation
+import Logging
+import Spool
+
+/// One C-FIND on a community: the identifier becomes QIDO-RS requests, page by page; each
+/// result that really matches (checked locally) is answered as a pending response at once.
+struct CommunityFind {
+    let proxy: CommunityProxy
+    let folder: CommunityProxy.Folder
+    let request: QueryRetrieveRequest
+    let association: AssociationContext
+    let responder: QueryRetrieveResponder
+    let logger: Logger
+
+    /// Results asked of the hub per QIDO-RS request.
+    static let pageSize = 100
+
+    func run() async {
+        let started = ContinuousClock.now
+        var access = CommunityAccess(callingAETitle: association.callingAETitle, calledAETitle: association.calledAETitle,
+                                     operation: "FIND", query: "", status: 0)
+        let (status, comment) = await answer(&access)
+        responder.respond(QueryRetrieveResponder.message(for: request, status: status, errorComment: comment))
+        access.status = status.rawValue
+        access.error = comment
+        access.durationMilliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
+        logger.info("community query", metadata: [
+            "level": "\(access.level ?? "?")", "keys": "\(access.query)", "results": "\(access.results)",
+            "status": "\(status)", "duration_ms": "\(access.durationMilliseconds)",
+        ].merging(comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
+        await proxy.record(access)
+    }
+
+    /// Sends the pending responses; returns the final status.
+    private func answer(_ access: inout CommunityAccess) async -> (DIMSEStatus, String?) {
+        let decoded: (attributes: [QueryAttribute], characterSet: SpecificCharacterSet)
+        var query: FindQuery
+        do {
+            decoded = try IdentifierCodec.decode(request.identifier, transferSyntax: request.transferSyntax)
+            access.query = QueryAttribute.describe(decoded.attributes)
+            guard let model = QueryModel(sopClassUID: request.affectedSOPClassUID) else {
+                return (.sopClassNotSupported, "not a query/retrieve SOP class")
+            }
+            query = try FindQuery(identifier: decoded.attributes, model: model)
+        } catch let error as QueryError {
+            return (.identifierDoesNotMatchSOPClass, error.message)
+        } catch {
+            return (.identifierDoesNotMatchSOPClass, "unreadable identifier: \(error)")
+        }
+        access.level = query.level.rawValue
+        query.retrieveAETitle = association.calledAETitle
+        let settings = folder.settings
+        let ownIssuer = settings.excludeOwnSite ? proxy.configuration.site.issuerOfPatientID : nil
+        let directory = proxy.configuration.siteDirectory
+        let base = query.qidoRequest(excludeOwnIssuer: ownIssuer)
+
+        func keep(_ result: QIDOAttributes) -> Bool {
+            if let ownIssuer, FindQuery.isOwnSite(result, ownIssuer: ownIssuer) { return false }
+            return query.matches(result, site: FindQuery.site(for: result, in: directory))
+        }
+        /// Sends one match; false when the limit is reached.
+        func send(_ result: QIDOAttributes) async throws -> Bool {
+            guard access.results < settings.maxResults else { return false }
+            let attributes = query.response(for: result, site: FindQuery.site(for: result, in: directory))
+            let identifier = IdentifierCodec.encode(attributes, requested: decoded.characterSet,
+                                                    transferSyntax: request.transferSyntax)
+            try await responder.respond(QueryRetrieveResponder.message(for: request, status: .pending, hasIdentifier: true),
+                                        identifier: identifier).get()
+            access.results += 1
+            return true
+        }
+
+        do {
+            var offset = 0
+            var studies: [QIDOAttributes] = []
+            while true {
+                try Task.checkCancellation()
+                let page = try await folder.search.search(
+                    base.withPaging(limit: Self.pageSize, offset: offset).path,
+                    parameters: base.withPaging(limit: Self.pageSize, offset: offset).parameters)
+                try Task.checkCancellation()
+                offset += page.count
+                for dataSet in page {
+                    let result = QueryAttribute.attributes(dataSet)
+                    guard keep(result) else { continue }
+                    if query.level == .patient {
+                        studies.append(result)  // grouped once every study is known
+                    } else if try await !send(result) {
+                        return (.outOfResources, "more than \(settings.maxResults) results: refine the query")
+                    }
+                }
+                if page.count < Self.pageSize { break }
+            }
+            if query.level == .patient {
+                for patient in FindQuery.patients(from: studies) {
+                    try Task.checkCancellation()
+                    if try await !send(patient) {
+                        return (.outOfResources, "more than \(settings.maxResults) results: refine the query")
+                    }
+                }
+            }
+            return (.success, nil)
+        } catch let error as DICOMwebError {
+            if Task.isCancelled { return (.cancel, nil) }
+            return (Self.unableToProcess, "community: \(error.message)")
+        } catch {
+            if Task.isCancelled || error is CancellationError { return (.cancel, nil) }
+            return (Self.unableToProcess, "community: \(error)")
+        }
+    }
+
+    /// C-FIND "Failed: Unable to process" (PS3.4 C.4.1.1.4, Cxxx).
+    static let unableToProcess = DIMSEStatus(0xC001)
+}

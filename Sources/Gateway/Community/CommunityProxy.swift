@@ -1,0 +1,201 @@
+import DICOMCore
+import DICOMNetwork
+import DICOMweb
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOPosix
+import Spool
+
+/// The `[[community]]` search folders (docs/community.md): which contexts a query/retrieve
+/// association gets, and C-FIND, C-MOVE and C-GET answered from the community's DICOMweb
+/// service. Each request runs in its own task; C-CANCEL and the association's end cancel it.
+public final class CommunityProxy: Sendable {
+    /// One search folder: its settings and its DICOMweb clients (searches and retrievals
+    /// have their own timeouts).
+    struct Folder: Sendable {
+        let settings: CommunitySettings
+        let search: DICOMwebClient
+        let retrieve: DICOMwebClient
+    }
+
+    let folders: [String: Folder]
+    let configuration: GatewayConfiguration
+    let spool: Spool
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    /// WADO-RS requests of one retrieval running at once, ahead of the C-STOREs.
+    static let parallelFetches = 4
+
+    public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger) throws {
+        var folders: [String: Folder] = [:]
+        for community in configuration.communities {
+            guard let destination = configuration.destinations.first(where: { $0.name == community.destination }) else {
+                continue  // the configuration loader refuses this
+            }
+            func client(_ request: Duration) throws -> DICOMwebClient {
+                var tls: TLSSettings?
+                if destination.ca != nil || destination.clientCertificate != nil {
+                    tls = TLSSettings(caFile: destination.ca, certificateFile: destination.clientCertificate,
+                                      privateKeyFile: destination.clientKey)
+                }
+                return try DICOMwebClient(
+                    baseURL: destination.url, tls: tls, bearerToken: destination.token,
+                    timeouts: DICOMwebTimeouts(connect: min(configuration.upload.connectTimeout, request),
+                                               read: request, request: request),
+                    logger: logger)
+            }
+            folders[community.aeTitle] = Folder(settings: community, search: try client(community.queryTimeout),
+                                                retrieve: try client(community.retrieveTimeout))
+        }
+        self.folders = folders
+        self.configuration = configuration
+        self.spool = spool
+        self.threadPool = threadPool
+        self.logger = logger
+    }
+
+    public var calledAETitles: Set<String> { Set(folders.keys) }
+
+    public func shutdown() async {
+        for folder in folders.values {
+            try? await folder.search.shutdown()
+            try? await folder.retrieve.shutdown()
+        }
+    }
+
+    // MARK: Association
+
+    static let queryRetrieveSOPClasses: Set<String> = Set(QueryModel.allCases.flatMap { model in
+        QueryModel.Operation.allCases.map { model.sopClassUID(for: $0) }
+    })
+
+    /// Verification and Query/Retrieve (FIND, MOVE, GET) of both models; Storage only with
+    /// the SCP role proposed, for C-GET sub-operations on the association.
+    static func negotiationPolicy(for request: AssociateRQ) -> PresentationContextNegotiator.Policy {
+        let scpRoles = Set(request.userInformation.roleSelections.filter(\.scpRole).map(\.sopClassUID))
+        let uncompressed: Set<String> = [TransferSyntax.implicitVRLittleEndian.uid, TransferSyntax.explicitVRLittleEndian.uid]
+        return PresentationContextNegotiator.Policy(
+            acceptsAbstractSyntax: { uid in
+                uid == UIDRegistry.verificationSOPClassUID || queryRetrieveSOPClasses.contains(uid)
+                    || UIDRegistry.storageSOPClassUIDs.contains(uid)
+            },
+            acceptsTransferSyntax: { transferSyntax, abstractSyntax in
+                UIDRegistry.storageSOPClassUIDs.contains(abstractSyntax)
+                    ? TransferSyntax(uid: transferSyntax) != nil : uncompressed.contains(transferSyntax)
+            },
+            // The requestor's order: for C-GET it knows which encodings it prefers to receive.
+            rejectsContext: { proposal in
+                UIDRegistry.storageSOPClassUIDs.contains(proposal.abstractSyntax) && !scpRoles.contains(proposal.abstractSyntax)
+            },
+            acceptsRoles: { uid, _, scp in
+                UIDRegistry.storageSOPClassUIDs.contains(uid) ? (false, scp) : (true, false)
+            })
+    }
+
+    // MARK: Requests
+
+    /// Starts a C-FIND, C-MOVE or C-GET on the folder called by the association.
+    func begin(_ request: QueryRetrieveRequest, association: AssociationContext,
+               responder: QueryRetrieveResponder) -> any QueryRetrieveOperation {
+        guard let folder = folders[association.calledAETitle] else {
+            responder.respond(QueryRetrieveResponder.message(for: request, status: .sopClassNotSupported,
+                                                             errorComment: "no community answers this AE title"))
+            return FinishedOperation()
+        }
+        var logger = self.logger
+        logger[metadataKey: "association"] = "\(association.id)"
+        logger[metadataKey: "calling_ae"] = "\(association.callingAETitle)"
+        logger[metadataKey: "community"] = "\(folder.settings.aeTitle)"
+        let task = Task {
+            switch request.command {
+            case .find:
+                await CommunityFind(proxy: self, folder: folder, request: request, association: association,
+                                    responder: responder, logger: logger).run()
+            case .move, .get:
+                await CommunityRetrieve(proxy: self, folder: folder, request: request, association: association,
+                                        responder: responder, logger: logger).run()
+            }
+        }
+        return TaskOperation(task: task)
+    }
+
+    /// Writes the trace of a query or retrieval (and logs it).
+    func record(_ access: CommunityAccess) async {
+        let database = spool.database
+        do {
+            try await threadPool.runIfActive { try database.record(access) }
+        } catch {
+            logger.error("community access not recorded", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Drops cached foreign studies older than `cache_retention`.
+    public func purgeCache() async {
+        let database = spool.database
+        let cutoff = Date().addingTimeInterval(-TimeInterval(configuration.spool.cacheRetention.components.seconds))
+        do {
+            let files = try await threadPool.runIfActive { try database.expireCache(fetchedBefore: cutoff) }
+            for file in files { spool.files.remove(relativePath: file) }
+            if !files.isEmpty {
+                logger.info("community cache purged", metadata: ["instances": "\(files.count)"])
+            }
+        } catch {
+            logger.warning("community cache purge failed", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// Purges the cache every `interval` until cancelled.
+    public func runHousekeeping(interval: Duration = .seconds(600)) async {
+        while !Task.isCancelled {
+            await purgeCache()
+            try? await Task.sleep(for: interval)
+        }
+    }
+}
+
+/// A request's task, as the runtime cancels it.
+struct TaskOperation: QueryRetrieveOperation {
+    let task: Task<Void, Never>
+    func cancel() { task.cancel() }
+}
+
+extension QueryAttribute {
+    /// A QIDO-RS result attribute as text values (numbers as decimals, PN as "A=I=P").
+    init(tag: UInt32, model attribute: DICOMModelAttribute) {
+        var values: [String] = []
+        var items: [[QueryAttribute]] = []
+        for value in attribute.values {
+            switch value {
+            case .string(let text): values.append(DICOMModelDataSet.trim(text))
+            case .number(let number):
+                values.append(number.rounded() == number && abs(number) < 1e15 ? String(Int64(number)) : String(number))
+            case .item(let item): items.append(QueryAttribute.attributes(item).values.sorted { $0.tag < $1.tag })
+            case .other: values.append("")
+            }
+        }
+        let vr = attribute.vr ?? DataDictionary.entry(for: Tag(rawValue: tag))?.vr?.rawValue ?? "UN"
+        self.init(tag: tag, vr: vr, values: values, items: items)
+    }
+
+    /// A QIDO-RS result by tag.
+    static func attributes(_ dataSet: DICOMModelDataSet) -> QIDOAttributes {
+        var result: QIDOAttributes = [:]
+        for (key, attribute) in dataSet.attributes {
+            guard let tag = UInt32(key, radix: 16) else { continue }
+            result[tag] = QueryAttribute(tag: tag, model: attribute)
+        }
+        return result
+    }
+
+    /// "PatientName=DUR*, StudyDate=2020-" for logs and the access trace.
+    static func describe(_ attributes: [QueryAttribute]) -> String {
+        attributes.filter { !$0.values.isEmpty || !$0.items.isEmpty }.map { attribute in
+            let name = DataDictionary.entry(for: Tag(rawValue: attribute.tag))?.keyword ?? hex(attribute.tag)
+            if attribute.vr == "SQ" {
+                return "\(name)=[\(attribute.items.map { describe($0) }.joined(separator: "; "))]"
+            }
+            return "\(name)=\(attribute.values.joined(separator: "\\"))"
+        }.joined(separator: ", ")
+    }
+}

@@ -1,0 +1,433 @@
+import Crypto
+import DICOMCore
+import DICOMNetwork
+import DICOMweb
+import Foundation
+import Logging
+import NIOCore
+import NIOPosix
+import Spool
+
+/// One C-MOVE or C-GET on a community: the instances are listed (QIDO-RS, or the cache),
+/// fetched by WADO-RS into `cache/` a few at a time, and each sent by C-STORE as soon as it is
+/// on disk — to the move destination on a new association, or on the requestor's own (C-GET).
+struct CommunityRetrieve {
+    let proxy: CommunityProxy
+    let folder: CommunityProxy.Folder
+    let request: QueryRetrieveRequest
+    let association: AssociationContext
+    let responder: QueryRetrieveResponder
+    let logger: Logger
+
+    struct Item: Sendable {
+        var study: String
+        var series: String
+        var sopInstance: String
+        var sopClass: String
+        /// Absolute path when the instance is already in the cache.
+        var cached: String?
+    }
+
+    struct Failure: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    /// The outcome as the final response tells it.
+    struct Outcome {
+        var status: DIMSEStatus
+        var counts = SubOperationCounts(remaining: 0)
+        var failedUIDs: [String] = []
+        var comment: String?
+    }
+
+    var isGet: Bool { if case .get = request.command { true } else { false } }
+    /// Cache rows are per hub: the destination's name.
+    var community: String { folder.settings.destination }
+
+    func run() async {
+        let started = ContinuousClock.now
+        var access = CommunityAccess(callingAETitle: association.callingAETitle, calledAETitle: association.calledAETitle,
+                                     operation: isGet ? "GET" : "MOVE", query: "", status: 0)
+        let outcome = await perform(&access)
+        var identifier: ByteBuffer?
+        if !outcome.failedUIDs.isEmpty {
+            // (0008,0058) is UI, at most 64 KiB in one value: the list is cut to fit.
+            var listed: [String] = [], length = 0
+            for uid in outcome.failedUIDs where length + uid.utf8.count + 1 < 65_000 {
+                listed.append(uid)
+                length += uid.utf8.count + 1
+            }
+            identifier = IdentifierCodec.encode([QueryAttribute(tag: 0x0008_0058, vr: "UI", values: listed)],
+                                                requested: .default, transferSyntax: request.transferSyntax)
+        }
+        responder.respond(QueryRetrieveResponder.message(
+            for: request, status: outcome.status, errorComment: outcome.comment, counts: outcome.counts,
+            hasIdentifier: identifier != nil), identifier: identifier)
+        access.status = outcome.status.rawValue
+        access.completed = outcome.counts.completed
+        access.failed = outcome.counts.failed
+        access.warnings = outcome.counts.warning
+        access.error = outcome.comment
+        access.durationMilliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
+        logger.info("community retrieve", metadata: [
+            "operation": "\(access.operation)", "level": "\(access.level ?? "?")", "keys": "\(access.query)",
+            "destination": "\(access.moveDestination ?? association.callingAETitle)", "instances": "\(access.results)",
+            "completed": "\(access.completed)", "failed": "\(access.failed)", "status": "\(outcome.status)",
+            "duration_ms": "\(access.durationMilliseconds)",
+        ].merging(outcome.comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
+        await proxy.record(access)
+    }
+
+    private func perform(_ access: inout CommunityAccess) async -> Outcome {
+        let query: RetrieveQuery
+        do {
+            let decoded = try IdentifierCodec.decode(request.identifier, transferSyntax: request.transferSyntax)
+            access.query = QueryAttribute.describe(decoded.attributes)
+            guard let model = QueryModel(sopClassUID: request.affectedSOPClassUID) else {
+                return Outcome(status: .sopClassNotSupported, comment: "not a query/retrieve SOP class")
+            }
+            query = try RetrieveQuery(identifier: decoded.attributes, model: model)
+        } catch let error as QueryError {
+            return Outcome(status: .identifierDoesNotMatchSOPClass, comment: error.message)
+        } catch {
+            return Outcome(status: .identifierDoesNotMatchSOPClass, comment: "unreadable identifier: \(error)")
+        }
+        access.level = query.level.rawValue
+        access.studyUIDs = query.studyUIDs
+
+        var destination: KnownAE?
+        if case .move(let move) = request.command {
+            let title = move.moveDestination.trimmingCharacters(in: .whitespaces)
+            access.moveDestination = title
+            guard let known = proxy.configuration.knownAEs.first(where: { $0.title == title }) else {
+                return Outcome(status: .moveDestinationUnknown, comment: "\(title) is not an [[ae]] of the configuration")
+            }
+            destination = known
+        }
+
+        let items: [Item]
+        do {
+            items = try await list(query)
+        } catch {
+            if Task.isCancelled { return Outcome(status: .cancel) }
+            return Outcome(status: Self.unableToCalculateMatches, comment: "community: \(Self.describe(error))")
+        }
+        access.results = items.count
+        if access.studyUIDs.isEmpty { access.studyUIDs = Array(Set(items.map(\.study))).sorted() }
+        guard !items.isEmpty else { return Outcome(status: .success) }
+
+        // The C-STORE side: a new association to the move destination, or the requestor's.
+        var storage: DICOMAssociation?
+        if let destination {
+            do {
+                storage = try await DICOMClient.connect(
+                    host: destination.host, port: destination.port, callingAETitle: association.calledAETitle,
+                    calledAETitle: destination.title, presentationContexts: Self.proposals(Set(items.map(\.sopClass))),
+                    group: MultiThreadedEventLoopGroup.singleton, threadPool: proxy.threadPool, logger: logger)
+            } catch {
+                return Outcome(status: .refusedOutOfResourcesSubOps,
+                               counts: SubOperationCounts(remaining: 0, failed: items.count),
+                               failedUIDs: items.map(\.sopInstance), comment: "cannot associate with \(destination.title): \(error)")
+            }
+        }
+        let outcome = await send(items, to: storage)
+        if let storage {
+            if outcome.status == .cancel { await storage.abort() } else { try? await storage.release() }
+        }
+        return outcome
+    }
+
+    // MARK: Listing
+
+    /// The instances to retrieve, cached ones marked. A study cached whole is not asked again.
+    private func list(_ query: RetrieveQuery) async throws -> [Item] {
+        var studies = query.studyUIDs
+        if query.level == .patient {
+            var parameters: [(name: String, value: String)] = [("00100020", query.patientID ?? "")]
+            if let issuer = query.issuerOfPatientID, !issuer.isEmpty { parameters.append(("00100021", issuer)) }
+            parameters.append(("includefield", "0020000D"))
+            studies = try await folder.search.search("studies", parameters: parameters + [("limit", "1000")])
+                .compactMap { $0.string("0020000D") }
+        }
+        var items: [Item] = []
+        switch query.level {
+        case .patient, .study:
+            for study in studies { items += try await instances(ofStudy: study) }
+        case .series:
+            for series in query.seriesUIDs {
+                if let study = studies.first, studies.count == 1,
+                   let cached = try await completeStudy(study) {
+                    items += cached.filter { $0.series == series }
+                    continue
+                }
+                let path = studies.count == 1 ? "studies/\(studies[0])/series/\(series)/instances" : "instances"
+                let filter: [(name: String, value: String)] = studies.count == 1 ? [] : [("0020000E", series)]
+                items += try await search(path, filter)
+            }
+        case .image:
+            let wanted = query.sopInstanceUIDs
+            let cached = try await cachedInstances(wanted)
+            let missing = wanted.filter { cached[$0] == nil }
+            items += wanted.compactMap { cached[$0] }
+            for batch in stride(from: 0, to: missing.count, by: 100) {
+                let uids = missing[batch..<min(batch + 100, missing.count)].joined(separator: ",")
+                var filter: [(name: String, value: String)] = [("00080018", uids)]
+                var path = "instances"
+                if studies.count == 1 {
+                    path = "studies/\(studies[0])/instances"
+                } else if !studies.isEmpty {
+                    filter.append(("0020000D", studies.joined(separator: ",")))
+                }
+                items += try await search(path, filter)
+            }
+        }
+        // One send per SOP instance, whatever the identifier repeated.
+        var seen: Set<String> = []
+        return items.filter { seen.insert($0.sopInstance).inserted }
+    }
+
+    private func instances(ofStudy study: String) async throws -> [Item] {
+        if let cached = try await completeStudy(study) { return cached }
+        let found = try await search("studies/\(study)/instances", [])
+        let cached = try await cachedInstances(found.map(\.sopInstance))
+        return found.map { cached[$0.sopInstance] ?? $0 }
+    }
+
+    /// Every instance of a study from the cache, when it holds the study whole.
+    private func completeStudy(_ study: String) async throws -> [Item]? {
+        let database = proxy.spool.database
+        let community = self.community
+        let found: [CachedInstance]? = try await proxy.threadPool.runIfActive {
+            guard let count = try database.completeCachedStudy(community: community, studyInstanceUID: study) else {
+                return nil
+            }
+            let instances = try database.cachedInstances(community: community, studyInstanceUID: study)
+            return instances.count == count ? instances : nil
+        }
+        guard let found else { return nil }
+        let items = found.map(item)
+        return items.allSatisfy({ $0.cached != nil }) ? items : nil
+    }
+
+    private func cachedInstances(_ uids: [String]) async throws -> [String: Item] {
+        let database = proxy.spool.database
+        let community = self.community
+        let found = try await proxy.threadPool.runIfActive {
+            try database.cachedInstances(community: community, sopInstanceUIDs: uids)
+        }
+        var result: [String: Item] = [:]
+        for instance in found {
+            let item = item(instance)
+            if item.cached != nil { result[instance.sopInstanceUID] = item }
+        }
+        return result
+    }
+
+    private func item(_ instance: CachedInstance) -> Item {
+        let path = proxy.spool.files.absolutePath(instance.filePath)
+        return Item(study: instance.studyInstanceUID, series: instance.seriesInstanceUID,
+                    sopInstance: instance.sopInstanceUID, sopClass: instance.sopClassUID,
+                    cached: FileManager.default.fileExists(atPath: path) ? path : nil)
+    }
+
+    /// QIDO-RS instance search, paged; results lacking a UID are skipped.
+    private func search(_ path: String, _ filter: [(name: String, value: String)]) async throws -> [Item] {
+        var items: [Item] = []
+        var offset = 0
+        let page = 1000
+        while true {
+            try Task.checkCancellation()
+            let parameters = filter + [("includefield", "0020000D"), ("includefield", "0020000E"),
+                                       ("includefield", "00080016"), ("limit", "\(page)"), ("offset", "\(offset)")]
+            let results = try await folder.search.search(path, parameters: parameters)
+            for result in results {
+                guard let study = result.string("0020000D"), let series = result.string("0020000E"),
+                      let sop = result.string("00080018"), let sopClass = result.string("00080016") else { continue }
+                items.append(Item(study: study, series: series, sopInstance: sop, sopClass: sopClass))
+            }
+            offset += results.count
+            if results.count < page { return items }
+        }
+    }
+
+    // MARK: Sending
+
+    /// Fetches (up to `parallelFetches` at once) and sends each instance as it lands on disk,
+    /// with a pending response after each sub-operation.
+    private func send(_ items: [Item], to storage: DICOMAssociation?) async -> Outcome {
+        var outcome = Outcome(status: .success, counts: SubOperationCounts(remaining: items.count))
+        let (stream, continuation) = AsyncStream.makeStream(of: (Int, Result<String, Failure>).self)
+        let producer = Task { [self] in
+            await withTaskGroup(of: Void.self) { group in
+                var running = 0
+                for (index, item) in items.enumerated() {
+                    if Task.isCancelled { break }
+                    if let cached = item.cached {
+                        continuation.yield((index, .success(cached)))
+                        continue
+                    }
+                    if running >= CommunityProxy.parallelFetches {
+                        await group.next()
+                        running -= 1
+                    }
+                    running += 1
+                    group.addTask { continuation.yield((index, await fetch(item))) }
+                }
+            }
+            continuation.finish()
+        }
+        var fetchFailed = false
+        var associationLost: String?
+        await withTaskCancellationHandler {
+            for await (index, result) in stream {
+                if Task.isCancelled { break }
+                let item = items[index]
+                outcome.counts.remaining -= 1
+                switch result {
+                case .failure(let failure):
+                    fetchFailed = true
+                    outcome.counts.failed += 1
+                    outcome.failedUIDs.append(item.sopInstance)
+                    outcome.comment = outcome.comment ?? "\(item.sopInstance): \(failure)"
+                case .success(let path) where associationLost != nil:
+                    _ = path
+                    outcome.counts.failed += 1
+                    outcome.failedUIDs.append(item.sopInstance)
+                case .success(let path):
+                    do {
+                        let result = if let storage {
+                            try await storage.store(fileAt: path, moveOriginatorAETitle: association.callingAETitle,
+                                                    moveOriginatorMessageID: request.messageID)
+                        } else {
+                            try await responder.store(fileAt: path)
+                        }
+                        switch result.status.kind {
+                        case .success: outcome.counts.completed += 1
+                        case .warning: outcome.counts.warning += 1
+                        default:
+                            outcome.counts.failed += 1
+                            outcome.failedUIDs.append(item.sopInstance)
+                            outcome.comment = outcome.comment
+                                ?? "\(item.sopInstance): C-STORE \(result.status)\(result.errorComment.map { " \($0)" } ?? "")"
+                        }
+                    } catch {
+                        outcome.counts.failed += 1
+                        outcome.failedUIDs.append(item.sopInstance)
+                        outcome.comment = outcome.comment ?? "\(item.sopInstance): \(error)"
+                        let code = (error as? DICOMClientError)?.code
+                        if code != .noAcceptedPresentationContext && code != .invalidFile {
+                            associationLost = "\(error)"
+                        }
+                    }
+                }
+                if Task.isCancelled { break }
+                responder.respond(QueryRetrieveResponder.message(for: request, status: .pending, counts: outcome.counts))
+            }
+        } onCancel: {
+            producer.cancel()
+        }
+        producer.cancel()
+        if Task.isCancelled {
+            outcome.status = .cancel
+            return outcome
+        }
+        if !fetchFailed, request.isStudyRetrieval {
+            await markCached(items)
+        }
+        if outcome.counts.failed == 0 && outcome.counts.warning == 0 {
+            outcome.status = .success
+        } else if outcome.counts.completed == 0 && outcome.counts.warning == 0 {
+            outcome.status = .refusedOutOfResourcesSubOps
+        } else {
+            outcome.status = .subOperationsCompleteWithFailures
+        }
+        if let associationLost { outcome.comment = "association lost: \(associationLost)" }
+        return outcome
+    }
+
+    /// WADO-RS of one instance into the cache (streamed to disk), recorded as cached.
+    private func fetch(_ item: Item) async -> Result<String, Failure> {
+        let spool = proxy.spool
+        if !spool.hasRoom() {
+            await proxy.purgeCache()
+            guard spool.hasRoom() else { return .failure(Failure(description: "spool below min_free")) }
+        }
+        let relative = Self.cachePath(community: community, study: item.study, sopInstance: item.sopInstance)
+        let absolute = spool.files.absolutePath(relative)
+        do {
+            try FileManager.default.createDirectory(atPath: (absolute as NSString).deletingLastPathComponent,
+                                                    withIntermediateDirectories: true)
+            let size = try await folder.retrieve.retrieveInstance(study: item.study, series: item.series,
+                                                                  instance: item.sopInstance, to: absolute)
+            let cached = CachedInstance(community: community, studyInstanceUID: item.study,
+                                        seriesInstanceUID: item.series, sopInstanceUID: item.sopInstance,
+                                        sopClassUID: item.sopClass, filePath: relative, size: size)
+            let database = spool.database
+            try await proxy.threadPool.runIfActive { try database.recordCached(cached) }
+            return .success(absolute)
+        } catch {
+            return .failure(Failure(description: Self.describe(error)))
+        }
+    }
+
+    /// Studies retrieved whole are served from the cache for `cache_retention`.
+    private func markCached(_ items: [Item]) async {
+        let database = proxy.spool.database
+        let community = self.community
+        let expiry = Date().addingTimeInterval(TimeInterval(proxy.configuration.spool.cacheRetention.components.seconds))
+        let counts = Dictionary(grouping: items, by: \.study).mapValues(\.count)
+        do {
+            try await proxy.threadPool.runIfActive {
+                for (study, count) in counts {
+                    try database.markStudyCached(community: community, studyInstanceUID: study, instances: count,
+                                                 expiresAt: expiry)
+                }
+            }
+        } catch {
+            logger.warning("community cache not recorded", metadata: ["error": "\(error)"])
+        }
+    }
+
+    /// `cache/<community>/<study hash>/<instance hash>.dcm`: names from hashes, never from UIDs.
+    static func cachePath(community: String, study: String, sopInstance: String) -> String {
+        func hash(_ text: String, _ length: Int) -> String {
+            SHA256.hash(data: Data(text.utf8)).prefix(length / 2).map { String(format: "%02x", $0) }.joined()
+        }
+        return "\(Spool.cacheDirectoryName)/\(hash(community, 8))/\(hash(study, 16))/\(hash(sopInstance, 32)).dcm"
+    }
+
+    /// The common transfer syntaxes, each in its own context per SOP class, so that each
+    /// instance goes as stored (uncompressed ones first; fewer when there are many classes).
+    static func proposals(_ sopClasses: Set<String>) -> [PresentationContextProposal] {
+        let uncompressed = [TransferSyntax.explicitVRLittleEndian.uid, TransferSyntax.implicitVRLittleEndian.uid]
+        let compressed = ["1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70",
+                          "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+                          "1.2.840.10008.1.2.5", "1.2.840.10008.1.2.1.99", "1.2.840.10008.1.2.2"]
+        let classes = sopClasses.sorted()
+        let perClass = classes.count * (uncompressed.count + compressed.count) <= DICOMClient.maximumPresentationContexts
+            ? uncompressed + compressed : uncompressed
+        var proposals: [PresentationContextProposal] = []
+        for sopClass in classes {
+            for syntax in perClass where proposals.count < DICOMClient.maximumPresentationContexts {
+                proposals.append(PresentationContextProposal(id: UInt8(2 * proposals.count + 1),
+                                                             abstractSyntax: sopClass, transferSyntaxes: [syntax]))
+            }
+        }
+        return proposals
+    }
+
+    static func describe(_ error: any Error) -> String {
+        (error as? DICOMwebError)?.message ?? "\(error)"
+    }
+
+    /// C-MOVE/C-GET "Refused: Out of resources – Unable to calculate number of matches" (PS3.4 C.4.2.1.5).
+    static let unableToCalculateMatches = DIMSEStatus(0xA701)
+}
+
+extension QueryRetrieveRequest {
+    /// Whether whole studies are asked for (their cache then counts as complete).
+    var isStudyRetrieval: Bool {
+        (try? IdentifierCodec.decode(identifier, transferSyntax: transferSyntax).attributes)?
+            .first { $0.tag == 0x0008_0052 }?.values.first.map { ["STUDY", "PATIENT"].contains($0.uppercased()) } ?? false
+    }
+}

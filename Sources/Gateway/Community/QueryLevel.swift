@@ -1,0 +1,56 @@
+/// Query/Retrieve Level (0008,0052), PS3.4 C.6.
+public enum QueryLevel: String, Sendable, CaseIterable, Comparable {
+    case patient = "PATIENT"
+    case study = "STUDY"
+    case series = "SERIES"
+    case image = "IMAGE"
+
+    /// Depth in the PATIENT > STUDY > SERIES > IMAGE hierarchy: `.patient < .study`.
+    var depth: Int {
+        switch self {
+        case .patient: 0
+        case .study: 1
+        case .series: 2
+        case .image: 3
+        }
+    }
+
+    public static func < (lhs: QueryLevel, rhs: QueryLevel) -> Bool { lhs.depth < rhs.depth }
+
+    /// The level's Unique Key (PS3.4 C.6.1.1 / C.6.2.1).
+    public var uniqueKeyTag: UInt32 {
+        switch self {
+        case .patient: QueryTag.patientID
+        case .study: QueryTag.studyInstanceUID
+        case .series: QueryTag.seriesInstanceUID
+        case .image: QueryTag.sopInstanceUID
+        }
+    }
+
+    var uniqueKeyName: String {
+        switch self {
+        case .patient: "Patient ID"
+        case .study: "Study Instance UID"
+        case .series: "Series Instance UID"
+        case .image: "SOP Instance UID"
+        }
+    }
+
+    /// Reads (0008,0052) of an identifier: missing, multi-valued, unknown, or a level the
+    /// information model does not have (Study Root has no PATIENT level) is an error.
+    static func read(from identifier: [QueryAttribute], model: QueryModel) throws(QueryError) -> QueryLevel {
+        let tag = QueryTag.queryRetrieveLevel
+        guard let attribute = identifier.first(where: { $0.tag == tag }),
+              let text = attribute.trimmedValues.first else {
+            throw .missing("Query/Retrieve Level", tag)
+        }
+        // CS is upper case; lower case is read too, as the check is loose.
+        guard attribute.trimmedValues.count == 1, let level = QueryLevel(rawValue: text.uppercased()) else {
+            throw QueryError("Query/Retrieve Level \"\(text.prefix(16))\" is invalid", tag: tag)
+        }
+        guard model.levels.contains(level) else {
+            throw QueryError("\(level.rawValue) level is not in the \(model.name) model", tag: tag)
+        }
+        return level
+    }
+}
