@@ -278,6 +278,8 @@ struct CommunityRetrieve {
         }
         var fetchFailed = false
         var associationLost: String?
+        let accepted = storage.map { $0.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) } }
+            ?? association.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) }
         await withTaskCancellationHandler {
             for await (index, result) in stream {
                 if Task.isCancelled { break }
@@ -293,8 +295,10 @@ struct CommunityRetrieve {
                     _ = path
                     outcome.counts.failed += 1
                     outcome.failedUIDs.append(item.sopInstance)
-                case .success(let path):
+                case .success(let stored):
                     do {
+                        let path = try await sendable(stored, accepted: accepted)
+                        defer { if path != stored { unlink(path) } }
                         let result = if let storage {
                             try await storage.store(fileAt: path, moveOriginatorAETitle: association.callingAETitle,
                                                     moveOriginatorMessageID: request.messageID)
@@ -343,6 +347,25 @@ struct CommunityRetrieve {
         }
         if let associationLost { outcome.comment = "association lost: \(associationLost)" }
         return outcome
+    }
+
+    /// The file to send: as stored when a context takes its transfer syntax, else re-encoded
+    /// (into a temporary file) between Explicit and Implicit VR Little Endian when the peer
+    /// accepted only the other for its SOP class.
+    private func sendable(_ path: String, accepted: [(String, String)]) async throws -> String {
+        try await proxy.threadPool.runIfActive {
+            var source = try FileByteSource(path: path)
+            let meta = try Part10.readFileMetaInformation(from: &source)
+            guard let sopClass = meta.mediaStorageSOPClassUID, let syntax = meta.transferSyntaxUID else { return path }
+            let offered = accepted.filter { $0.0 == sopClass }.map(\.1)
+            if offered.contains(syntax) { return path }
+            guard let target = offered.first(where: { DataSetTranscoder.canTranscode(from: syntax, to: $0) }) else {
+                return path  // the store reports that no context fits
+            }
+            let temporary = path + ".\(target == TransferSyntax.implicitVRLittleEndian.uid ? "ile" : "ele").tmp"
+            try DataSetTranscoder.transcode(path, to: target, destination: temporary)
+            return temporary
+        }
     }
 
     /// WADO-RS of one instance into the cache (streamed to disk), recorded as cached.
