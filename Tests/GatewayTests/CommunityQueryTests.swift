@@ -77,14 +77,28 @@ import Testing
         #expect(QueryModel.operation(forSOPClassUID: "1.2.3") == nil)
     }
 
+    /// The unique keys of the levels above (hierarchical queries, PS3.4 C.4.1.2.1).
+    var upper: [QueryAttribute] {
+        [key(QueryTag.patientID, "LO", "IPP1"), key(QueryTag.studyInstanceUID, "UI", "1.2.3"),
+         key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4")]
+    }
+
     @Test func levelsOfEachModel() throws {
-        for name in ["PATIENT", "STUDY", "SERIES", "IMAGE"] {
-            #expect(try find(name, model: .patientRoot).level.rawValue == name)
+        for (depth, name) in ["PATIENT", "STUDY", "SERIES", "IMAGE"].enumerated() {
+            let keys = [level(name)] + upper.prefix(depth)
+            #expect(try FindQuery(identifier: keys, model: .patientRoot).level.rawValue == name)
         }
-        for name in ["STUDY", "SERIES", "IMAGE"] {
-            #expect(try find(name, model: .studyRoot).level.rawValue == name)
+        for (depth, name) in ["STUDY", "SERIES", "IMAGE"].enumerated() {
+            let keys = [level(name)] + upper.dropFirst().prefix(depth)
+            #expect(try FindQuery(identifier: keys, model: .studyRoot).level.rawValue == name)
         }
         #expect(try find(" study ").level == .study)  // padding and case, read loosely
+        // Upper levels' unique keys are required, single values or lists, no wildcard.
+        #expect(findError([level("SERIES")])?.tag == QueryTag.studyInstanceUID)
+        #expect(findError([level("IMAGE"), upper[1]])?.tag == QueryTag.seriesInstanceUID)
+        #expect(findError([level("STUDY")], model: .patientRoot)?.tag == QueryTag.patientID)
+        #expect(findError([level("SERIES"), key(QueryTag.studyInstanceUID, "UI", "1.2.*")])?.tag
+                    == QueryTag.studyInstanceUID)
         #expect(QueryLevel.patient < .study && QueryLevel.series < .image)
     }
 
@@ -176,7 +190,6 @@ import Testing
         #expect(inStudy.values(of: "00080060") == ["CT"])
         #expect(inStudy.values(of: "includefield").contains("0020000D"))  // so results can say it
 
-        #expect(try find("SERIES").qidoRequest(excludeOwnIssuer: nil).path == "series")
         let list = try find("SERIES", key(QueryTag.studyInstanceUID, "UI", "1.2.3", "1.2.4")).qidoRequest(excludeOwnIssuer: nil)
         #expect(list.path == "series")
         #expect(list.values(of: "0020000D") == ["1.2.3,1.2.4"])
@@ -187,14 +200,14 @@ import Testing
         let series = key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4")
         #expect(try find("IMAGE", study, series).qidoRequest(excludeOwnIssuer: nil).path
                     == "studies/1.2.3/series/1.2.3.4/instances")
-        #expect(try find("IMAGE", study).qidoRequest(excludeOwnIssuer: nil).path == "studies/1.2.3/instances")
         let seriesList = try find("IMAGE", study, key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4", "1.2.3.5"))
             .qidoRequest(excludeOwnIssuer: nil)
         #expect(seriesList.path == "studies/1.2.3/instances")
         #expect(seriesList.values(of: "0020000E") == ["1.2.3.4,1.2.3.5"])
-        let seriesOnly = try find("IMAGE", series).qidoRequest(excludeOwnIssuer: nil)
-        #expect(seriesOnly.path == "instances")
-        #expect(seriesOnly.values(of: "0020000E") == ["1.2.3.4"])
+        let studies = try find("IMAGE", key(QueryTag.studyInstanceUID, "UI", "1.2.3", "1.2.4"), series)
+            .qidoRequest(excludeOwnIssuer: nil)
+        #expect(studies.path == "instances")
+        #expect(studies.values(of: "0020000E") == ["1.2.3.4"])
     }
 
     // MARK: QIDO-RS parameters
@@ -209,7 +222,7 @@ import Testing
             .qidoRequest(excludeOwnIssuer: nil)
         let matching = request.parameters.filter { $0.name != "includefield" }
         #expect(matching.map(\.name) == ["00080020", "00080030", "00080061", "00100010", "00100020"])
-        #expect(matching.map(\.value) == ["20200101-20201231", "-1200", "CT,MR", "D*", "12?4"])
+        #expect(matching.map(\.value) == ["20200101-20201231", "-1200", "CT,MR", "D*", "12*"])  // `?`: prefix
     }
 
     @Test func includefieldForEveryRequestedKeyNotMatched() throws {
@@ -227,12 +240,13 @@ import Testing
     }
 
     @Test func seriesLevelAsksForTheIssuerOnlyWhenNeeded() throws {
-        let plain = try find("SERIES", key(QueryTag.modality, "CS")).qidoRequest(excludeOwnIssuer: nil)
-        #expect(plain.values(of: "includefield") == ["00080060", "00080080"])
-        let excluding = try find("SERIES", key(QueryTag.modality, "CS")).qidoRequest(excludeOwnIssuer: "CHU-X")
-        #expect(excluding.values(of: "includefield") == ["00080060", "00080080", "00100021"])
-        let site = try find("SERIES", key(QueryTag.producingSiteID, "IS")).qidoRequest(excludeOwnIssuer: nil)
-        #expect(site.values(of: "includefield") == ["00080080", "00100021"])
+        let study = upper[1]
+        let plain = try find("SERIES", study, key(QueryTag.modality, "CS")).qidoRequest(excludeOwnIssuer: nil)
+        #expect(plain.values(of: "includefield") == ["00080060", "00080080", "0020000D"])
+        let excluding = try find("SERIES", study, key(QueryTag.modality, "CS")).qidoRequest(excludeOwnIssuer: "CHU-X")
+        #expect(excluding.values(of: "includefield") == ["00080060", "00080080", "00100021", "0020000D"])
+        let site = try find("SERIES", study, key(QueryTag.producingSiteID, "IS")).qidoRequest(excludeOwnIssuer: nil)
+        #expect(site.values(of: "includefield") == ["00080080", "00100021", "0020000D"])
     }
 
     @Test func computedKeysAreNotSentToTheHub() throws {
@@ -436,12 +450,14 @@ import Testing
     }
 
     @Test func seriesAndInstanceUIDsAreRequiredAtLowerLevels() throws {
-        let series = try find("SERIES", key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4"))
-        #expect(!series.matches(result(key(QueryTag.modality, "CS", "CT"))))
-        #expect(series.matches(result(key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4"))))
-        let image = try find("IMAGE", key(QueryTag.sopInstanceUID, "UI", "1.2.3.4.5"))
+        let studies = key(QueryTag.studyInstanceUID, "UI", "1.2.3", "1.2.4")  // a list: not in the path
+        let series = try find("SERIES", studies, key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4"))
+        #expect(!series.matches(result(key(QueryTag.modality, "CS", "CT"), key(QueryTag.studyInstanceUID, "UI", "1.2.3"))))
+        #expect(series.matches(result(key(QueryTag.seriesInstanceUID, "UI", "1.2.3.4"),
+                                      key(QueryTag.studyInstanceUID, "UI", "1.2.3"))))
+        let image = try find("IMAGE", upper[1], upper[2], key(QueryTag.sopInstanceUID, "UI", "1.2.3.4.5"))
         #expect(!image.matches([:]))
-        let modality = try find("SERIES", key(QueryTag.modality, "CS", "CT"))
+        let modality = try find("SERIES", studies, key(QueryTag.modality, "CS", "CT"))
         #expect(!modality.matches([:]))
     }
 
@@ -467,7 +483,8 @@ import Testing
         #expect(!query.matches(result(other("1234567890123", "1.2.250.1.213.1.4.10"))))  // same number, test INS
         #expect(!query.matches(result(other("9999999999999", insNIR))))
         #expect(!query.matches(result(QueryAttribute(tag: otherPatientIDs, vr: "SQ"))))
-        #expect(query.matches(result(key(QueryTag.patientID, "LO", "IPP42"))))  // the hub filtered
+        // Without the sequence the hub cannot vouch for the INS: another patient's exams must not show.
+        #expect(!query.matches(result(key(QueryTag.patientID, "LO", "IPP42"))))
     }
 
     @Test func computedKeysAreMatchedAgainstTheirValues() throws {

@@ -120,11 +120,13 @@ public final class CommunityProxy: Sendable {
         return TaskOperation(task: task)
     }
 
-    /// Writes the trace of a query or retrieval (and logs it).
+    /// Writes the trace of a query or retrieval, cancelled or not.
     func record(_ access: CommunityAccess) async {
         let database = spool.database
+        let threadPool = self.threadPool
         do {
-            try await threadPool.runIfActive { try database.record(access) }
+            // A task of its own: the request's may be cancelled (C-CANCEL), the trace must still be written.
+            try await Task { try await threadPool.runIfActive { try database.record(access) } }.value
         } catch {
             logger.error("community access not recorded", metadata: ["error": "\(error)"])
         }

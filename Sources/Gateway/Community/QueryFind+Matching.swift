@@ -5,6 +5,9 @@ extension FindQuery {
         QueryTag.patientName, QueryTag.patientID, QueryTag.studyInstanceUID, QueryTag.seriesInstanceUID,
         QueryTag.sopInstanceUID, QueryTag.accessionNumber, QueryTag.studyDate, QueryTag.modality,
         QueryTag.modalitiesInStudy,
+        // An INS search answered with studies the hub could not vouch for would show other
+        // patients' exams: without the sequence in the result, no match.
+        QueryTag.otherPatientIDsSequence,
     ]
 
     /// Whether a hub result meets every matching key (PS3.4 C.2.2.2), so that a hub that

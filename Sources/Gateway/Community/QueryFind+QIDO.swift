@@ -25,7 +25,8 @@ extension FindQuery {
                 // Only the INS is worth asking the hub for (nested attribute matching,
                 // PS3.18 §8.3.4.1); other sequence keys are matched locally.
                 if let ins = Self.insPatientID(key) {
-                    parameters.append((name: Self.insParameterName, value: ins))
+                    parameters.append((name: Self.insParameterName, value: ins.id))
+                    parameters.append((name: Self.insIssuerParameterName, value: ins.issuer))
                 }
             } else if let value = Self.qidoValue(key) {
                 parameters.append((name: QueryAttribute.hex(key.tag), value: value))
@@ -56,16 +57,19 @@ extension FindQuery {
     static let insParameterName = QueryAttribute.hex(QueryTag.otherPatientIDsSequence) + "."
         + QueryAttribute.hex(QueryTag.patientID)
 
+    static let insIssuerParameterName = QueryAttribute.hex(QueryTag.otherPatientIDsSequence) + "."
+        + QueryAttribute.hex(QueryTag.issuerOfPatientID)
+
     /// The INS of an Other Patient IDs Sequence key: the first item whose IssuerOfPatientID is
     /// an INS OID and that has a single PatientID.
-    static func insPatientID(_ key: QueryAttribute) -> String? {
+    static func insPatientID(_ key: QueryAttribute) -> (id: String, issuer: String)? {
         guard key.tag == QueryTag.otherPatientIDsSequence else { return nil }
         for item in key.items {
             guard let issuer = item.first(where: { $0.tag == QueryTag.issuerOfPatientID })?.trimmedValues.first,
                   QueryTag.insIssuers.contains(issuer),
                   let ids = item.first(where: { $0.tag == QueryTag.patientID })?.trimmedValues, ids.count == 1,
                   !QueryMatching.hasWildcard(ids[0]) else { continue }
-            return ids[0]
+            return (ids[0], issuer)
         }
         return nil
     }
@@ -80,6 +84,13 @@ extension FindQuery {
             // One value the hub cannot be asked would narrow a list (OR) wrongly: send none.
             guard !names.contains(nil) else { return nil }
             values = names.compactMap { $0 }
+        } else {
+            // Hubs differ on `?` (Orthanc misses `IMA2?0*`): the prefix before it, open-ended.
+            values = values.map { value in
+                guard let mark = value.firstIndex(of: "?") else { return value }
+                return String(value[..<mark]) + "*"
+            }
+            guard !values.contains("*") else { return nil }  // no prefix: not worth a filter
         }
         return values.isEmpty ? nil : values.joined(separator: ",")
     }

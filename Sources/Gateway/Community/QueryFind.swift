@@ -14,9 +14,9 @@ public struct FindQuery: Sendable, Equatable {
     /// rather than the hub's: the requestor is to C-MOVE from us.
     public var retrieveAETitle: String?
 
-    /// Reads an identifier. Hierarchical rules (PS3.4 C.4.1.2) are checked loosely: the level
-    /// must be one of the model's; keys of other levels are accepted and matched as given
-    /// (upper levels' unique keys narrow SERIES and IMAGE queries, as C.4.1.2.1 intends).
+    /// Reads an identifier. Hierarchical rules (PS3.4 C.4.1.2.1): the level must be one of the
+    /// model's, and the unique keys of the levels above it must be given (no relational queries);
+    /// other keys of other levels are accepted and matched as given.
     public init(identifier: [QueryAttribute], model: QueryModel) throws(QueryError) {
         self.model = model
         level = try QueryLevel.read(from: identifier, model: model)
@@ -29,6 +29,13 @@ public struct FindQuery: Sendable, Equatable {
             }
             .sorted { $0.tag < $1.tag }
         matchingKeys = requestedKeys.filter { !QueryMatching.isUniversal($0) }
+        for upper in QueryLevel.allCases where upper < level && model.levels.contains(upper) {
+            let tag = upper.uniqueKeyTag
+            guard let values = matchingKeys.first(where: { $0.tag == tag })?.trimmedValues, !values.isEmpty,
+                  !values.contains(where: QueryMatching.hasWildcard) else {
+                throw QueryError("\(upper.uniqueKeyName) is required at \(level.rawValue) level", tag: tag)
+            }
+        }
     }
 
     func requestedKey(_ tag: UInt32) -> QueryAttribute? { requestedKeys.first { $0.tag == tag } }
