@@ -116,6 +116,32 @@ extension SpoolDatabase {
         }
     }
 
+    /// The latest queries and retrievals, newest first.
+    public func communityAccesses(limit: Int = 100) throws -> [CommunityAccess] {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        return try writer.read { db in
+            try Row.fetchAll(db, sql: "SELECT * FROM community_access ORDER BY id DESC LIMIT ?", arguments: [limit])
+                .map { row in
+                    var access = CommunityAccess(callingAETitle: row["calling_ae"], calledAETitle: row["called_ae"],
+                                                 operation: row["operation"], query: row["query"],
+                                                 status: UInt16(row["status"] as String, radix: 16) ?? 0)
+                    access.at = formatter.date(from: row["at"]) ?? Date(timeIntervalSince1970: 0)
+                    access.level = row["level"]
+                    let uids: String = row["study_uids"]
+                    access.studyUIDs = uids.isEmpty ? [] : uids.split(separator: "\\").map(String.init)
+                    access.moveDestination = row["move_destination"]
+                    access.results = row["results"]
+                    access.completed = row["completed"]
+                    access.failed = row["failed"]
+                    access.warnings = row["warnings"]
+                    access.durationMilliseconds = row["duration_ms"]
+                    access.error = row["error"]
+                    return access
+                }
+        }
+    }
+
     /// The cached instances of a study (any, complete or not).
     public func cachedInstances(community: String, studyInstanceUID: String) throws -> [CachedInstance] {
         try writer.read { db in

@@ -190,9 +190,9 @@ extension QueryAttribute {
         return result
     }
 
-    /// "PatientName=DUR*, StudyDate=2020-" for logs and the access trace.
+    /// "PatientName=DUR*, StudyDate=2020-" for logs and the access trace (the level apart).
     static func describe(_ attributes: [QueryAttribute]) -> String {
-        attributes.filter { !$0.values.isEmpty || !$0.items.isEmpty }.map { attribute in
+        attributes.filter { (!$0.values.isEmpty || !$0.items.isEmpty) && $0.tag != 0x0008_0052 }.map { attribute in
             let name = DataDictionary.entry(for: Tag(rawValue: attribute.tag))?.keyword ?? hex(attribute.tag)
             if attribute.vr == "SQ" {
                 return "\(name)=[\(attribute.items.map { describe($0) }.joined(separator: "; "))]"
