@@ -483,8 +483,14 @@ import Testing
         #expect(!query.matches(result(other("1234567890123", "1.2.250.1.213.1.4.10"))))  // same number, test INS
         #expect(!query.matches(result(other("9999999999999", insNIR))))
         #expect(!query.matches(result(QueryAttribute(tag: otherPatientIDs, vr: "SQ"))))
-        // Without the sequence the hub cannot vouch for the INS: another patient's exams must not show.
-        #expect(!query.matches(result(key(QueryTag.patientID, "LO", "IPP42"))))
+        // Without the sequence the hub cannot vouch for the INS: matched on the other keys, flagged.
+        let unverified = result(key(QueryTag.patientID, "LO", "IPP42"))
+        #expect(query.matches(unverified))
+        #expect(query.insUnverified(unverified))
+        #expect(!query.insUnverified(result(other("1234567890123", insNIR))))
+        #expect(query.searchesByINS && !query.hasKeysBesidesINS)
+        #expect(try find("STUDY", insKey("1", issuer: insNIR), key(QueryTag.patientName, "PN", "DURAND^HELENE"))
+                    .hasKeysBesidesINS)
     }
 
     @Test func computedKeysAreMatchedAgainstTheirValues() throws {

@@ -50,7 +50,8 @@ def _binaries_present():
 def start_gateway(tmp_path, request):
     """Factory: start_gateway(**config) -> a running Gateway (see harness.GatewayConfig
     for the keys: ae_title, allowed_calling_aets, max_associations, max_pdu_length,
-    idle_timeout, min_free, spool, port)."""
+    idle_timeout, min_free, spool, port; tables site, upload, destinations, spool_extra;
+    arrays of tables communities, aes, site_directory)."""
     gateways: list[Gateway] = []
     request.node._gateways = gateways
 

@@ -61,13 +61,15 @@ struct CommunityFind {
             if let ownIssuer, FindQuery.isOwnSite(result, ownIssuer: ownIssuer) { return false }
             return query.matches(result, site: FindQuery.site(for: result, in: directory))
         }
-        /// Sends one match; false when the limit is reached.
+        /// Sends one match; false when the limit is reached. A result the hub could not check
+        /// against the INS goes as FF01 (an optional key not supported, PS3.4 C.4.1.1.4).
         func send(_ result: QIDOAttributes) async throws -> Bool {
             guard access.results < settings.maxResults else { return false }
+            let status: DIMSEStatus = query.insUnverified(result) ? .pendingWithWarnings : .pending
             let attributes = query.response(for: result, site: FindQuery.site(for: result, in: directory))
             let identifier = IdentifierCodec.encode(attributes, requested: decoded.characterSet,
                                                     transferSyntax: request.transferSyntax)
-            try await responder.respond(QueryRetrieveResponder.message(for: request, status: .pending, hasIdentifier: true),
+            try await responder.respond(QueryRetrieveResponder.message(for: request, status: status, hasIdentifier: true),
                                         identifier: identifier).get()
             access.results += 1
             return true
@@ -85,6 +87,10 @@ struct CommunityFind {
                 offset += page.count
                 for dataSet in page {
                     let result = QueryAttribute.attributes(dataSet)
+                    if query.insUnverified(result), !query.hasKeysBesidesINS {
+                        // Every study of the region would match: refuse rather than show them.
+                        return (Self.unableToProcess, "this community cannot search by INS alone: add the name")
+                    }
                     guard keep(result) else { continue }
                     if query.level == .patient {
                         studies.append(result)  // grouped once every study is known

@@ -5,10 +5,19 @@ extension FindQuery {
         QueryTag.patientName, QueryTag.patientID, QueryTag.studyInstanceUID, QueryTag.seriesInstanceUID,
         QueryTag.sopInstanceUID, QueryTag.accessionNumber, QueryTag.studyDate, QueryTag.modality,
         QueryTag.modalitiesInStudy,
-        // An INS search answered with studies the hub could not vouch for would show other
-        // patients' exams: without the sequence in the result, no match.
-        QueryTag.otherPatientIDsSequence,
     ]
+
+    /// Whether the identifier searches by INS (an Other Patient IDs Sequence key).
+    public var searchesByINS: Bool { matchingKeys.contains { $0.tag == QueryTag.otherPatientIDsSequence } }
+
+    /// Whether other keys than the INS narrow the search (then a hub that cannot search by INS
+    /// still gives a meaningful answer, flagged FF01).
+    public var hasKeysBesidesINS: Bool { matchingKeys.contains { $0.tag != QueryTag.otherPatientIDsSequence } }
+
+    /// An INS search whose result does not carry the sequence: the hub could not vouch for it.
+    public func insUnverified(_ result: QIDOAttributes) -> Bool {
+        searchesByINS && result[QueryTag.otherPatientIDsSequence] == nil
+    }
 
     /// Whether a hub result meets every matching key (PS3.4 C.2.2.2), so that a hub that
     /// matches more loosely (or ignores a parameter) does not widen the answer.

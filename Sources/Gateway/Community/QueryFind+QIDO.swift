@@ -53,6 +53,9 @@ extension FindQuery {
         return QIDORequest(path: path, parameters: parameters)
     }
 
+    /// Characters every hub reads the same in a query value (unreserved, and QIDO-RS's `*`).
+    static let hubSafe: Set<Character> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~*")
+
     /// `00101002.00100020`: PatientID inside Other Patient IDs Sequence (PS3.18 §8.3.4.1).
     static let insParameterName = QueryAttribute.hex(QueryTag.otherPatientIDsSequence) + "."
         + QueryAttribute.hex(QueryTag.patientID)
@@ -85,12 +88,17 @@ extension FindQuery {
             guard !names.contains(nil) else { return nil }
             values = names.compactMap { $0 }
         } else {
-            // Hubs differ on `?` (Orthanc misses `IMA2?0*`): the prefix before it, open-ended.
+            // Hubs differ on `?` and on percent-encoded characters (Orthanc matches `%20`, `%5E`
+            // literally and misses `IMA2?0*`): what follows the first such character is left to
+            // the local check, the hub gets the prefix, open-ended.
+            let wildcards = !["DA", "TM", "DT", "UI", "IS", "DS", "US", "UL", "SS", "SL", "FL", "FD"].contains(key.vr)
+            var cut = false
             values = values.map { value in
-                guard let mark = value.firstIndex(of: "?") else { return value }
+                guard let mark = value.firstIndex(where: { !hubSafe.contains($0) }) else { return value }
+                cut = true
                 return String(value[..<mark]) + "*"
             }
-            guard !values.contains("*") else { return nil }  // no prefix: not worth a filter
+            guard !cut || wildcards, !values.contains("*") else { return nil }  // no prefix: not worth a filter
         }
         return values.isEmpty ? nil : values.joined(separator: ",")
     }
