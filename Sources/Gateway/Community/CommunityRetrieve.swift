@@ -231,22 +231,35 @@ struct CommunityRetrieve {
     }
 
     /// QIDO-RS instance search, paged; results lacking a UID are skipped.
-    private func search(_ path: String, _ filter: [(name: String, value: String)]) async throws -> [Item] {
+    /// (Cancellation ends the HTTP request, which throws.)
+    private func search(_ path: String, _ filter: [QIDOParameter]) async throws(DICOMwebError) -> [Item] {
         var items: [Item] = []
         var offset = 0
-        let page = 1000
-        while true {
-            try Task.checkCancellation()
-            let parameters = filter + [("includefield", "0020000D"), ("includefield", "0020000E"),
-                                       ("includefield", "00080016"), ("limit", "\(page)"), ("offset", "\(offset)")]
+        var complete = false
+        while !complete {
+            let parameters = Self.instanceSearch(filter, offset: offset)
             let results = try await folder.search.search(path, parameters: parameters)
-            for result in results {
-                guard let study = result.string("0020000D"), let series = result.string("0020000E"),
-                      let sop = result.string("00080018"), let sopClass = result.string("00080016") else { continue }
-                items.append(Item(study: study, series: series, sopInstance: sop, sopClass: sopClass))
-            }
+            items += Self.items(results)
             offset += results.count
-            if results.count < page { return items }
+            complete = results.count < Self.instancePage
+        }
+        return items
+    }
+
+    typealias QIDOParameter = (name: String, value: String)
+
+    static let instancePage = 1000
+
+    static func instanceSearch(_ filter: [QIDOParameter], offset: Int) -> [QIDOParameter] {
+        filter + [("includefield", "0020000D"), ("includefield", "0020000E"), ("includefield", "00080016"),
+                  ("limit", "\(instancePage)"), ("offset", "\(offset)")]
+    }
+
+    static func items(_ results: [DICOMModelDataSet]) -> [Item] {
+        results.compactMap { result in
+            guard let study = result.string("0020000D"), let series = result.string("0020000E"),
+                  let sop = result.string("00080018"), let sopClass = result.string("00080016") else { return nil }
+            return Item(study: study, series: series, sopInstance: sop, sopClass: sopClass)
         }
     }
 

@@ -51,11 +51,7 @@ extension DICOMAssociation {
                     }
                     file = advanced
                     remaining -= count
-                    var block = bytes
-                    while block.readableBytes > 0 {
-                        let fragment = block.readSlice(length: min(fragmentLength, block.readableBytes))!
-                        try await sendDataSetFragment(fragment, isLast: remaining == 0 && block.readableBytes == 0)
-                    }
+                    try await sendDataSetBlock(bytes, fragmentLength: fragmentLength, isLast: remaining == 0)
                 }
             } catch where error.code == .invalidFile {
                 // The data set cannot be completed: the only way out is an abort (PS3.7 §9.1.1).

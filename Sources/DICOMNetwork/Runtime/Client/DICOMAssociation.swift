@@ -132,6 +132,12 @@ public actor DICOMAssociation {
     }
 
     /// Sends the next data set fragment and waits until the channel takes more.
+    func sendDataSetBlock(_ bytes: ByteBuffer, fragmentLength: Int, isLast: Bool) async throws(DICOMClientError) {
+        let promise = channel.eventLoop.makePromise(of: Void.self)
+        submit(.dataSetBlock(bytes, fragmentLength: fragmentLength, isLast: isLast, ready: promise), failing: promise)
+        try await Answer(future: promise.futureResult).get()
+    }
+
     func sendDataSetFragment(_ bytes: ByteBuffer, isLast: Bool) async throws(DICOMClientError) {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         submit(.dataSetFragment(bytes, isLast: isLast, ready: promise), failing: promise)

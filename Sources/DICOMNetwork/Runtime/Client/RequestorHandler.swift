@@ -28,6 +28,9 @@ final class RequestorHandler: ChannelDuplexHandler {
         /// The next fragment of the operation's data set; `ready` completes when the next one
         /// may be sent (channel writable), or fails when the operation failed.
         case dataSetFragment(ByteBuffer, isLast: Bool, ready: EventLoopPromise<Void>)
+        /// Several fragments at once (a block read from the file cut in `fragmentLength`
+        /// pieces): one hop to the event loop per block rather than per fragment.
+        case dataSetBlock(ByteBuffer, fragmentLength: Int, isLast: Bool, ready: EventLoopPromise<Void>)
         case release(EventLoopPromise<Void>)
         /// A-ABORT; the channel closes once the peer closed or ARTIM expired.
         case abort
@@ -129,6 +132,20 @@ final class RequestorHandler: ChannelDuplexHandler {
             }
             self.ready = ready
             run(machine.dataSetFragment(bytes, isLast: isLast))
+            if let pending = self.ready, context.channel.isWritable {
+                self.ready = nil
+                pending.succeed()
+            }
+        case .dataSetBlock(var bytes, let fragmentLength, let isLast, let ready):
+            guard self.response != nil, self.ready == nil else {
+                ready.fail(DICOMClientError.notEstablished("no data set is being sent"))
+                return
+            }
+            self.ready = ready
+            repeat {
+                let fragment = bytes.readSlice(length: min(fragmentLength, bytes.readableBytes)) ?? ByteBuffer()
+                run(machine.dataSetFragment(fragment, isLast: isLast && bytes.readableBytes == 0))
+            } while bytes.readableBytes > 0 && self.ready != nil
             if let pending = self.ready, context.channel.isWritable {
                 self.ready = nil
                 pending.succeed()
