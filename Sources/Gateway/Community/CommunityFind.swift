@@ -22,20 +22,23 @@ struct CommunityFind {
         let started = ContinuousClock.now
         var access = CommunityAccess(callingAETitle: association.callingAETitle, calledAETitle: association.calledAETitle,
                                      operation: "FIND", query: "", status: 0)
-        let (status, comment) = await answer(&access)
+        var hubTime = Duration.zero
+        let (status, comment) = await answer(&access, hubTime: &hubTime)
         responder.respond(QueryRetrieveResponder.message(for: request, status: status, errorComment: comment))
         access.status = status.rawValue
         access.error = comment
-        access.durationMilliseconds = Int((ContinuousClock.now - started) / .milliseconds(1))
+        let elapsed = ContinuousClock.now - started
+        access.durationMilliseconds = Int(elapsed / .milliseconds(1))
+        let ms = { (duration: Duration) in String(format: "%.1f", duration / .milliseconds(1)) }
         logger.info("community query", metadata: [
             "level": "\(access.level ?? "?")", "keys": "\(access.query)", "results": "\(access.results)",
-            "status": "\(status)", "duration_ms": "\(access.durationMilliseconds)",
+            "status": "\(status)", "duration_ms": "\(ms(elapsed))", "hub_ms": "\(ms(hubTime))",
         ].merging(comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
         await proxy.record(access)
     }
 
     /// Sends the pending responses; returns the final status.
-    private func answer(_ access: inout CommunityAccess) async -> (DIMSEStatus, String?) {
+    private func answer(_ access: inout CommunityAccess, hubTime: inout Duration) async -> (DIMSEStatus, String?) {
         let decoded: (attributes: [QueryAttribute], characterSet: SpecificCharacterSet)
         var query: FindQuery
         do {
@@ -80,9 +83,10 @@ struct CommunityFind {
             var studies: [QIDOAttributes] = []
             while true {
                 try Task.checkCancellation()
-                let page = try await folder.search.search(
-                    base.withPaging(limit: Self.pageSize, offset: offset).path,
-                    parameters: base.withPaging(limit: Self.pageSize, offset: offset).parameters)
+                let paged = base.withPaging(limit: Self.pageSize, offset: offset)
+                let asked = ContinuousClock.now
+                let page = try await folder.search.search(paged.path, parameters: paged.parameters)
+                hubTime += ContinuousClock.now - asked
                 try Task.checkCancellation()
                 offset += page.count
                 for dataSet in page {

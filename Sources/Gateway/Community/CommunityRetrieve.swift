@@ -4,6 +4,7 @@ import DICOMNetwork
 import DICOMweb
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import Spool
@@ -38,6 +39,9 @@ struct CommunityRetrieve {
         var counts = SubOperationCounts(remaining: 0)
         var failedUIDs: [String] = []
         var comment: String?
+        /// Time spent waiting for the next instance to be on disk, and sending (C-STORE).
+        var waiting: Duration = .zero
+        var sending: Duration = .zero
     }
 
     var isGet: Bool { if case .get = request.command { true } else { false } }
@@ -49,6 +53,7 @@ struct CommunityRetrieve {
         var access = CommunityAccess(callingAETitle: association.callingAETitle, calledAETitle: association.calledAETitle,
                                      operation: isGet ? "GET" : "MOVE", query: "", status: 0)
         let outcome = await perform(&access)
+        let milliseconds = { (duration: Duration) in Int(duration / .milliseconds(1)) }
         var identifier: ByteBuffer?
         if !outcome.failedUIDs.isEmpty {
             // (0008,0058) is UI, at most 64 KiB in one value: the list is cut to fit.
@@ -73,7 +78,8 @@ struct CommunityRetrieve {
             "operation": "\(access.operation)", "level": "\(access.level ?? "?")", "keys": "\(access.query)",
             "destination": "\(access.moveDestination ?? association.callingAETitle)", "instances": "\(access.results)",
             "completed": "\(access.completed)", "failed": "\(access.failed)", "status": "\(outcome.status)",
-            "duration_ms": "\(access.durationMilliseconds)",
+            "duration_ms": "\(access.durationMilliseconds)", "waiting_for_hub_ms": "\(milliseconds(outcome.waiting))",
+            "sending_ms": "\(milliseconds(outcome.sending))",
         ].merging(outcome.comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
         await proxy.record(access)
     }
@@ -271,20 +277,43 @@ struct CommunityRetrieve {
         var outcome = Outcome(status: .success, counts: SubOperationCounts(remaining: items.count))
         let (stream, continuation) = AsyncStream.makeStream(of: (Int, Result<String, Failure>).self)
         let producer = Task { [self] in
+            // Cached instances first; then each series missing several instances in one
+            // WADO-RS request, lone instances one by one, up to `parallelFetches` at once.
+            var lone: [Int] = []
+            var series: [String: [Int]] = [:]
+            var order: [String] = []
+            for (index, item) in items.enumerated() {
+                if let cached = item.cached {
+                    continuation.yield((index, .success(cached)))
+                    continue
+                }
+                let key = item.study + "/" + item.series
+                if series[key] == nil { order.append(key) }
+                series[key, default: []].append(index)
+            }
+            var streams: [[Int]] = []
+            for key in order {
+                guard let indices = series[key] else { continue }
+                if indices.count > 1 { streams.append(indices) } else { lone += indices }
+            }
             await withTaskGroup(of: Void.self) { group in
                 var running = 0
-                for (index, item) in items.enumerated() {
-                    if Task.isCancelled { break }
-                    if let cached = item.cached {
-                        continuation.yield((index, .success(cached)))
-                        continue
-                    }
+                func slot() async {
                     if running >= CommunityProxy.parallelFetches {
                         await group.next()
                         running -= 1
                     }
                     running += 1
-                    group.addTask { continuation.yield((index, await fetch(item))) }
+                }
+                for indices in streams {
+                    if Task.isCancelled { break }
+                    await slot()
+                    group.addTask { await fetchSeries(indices, of: items, into: continuation) }
+                }
+                for index in lone {
+                    if Task.isCancelled { break }
+                    await slot()
+                    group.addTask { continuation.yield((index, await fetch(items[index]))) }
                 }
             }
             continuation.finish()
@@ -294,7 +323,11 @@ struct CommunityRetrieve {
         let accepted = storage.map { $0.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) } }
             ?? association.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) }
         await withTaskCancellationHandler {
+            let clock = ContinuousClock()
+            var mark = clock.now
             for await (index, result) in stream {
+                outcome.waiting += clock.now - mark
+                defer { mark = clock.now }
                 if Task.isCancelled { break }
                 let item = items[index]
                 outcome.counts.remaining -= 1
@@ -309,14 +342,18 @@ struct CommunityRetrieve {
                     outcome.counts.failed += 1
                     outcome.failedUIDs.append(item.sopInstance)
                 case .success(let stored):
+                    let started = clock.now
+                    defer { outcome.sending += clock.now - started }
                     do {
-                        let path = try await sendable(stored, accepted: accepted)
-                        defer { if path != stored { unlink(path) } }
-                        let result = if let storage {
-                            try await storage.store(fileAt: path, moveOriginatorAETitle: association.callingAETitle,
-                                                    moveOriginatorMessageID: request.messageID)
-                        } else {
-                            try await responder.store(fileAt: path)
+                        var result: DICOMAssociation.StoreResult
+                        do {
+                            result = try await store(stored, on: storage)
+                        } catch let error as DICOMClientError where error.code == .noAcceptedPresentationContext {
+                            // Re-encoded when the peer took only the other uncompressed encoding.
+                            let path = try await sendable(stored, accepted: accepted)
+                            guard path != stored else { throw error }
+                            defer { unlink(path) }
+                            result = try await store(path, on: storage)
                         }
                         switch result.status.kind {
                         case .success: outcome.counts.completed += 1
@@ -362,6 +399,17 @@ struct CommunityRetrieve {
         return outcome
     }
 
+    /// One C-STORE sub-operation: on the move destination's association, or the requestor's (C-GET).
+    private func store(_ path: String, on storage: DICOMAssociation?) async throws(DICOMClientError)
+        -> DICOMAssociation.StoreResult
+    {
+        if let storage {
+            return try await storage.store(fileAt: path, moveOriginatorAETitle: association.callingAETitle,
+                                           moveOriginatorMessageID: request.messageID)
+        }
+        return try await responder.store(fileAt: path)
+    }
+
     /// The file to send: as stored when a context takes its transfer syntax, else re-encoded
     /// (into a temporary file) between Explicit and Implicit VR Little Endian when the peer
     /// accepted only the other for its SOP class.
@@ -379,6 +427,66 @@ struct CommunityRetrieve {
             try DataSetTranscoder.transcode(path, to: target, destination: temporary)
             return temporary
         }
+    }
+
+    /// One series by a single WADO-RS request, each instance moved into the cache as its part
+    /// ends; what the stream did not bring (cut short, or an instance the hub no longer lists
+    /// with the series) is fetched one by one.
+    private func fetchSeries(_ indices: [Int], of items: [Item],
+                             into continuation: AsyncStream<(Int, Result<String, Failure>)>.Continuation) async {
+        let first = items[indices[0]]
+        let wanted = Dictionary(indices.map { (items[$0].sopInstance, $0) }, uniquingKeysWith: { a, _ in a })
+        let delivered = NIOLockedValueBox(Set<Int>())
+        let spool = proxy.spool
+        let community = self.community
+        let database = spool.database
+        let staging = spool.cacheDirectory + "/.incoming"
+        if spool.hasRoom(), (try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)) != nil {
+            do {
+                _ = try await folder.retrieve.retrieveInstances("studies/\(first.study)/series/\(first.series)",
+                                                                into: staging) { path, size in
+                    guard let uid = Self.sopInstanceUID(path), let index = wanted[uid],
+                          delivered.withLockedValue({ $0.insert(index).inserted }) else {
+                        unlink(path)
+                        return
+                    }
+                    let item = items[index]
+                    let relative = Self.cachePath(community: community, study: item.study, sopInstance: item.sopInstance)
+                    let absolute = spool.files.absolutePath(relative)
+                    let cached = CachedInstance(community: community, studyInstanceUID: item.study,
+                                                seriesInstanceUID: item.series, sopInstanceUID: item.sopInstance,
+                                                sopClassUID: item.sopClass, filePath: relative, size: size)
+                    do {
+                        try FileManager.default.createDirectory(atPath: (absolute as NSString).deletingLastPathComponent,
+                                                                withIntermediateDirectories: true)
+                        guard rename(path, absolute) == 0 else {
+                            throw Failure(description: "cannot move \(path): \(String(cString: strerror(errno)))")
+                        }
+                        try database.recordCached(cached)
+                        continuation.yield((index, .success(absolute)))
+                    } catch {
+                        unlink(path)
+                        continuation.yield((index, .failure(Failure(description: "\(error)"))))
+                    }
+                }
+            } catch where !Task.isCancelled {
+                logger.notice("series retrieval cut short, the rest one by one", metadata: [
+                    "series": "\(first.series)", "error": "\(Self.describe(error))",
+                ])
+            } catch {}
+        }
+        let done = delivered.withLockedValue { $0 }
+        for index in indices where !done.contains(index) {
+            if Task.isCancelled { return }
+            continuation.yield((index, await fetch(items[index])))
+        }
+    }
+
+    /// The SOP Instance UID in a Part-10 file's meta information.
+    static func sopInstanceUID(_ path: String) -> String? {
+        guard var source = try? FileByteSource(path: path, bufferSize: 4096),
+              let meta = try? Part10.readFileMetaInformation(from: &source) else { return nil }
+        return meta.mediaStorageSOPInstanceUID
     }
 
     /// WADO-RS of one instance into the cache (streamed to disk), recorded as cached.
