@@ -111,16 +111,16 @@ struct CommunityRetrieve {
             destination = known
         }
 
-        let items: [Item]
+        let plan: Plan
         do {
-            items = try await list(query)
+            plan = try await list(query)
         } catch {
             if Task.isCancelled { return Outcome(status: .cancel) }
             return Outcome(status: Self.unableToCalculateMatches, comment: "community: \(Self.describe(error))")
         }
-        access.results = items.count
-        if access.studyUIDs.isEmpty { access.studyUIDs = Array(Set(items.map(\.study))).sorted() }
-        guard !items.isEmpty else { return Outcome(status: .success) }
+        access.results = plan.total
+        if access.studyUIDs.isEmpty { access.studyUIDs = plan.studies }
+        guard plan.total > 0 else { return Outcome(status: .success) }
 
         // The C-STORE side: a new association to the move destination, or the requestor's.
         var storage: DICOMAssociation?
@@ -128,15 +128,16 @@ struct CommunityRetrieve {
             do {
                 storage = try await DICOMClient.connect(
                     host: destination.host, port: destination.port, callingAETitle: association.calledAETitle,
-                    calledAETitle: destination.title, presentationContexts: Self.proposals(Set(items.map(\.sopClass))),
+                    calledAETitle: destination.title, presentationContexts: Self.proposals(plan.sopClasses),
                     group: MultiThreadedEventLoopGroup.singleton, threadPool: proxy.threadPool, logger: logger)
             } catch {
                 return Outcome(status: .refusedOutOfResourcesSubOps,
-                               counts: SubOperationCounts(remaining: 0, failed: items.count),
-                               failedUIDs: items.map(\.sopInstance), comment: "cannot associate with \(destination.title): \(error)")
+                               counts: SubOperationCounts(remaining: 0, failed: plan.total),
+                               failedUIDs: plan.known.map(\.sopInstance),
+                               comment: "cannot associate with \(destination.title): \(error)")
             }
         }
-        let outcome = await send(items, to: storage)
+        let outcome = await send(plan, to: storage)
         if let storage {
             if outcome.status == .cancel { await storage.abort() } else { try? await storage.release() }
         }
@@ -145,8 +146,31 @@ struct CommunityRetrieve {
 
     // MARK: Listing
 
-    /// The instances to retrieve, cached ones marked. A study cached whole is not asked again.
-    private func list(_ query: RetrieveQuery) async throws -> [Item] {
+    /// A series fetched whole by one WADO-RS request; its instances are known as they arrive.
+    struct SeriesPlan: Sendable {
+        var study: String
+        var series: String
+        var sopClass: String
+        /// Instances to come (the hub's count less those already cached).
+        var expected: Int
+        /// Instances of the series already in the cache (sent from there, skipped in the stream).
+        var cached: Set<String>
+    }
+
+    /// What a retrieval sends: instances known by UID (cached, or listed one by one) and
+    /// series asked for whole.
+    struct Plan: Sendable {
+        var known: [Item] = []
+        var series: [SeriesPlan] = []
+        var total: Int { known.count + series.reduce(0) { $0 + $1.expected } }
+        var sopClasses: Set<String> { Set(known.map(\.sopClass) + series.map(\.sopClass)) }
+        var studies: [String] { Array(Set(known.map(\.study) + series.map(\.study))).sorted() }
+    }
+
+    /// The instances to retrieve. A study cached whole is not asked again; otherwise whole
+    /// series are listed at the series level (one quick QIDO-RS: hubs list instances slowly,
+    /// Orthanc 330 ms for 500) and fetched by one request each; single instances are listed.
+    private func list(_ query: RetrieveQuery) async throws -> Plan {
         var studies = query.studyUIDs
         if query.level == .patient {
             var parameters: [(name: String, value: String)] = [("00100020", query.patientID ?? "")]
@@ -155,26 +179,25 @@ struct CommunityRetrieve {
             studies = try await folder.search.search("studies", parameters: parameters + [("limit", "1000")])
                 .compactMap { $0.string("0020000D") }
         }
-        var items: [Item] = []
+        var plan = Plan()
         switch query.level {
         case .patient, .study:
-            for study in studies { items += try await instances(ofStudy: study) }
+            for study in Array(Set(studies)).sorted() { try await planStudy(study, series: nil, into: &plan) }
         case .series:
-            for series in query.seriesUIDs {
-                if let study = studies.first, studies.count == 1,
-                   let cached = try await completeStudy(study) {
-                    items += cached.filter { $0.series == series }
-                    continue
+            for series in Array(Set(query.seriesUIDs)).sorted() {
+                if studies.count == 1 {
+                    try await planStudy(studies[0], series: series, into: &plan)
+                } else {
+                    let found = try await search("instances", [("0020000E", series)])
+                    let cached = try await cachedInstances(found.map(\.sopInstance))
+                    plan.known += found.map { cached[$0.sopInstance] ?? $0 }
                 }
-                let path = studies.count == 1 ? "studies/\(studies[0])/series/\(series)/instances" : "instances"
-                let filter: [(name: String, value: String)] = studies.count == 1 ? [] : [("0020000E", series)]
-                items += try await search(path, filter)
             }
         case .image:
             let wanted = query.sopInstanceUIDs
             let cached = try await cachedInstances(wanted)
             let missing = wanted.filter { cached[$0] == nil }
-            items += wanted.compactMap { cached[$0] }
+            plan.known += wanted.compactMap { cached[$0] }
             for batch in stride(from: 0, to: missing.count, by: 100) {
                 let uids = missing[batch..<min(batch + 100, missing.count)].joined(separator: ",")
                 var filter: [(name: String, value: String)] = [("00080018", uids)]
@@ -184,19 +207,51 @@ struct CommunityRetrieve {
                 } else if !studies.isEmpty {
                     filter.append(("0020000D", studies.joined(separator: ",")))
                 }
-                items += try await search(path, filter)
+                plan.known += try await search(path, filter)
             }
         }
         // One send per SOP instance, whatever the identifier repeated.
         var seen: Set<String> = []
-        return items.filter { seen.insert($0.sopInstance).inserted }
+        plan.known = plan.known.filter { seen.insert($0.sopInstance).inserted }
+        return plan
     }
 
-    private func instances(ofStudy study: String) async throws -> [Item] {
-        if let cached = try await completeStudy(study) { return cached }
-        let found = try await search("studies/\(study)/instances", [])
-        let cached = try await cachedInstances(found.map(\.sopInstance))
-        return found.map { cached[$0.sopInstance] ?? $0 }
+    /// A study (or one of its series): from the cache when whole there, else its series.
+    private func planStudy(_ study: String, series only: String?, into plan: inout Plan) async throws {
+        if let cached = try await completeStudy(study) {
+            plan.known += cached.filter { only == nil || $0.series == only }
+            return
+        }
+        let cached = try await cachedInstances(ofStudy: study)
+        var filter: [(name: String, value: String)] = [("includefield", "0020000E"), ("includefield", "00080016"),
+                                                       ("includefield", "00201209")]
+        if let only { filter.append(("0020000E", only)) }
+        for result in try await folder.search.search("studies/\(study)/series", parameters: filter) {
+            guard let series = result.string("0020000E"), only == nil || series == only else { continue }
+            let here = cached.filter { $0.series == series }
+            plan.known += here
+            if let sopClass = result.string("00080016"), let count = result.string("00201209").flatMap(Int.init) {
+                if count > here.count {
+                    plan.series.append(SeriesPlan(study: study, series: series, sopClass: sopClass,
+                                                  expected: count - here.count, cached: Set(here.map(\.sopInstance))))
+                }
+            } else {
+                // The hub does not say the series' count or class: list it.
+                let found = try await search("studies/\(study)/series/\(series)/instances", [])
+                let known = Set(here.map(\.sopInstance))
+                plan.known += found.filter { !known.contains($0.sopInstance) }
+            }
+        }
+    }
+
+    /// Cached instances of a study whose file is there (complete or not).
+    private func cachedInstances(ofStudy study: String) async throws -> [Item] {
+        let database = proxy.spool.database
+        let community = self.community
+        let found = try await proxy.threadPool.runIfActive {
+            try database.cachedInstances(community: community, studyInstanceUID: study)
+        }
+        return found.map(item).filter { $0.cached != nil }
     }
 
     /// Every instance of a study from the cache, when it holds the study whole.
@@ -271,30 +326,14 @@ struct CommunityRetrieve {
 
     // MARK: Sending
 
-    /// Fetches (up to `parallelFetches` at once) and sends each instance as it lands on disk,
-    /// with a pending response after each sub-operation.
-    private func send(_ items: [Item], to storage: DICOMAssociation?) async -> Outcome {
-        var outcome = Outcome(status: .success, counts: SubOperationCounts(remaining: items.count))
-        let (stream, continuation) = AsyncStream.makeStream(of: (Int, Result<String, Failure>).self)
+    /// Fetches (up to `parallelFetches` requests at once) and sends each instance as it lands
+    /// on disk, with a pending response after each sub-operation.
+    private func send(_ plan: Plan, to storage: DICOMAssociation?) async -> Outcome {
+        var outcome = Outcome(status: .success, counts: SubOperationCounts(remaining: plan.total))
+        let (stream, continuation) = AsyncStream.makeStream(of: (Item, Result<String, Failure>).self)
         let producer = Task { [self] in
-            // Cached instances first; then each series missing several instances in one
-            // WADO-RS request, lone instances one by one, up to `parallelFetches` at once.
-            var lone: [Int] = []
-            var series: [String: [Int]] = [:]
-            var order: [String] = []
-            for (index, item) in items.enumerated() {
-                if let cached = item.cached {
-                    continuation.yield((index, .success(cached)))
-                    continue
-                }
-                let key = item.study + "/" + item.series
-                if series[key] == nil { order.append(key) }
-                series[key, default: []].append(index)
-            }
-            var streams: [[Int]] = []
-            for key in order {
-                guard let indices = series[key] else { continue }
-                if indices.count > 1 { streams.append(indices) } else { lone += indices }
+            for item in plan.known {
+                if let cached = item.cached { continuation.yield((item, .success(cached))) }
             }
             await withTaskGroup(of: Void.self) { group in
                 var running = 0
@@ -305,43 +344,46 @@ struct CommunityRetrieve {
                     }
                     running += 1
                 }
-                for indices in streams {
+                for series in plan.series {
                     if Task.isCancelled { break }
                     await slot()
-                    group.addTask { await fetchSeries(indices, of: items, into: continuation) }
+                    group.addTask { await fetchSeries(series, into: continuation) }
                 }
-                for index in lone {
+                for item in plan.known where item.cached == nil {
                     if Task.isCancelled { break }
                     await slot()
-                    group.addTask { continuation.yield((index, await fetch(items[index]))) }
+                    group.addTask { continuation.yield((item, await fetch(item))) }
                 }
             }
             continuation.finish()
         }
-        var fetchFailed = false
+        var done = 0
+        var sentPerStudy: [String: Int] = [:]
+        var failedStudies: Set<String> = []
         var associationLost: String?
         let accepted = storage.map { $0.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) } }
             ?? association.acceptedContexts.values.map { ($0.abstractSyntax, $0.transferSyntax) }
         await withTaskCancellationHandler {
             let clock = ContinuousClock()
             var mark = clock.now
-            for await (index, result) in stream {
+            for await (item, result) in stream {
                 outcome.waiting += clock.now - mark
                 defer { mark = clock.now }
                 if Task.isCancelled { break }
-                let item = items[index]
-                outcome.counts.remaining -= 1
+                done += 1
+                outcome.counts.remaining = max(0, plan.total - done)
                 switch result {
                 case .failure(let failure):
-                    fetchFailed = true
+                    failedStudies.insert(item.study)
                     outcome.counts.failed += 1
-                    outcome.failedUIDs.append(item.sopInstance)
+                    if !item.sopInstance.isEmpty { outcome.failedUIDs.append(item.sopInstance) }
                     outcome.comment = outcome.comment ?? "\(item.sopInstance): \(failure)"
                 case .success(let path) where associationLost != nil:
                     _ = path
                     outcome.counts.failed += 1
                     outcome.failedUIDs.append(item.sopInstance)
                 case .success(let stored):
+                    sentPerStudy[item.study, default: 0] += 1
                     let started = clock.now
                     defer { outcome.sending += clock.now - started }
                     do {
@@ -385,8 +427,8 @@ struct CommunityRetrieve {
             outcome.status = .cancel
             return outcome
         }
-        if !fetchFailed, request.isStudyRetrieval {
-            await markCached(items)
+        if request.isStudyRetrieval {
+            await markCached(sentPerStudy.filter { !failedStudies.contains($0.key) })
         }
         if outcome.counts.failed == 0 && outcome.counts.warning == 0 {
             outcome.status = .success
@@ -430,27 +472,26 @@ struct CommunityRetrieve {
     }
 
     /// One series by a single WADO-RS request, each instance moved into the cache as its part
-    /// ends; what the stream did not bring (cut short, or an instance the hub no longer lists
-    /// with the series) is fetched one by one.
-    private func fetchSeries(_ indices: [Int], of items: [Item],
-                             into continuation: AsyncStream<(Int, Result<String, Failure>)>.Continuation) async {
-        let first = items[indices[0]]
-        let wanted = Dictionary(indices.map { (items[$0].sopInstance, $0) }, uniquingKeysWith: { a, _ in a })
-        let delivered = NIOLockedValueBox(Set<Int>())
+    /// ends. What the stream did not bring (cut short, or fewer than the hub counted) is listed
+    /// and fetched one by one; what cannot be is a failure.
+    private func fetchSeries(_ plan: SeriesPlan,
+                             into continuation: AsyncStream<(Item, Result<String, Failure>)>.Continuation) async {
+        let delivered = NIOLockedValueBox(Set<String>())
         let spool = proxy.spool
         let community = self.community
         let database = spool.database
         let staging = spool.cacheDirectory + "/.incoming"
         if spool.hasRoom(), (try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)) != nil {
             do {
-                _ = try await folder.retrieve.retrieveInstances("studies/\(first.study)/series/\(first.series)",
+                _ = try await folder.retrieve.retrieveInstances("studies/\(plan.study)/series/\(plan.series)",
                                                                 into: staging) { path, size in
-                    guard let uid = Self.sopInstanceUID(path), let index = wanted[uid],
-                          delivered.withLockedValue({ $0.insert(index).inserted }) else {
+                    guard let meta = Self.meta(path), !plan.cached.contains(meta.sopInstance),
+                          delivered.withLockedValue({ $0.insert(meta.sopInstance).inserted }) else {
                         unlink(path)
                         return
                     }
-                    let item = items[index]
+                    let item = Item(study: plan.study, series: plan.series, sopInstance: meta.sopInstance,
+                                    sopClass: meta.sopClass)
                     let relative = Self.cachePath(community: community, study: item.study, sopInstance: item.sopInstance)
                     let absolute = spool.files.absolutePath(relative)
                     let cached = CachedInstance(community: community, studyInstanceUID: item.study,
@@ -463,30 +504,43 @@ struct CommunityRetrieve {
                             throw Failure(description: "cannot move \(path): \(String(cString: strerror(errno)))")
                         }
                         try database.recordCached(cached)
-                        continuation.yield((index, .success(absolute)))
+                        continuation.yield((item, .success(absolute)))
                     } catch {
                         unlink(path)
-                        continuation.yield((index, .failure(Failure(description: "\(error)"))))
+                        continuation.yield((item, .failure(Failure(description: "\(error)"))))
                     }
                 }
             } catch where !Task.isCancelled {
                 logger.notice("series retrieval cut short, the rest one by one", metadata: [
-                    "series": "\(first.series)", "error": "\(Self.describe(error))",
+                    "series": "\(plan.series)", "error": "\(Self.describe(error))",
                 ])
             } catch {}
         }
-        let done = delivered.withLockedValue { $0 }
-        for index in indices where !done.contains(index) {
-            if Task.isCancelled { return }
-            continuation.yield((index, await fetch(items[index])))
+        var got = delivered.withLockedValue { $0 }
+        guard got.count < plan.expected, !Task.isCancelled else { return }
+        // Fewer than counted: the missing ones by UID.
+        do {
+            let listed = try await search("studies/\(plan.study)/series/\(plan.series)/instances", [])
+            for item in listed where !got.contains(item.sopInstance) && !plan.cached.contains(item.sopInstance) {
+                if Task.isCancelled || got.count >= plan.expected { return }
+                got.insert(item.sopInstance)
+                continuation.yield((item, await fetch(item)))
+            }
+        } catch {
+            logger.warning("series could not be listed", metadata: ["series": "\(plan.series)", "error": "\(Self.describe(error))"])
+        }
+        for _ in got.count..<max(got.count, plan.expected) {
+            let missing = Item(study: plan.study, series: plan.series, sopInstance: "", sopClass: plan.sopClass)
+            continuation.yield((missing, .failure(Failure(description: "series \(plan.series): fewer instances than the hub counted"))))
         }
     }
 
-    /// The SOP Instance UID in a Part-10 file's meta information.
-    static func sopInstanceUID(_ path: String) -> String? {
+    /// The SOP Instance and Class UIDs in a Part-10 file's meta information.
+    static func meta(_ path: String) -> (sopInstance: String, sopClass: String)? {
         guard var source = try? FileByteSource(path: path, bufferSize: 4096),
-              let meta = try? Part10.readFileMetaInformation(from: &source) else { return nil }
-        return meta.mediaStorageSOPInstanceUID
+              let meta = try? Part10.readFileMetaInformation(from: &source),
+              let instance = meta.mediaStorageSOPInstanceUID, let sopClass = meta.mediaStorageSOPClassUID else { return nil }
+        return (instance, sopClass)
     }
 
     /// WADO-RS of one instance into the cache (streamed to disk), recorded as cached.
@@ -515,11 +569,11 @@ struct CommunityRetrieve {
     }
 
     /// Studies retrieved whole are served from the cache for `cache_retention`.
-    private func markCached(_ items: [Item]) async {
+    private func markCached(_ counts: [String: Int]) async {
+        guard !counts.isEmpty else { return }
         let database = proxy.spool.database
         let community = self.community
         let expiry = Date().addingTimeInterval(TimeInterval(proxy.configuration.spool.cacheRetention.components.seconds))
-        let counts = Dictionary(grouping: items, by: \.study).mapValues(\.count)
         do {
             try await proxy.threadPool.runIfActive {
                 for (study, count) in counts {
