@@ -1,3 +1,4 @@
+import Foundation
 import NIOCore
 
 /// A streaming reader of `multipart/related` bodies (RFC 2046 §5.1, RFC 2387), as WADO-RS
@@ -60,8 +61,12 @@ public struct MultipartParser: Sendable {
     /// Feeds bytes; returns what they completed.
     public mutating func feed(_ bytes: ByteBuffer) throws(MultipartParser.Error) -> [Event] {
         if case .epilogue = state { return [] }
-        var bytes = bytes
-        pending.writeBuffer(&bytes)
+        if pending.readableBytes == 0 {
+            pending = bytes  // no copy: most chunks start with nothing pending
+        } else {
+            var bytes = bytes
+            pending.writeBuffer(&bytes)
+        }
         var events: [Event] = []
         while true {
             switch state {
@@ -137,18 +142,24 @@ public struct MultipartParser: Sendable {
         guard isComplete else { throw Error(description: "multipart: body ended before the close delimiter") }
     }
 
-    /// Offset of `needle` in the readable bytes of `pending`.
+    /// Offset of `needle` in the readable bytes of `pending` (memchr and memcmp: bodies are
+    /// megabytes, a byte-by-byte generic search showed in profiles).
     func find(_ needle: [UInt8]) -> Int? {
-        let view = pending.readableBytesView
-        guard let first = needle.first, view.count >= needle.count else { return nil }
-        var index = view.startIndex
-        let last = view.endIndex - needle.count
-        while index <= last {
-            guard let hit = view[index...last].firstIndex(of: first) else { return nil }
-            if view[hit..<(hit + needle.count)].elementsEqual(needle) { return hit - view.startIndex }
-            index = hit + 1
+        guard let first = needle.first, pending.readableBytes >= needle.count else { return nil }
+        return pending.withUnsafeReadableBytes { haystack -> Int? in
+            guard let base = haystack.baseAddress else { return nil }
+            return needle.withUnsafeBytes { pattern -> Int? in
+                let last = haystack.count - needle.count  // the last offset a match can start at
+                var offset = 0
+                while offset <= last {
+                    guard let hit = memchr(base + offset, Int32(first), last - offset + 1) else { return nil }
+                    let at = UnsafeRawPointer(hit) - base
+                    if memcmp(base + at, pattern.baseAddress!, needle.count) == 0 { return at }
+                    offset = at + 1
+                }
+                return nil
+            }
         }
-        return nil
     }
 
     static func parseHeaders(_ text: String) -> [String: String] {

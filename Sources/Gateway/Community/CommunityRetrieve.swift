@@ -481,7 +481,14 @@ struct CommunityRetrieve {
         let community = self.community
         let database = spool.database
         let staging = spool.cacheDirectory + "/.incoming"
+        let started = ContinuousClock.now
         if spool.hasRoom(), (try? FileManager.default.createDirectory(atPath: staging, withIntermediateDirectories: true)) != nil {
+            defer {
+                logger.debug("series retrieved", metadata: [
+                    "series": "\(plan.series)", "instances": "\(delivered.withLockedValue { $0.count })",
+                    "duration_ms": "\(Int((ContinuousClock.now - started) / .milliseconds(1)))",
+                ])
+            }
             do {
                 _ = try await folder.retrieve.retrieveInstances("studies/\(plan.study)/series/\(plan.series)",
                                                                 into: staging) { path, size in
