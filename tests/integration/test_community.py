@@ -976,6 +976,71 @@ def test_second_move_served_from_the_cache_without_the_hub(gateway_for, proxies,
     assert archive.posts() == [], f"uploaded to the archive: {archive.posts()[:3]}"
 
 
+def test_cache_expires_after_cache_retention(gateway_for, proxy, hub, scp):
+    """Past `cache_retention` the cached study's files are deleted and a move needs the hub
+    again (unreachable here: A701)."""
+    study = hub.study("tours_sr")
+    gw = gateway_for(proxy.url + "/dicom-web", scp=scp, spool_extra={"cache_retention": "2s"})
+    query = ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}"]
+    first = movescu(gw.port, DEST, query, aet=CALLING, aec=FOLDER)
+    assert first.status == STATUS_SUCCESS, first.output[-3000:]
+    cache = gw.spool / "cache"
+    assert len(gw.files_in(cache)) >= study.n_instances
+    assert wait_until(lambda: not gw.files_in(cache), 10), f"cache/ still holds {gw.files_in(cache)}"
+    proxy.down()
+    second = movescu(gw.port, DEST, query, aet=CALLING, aec=FOLDER)
+    assert second.status == A701, second.output[-3000:]
+
+
+def test_move_reencodes_for_a_destination_that_takes_only_implicit_le(gateway_for, hub, tmp_path):
+    """A destination accepting Implicit VR Little Endian only (storescp +xi) receives the
+    Explicit VR LE instances re-encoded, every value unchanged; a compressed instance, which
+    cannot be re-encoded without decompressing, fails alone (B000, its UID listed)."""
+    scp = StoreSCP(tmp_path / "implicit", DEST, extra=["+xi"]).start()
+    try:
+        gw = gateway_for(scp=scp)
+        study = hub.study("tours_ct_big")
+        res = movescu(gw.port, DEST, ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={study.study_uid}"],
+                      aet=CALLING, aec=FOLDER)
+        assert res.status == STATUS_SUCCESS, res.output[-3000:]
+        assert_received_identical(hub, scp, study.sop_uids)
+        for path in scp.files():
+            assert str(datagen.read(path).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2", path
+
+        mixed = next(s for s in hub.studies if any(
+            str(datagen.read(f).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.4.80" for f in s.files))
+        compressed = {f for f in mixed.files
+                      if str(datagen.read(f).file_meta.TransferSyntaxUID) == "1.2.840.10008.1.2.4.80"}
+        scp.clear()
+        res = movescu(gw.port, DEST, ["QueryRetrieveLevel=STUDY", f"StudyInstanceUID={mixed.study_uid}"],
+                      aet=CALLING, aec=FOLDER)
+        assert res.status == 0xB000, res.output[-3000:]
+        assert res.final.failed == len(compressed), res.final
+        assert res.final.completed == mixed.n_instances - len(compressed), res.final
+    finally:
+        scp.stop()
+
+
+def test_storage_and_query_stay_on_their_own_ae_titles(gateway_for, hub):
+    """The community AE title takes no C-STORE (its storage contexts are for C-GET, with the
+    SCP role); the storage AE title offers no query/retrieve."""
+    gw = gateway_for()
+    any_file = hub.study("tours_sr").files[0]
+    try:
+        stored = harness.pn_store(gw.port, [any_file], aec=FOLDER)
+    except AssertionError:  # no context at all: the association itself is refused
+        stored = [None]
+    assert STATUS_SUCCESS not in stored, stored
+    assert spool_list(gw.spool) == []
+    assoc = qr_associate(gw.port, harness.DEFAULT_AE, aet=CALLING, services=("find",), models=("S",))
+    try:
+        assert not assoc.is_established or not assoc.accepted_contexts, "Q/R accepted on the storage AE"
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    assert harness.pn_store(gw.port, [any_file]) == [STATUS_SUCCESS]
+
+
 # --------------------------------------------------------------------------
 # C-GET
 

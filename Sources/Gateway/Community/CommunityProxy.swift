@@ -135,7 +135,7 @@ public final class CommunityProxy: Sendable {
     /// Drops cached foreign studies older than `cache_retention`.
     public func purgeCache() async {
         let database = spool.database
-        let cutoff = Date().addingTimeInterval(-TimeInterval(configuration.spool.cacheRetention.components.seconds))
+        let cutoff = Date().addingTimeInterval(-(configuration.spool.cacheRetention / .seconds(1)))
         do {
             let files = try await threadPool.runIfActive { try database.expireCache(fetchedBefore: cutoff) }
             for file in files { spool.files.remove(relativePath: file) }
@@ -147,8 +147,10 @@ public final class CommunityProxy: Sendable {
         }
     }
 
-    /// Purges the cache every `interval` until cancelled.
-    public func runHousekeeping(interval: Duration = .seconds(600)) async {
+    /// Purges the cache until cancelled: every 10 minutes, or every half `cache_retention`
+    /// when that is shorter (at least every second).
+    public func runHousekeeping() async {
+        let interval = max(.seconds(1), min(.seconds(600), configuration.spool.cacheRetention / 2))
         while !Task.isCancelled {
             await purgeCache()
             try? await Task.sleep(for: interval)

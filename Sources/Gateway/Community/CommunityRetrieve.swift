@@ -580,7 +580,7 @@ struct CommunityRetrieve {
         guard !counts.isEmpty else { return }
         let database = proxy.spool.database
         let community = self.community
-        let expiry = Date().addingTimeInterval(TimeInterval(proxy.configuration.spool.cacheRetention.components.seconds))
+        let expiry = Date().addingTimeInterval(proxy.configuration.spool.cacheRetention / .seconds(1))
         do {
             try await proxy.threadPool.runIfActive {
                 for (study, count) in counts {
