@@ -142,7 +142,7 @@ public final class GatewayService: Service {
             throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
         }
         let responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
-                                        listeningPort: port, registry: registry, uploader: uploader,
+                                        listeningPort: port, registry: registry, uploader: uploader, community: community,
                                         activeAssociations: { provider.activeAssociations })
         live.withLockedValue { $0.responder = responder }
         let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,

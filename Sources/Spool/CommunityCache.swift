@@ -216,6 +216,19 @@ extension SpoolDatabase {
         }
     }
 
+    /// Cached instances and bytes per community.
+    public func cacheTotals() throws -> [String: (instances: Int, bytes: Int)] {
+        try writer.read { db in
+            var totals: [String: (instances: Int, bytes: Int)] = [:]
+            for row in try Row.fetchAll(db, sql: """
+                SELECT community, COUNT(*) AS n, COALESCE(SUM(size), 0) AS bytes FROM cached_instance GROUP BY community
+                """) {
+                totals[row["community"]] = (row["n"], row["bytes"])
+            }
+            return totals
+        }
+    }
+
     /// Every cached file (start-up recovery removes the others).
     public func cachedFilePaths() throws -> Set<String> {
         try writer.read { db in Set(try String.fetchAll(db, sql: "SELECT file_path FROM cached_instance")) }

@@ -119,6 +119,18 @@ enum StatusText {
                 lines.append("  client certificate expires: \(expiry)")
             }
         }
+        for community in result["communities"] as? [[String: Any]] ?? [] {
+            let requests = community["requests"] as? [String: Int] ?? [:]
+            lines.append("community \(community["ae_title"] ?? ""): \(community["health"] ?? "")  "
+                         + "\(community["destination"] ?? "") \(community["url"] ?? "")")
+            lines.append("  requests: " + ["FIND", "MOVE", "GET"].map { "\(requests[$0] ?? 0) \($0)" }.joined(separator: ", ")
+                         + "; \(community["instances_sent"] ?? 0) instances sent; cache "
+                         + "\(community["cached_instances"] ?? 0) instances (\(bytes(community["cached_bytes"] as? Int ?? 0)))")
+            if let success = community["last_success_at"] as? String { lines.append("  last success: \(success)") }
+            if let error = community["last_error"] as? [String: Any] {
+                lines.append("  last error: \(error["at"] ?? "") \(error["message"] ?? "")")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -1195,6 +1195,38 @@ def test_every_find_move_and_get_is_recorded(gw, hub, scp, tmp_path):
     assert table.returncode == 0 and "GET STUDY" in table.stdout and "TRACE_QR" in table.stdout, table.stdout
 
 
+def test_status_and_metrics_show_each_search_folder(gateway_for, proxy, hub):
+    """`passerellectl status` lists the search folder with its requests, its health (failing
+    after the hub stopped answering, with the error) and its cache; the metrics count them."""
+    gw = gateway_for(proxy.url + "/dicom-web", community_options={"query_timeout": "2s"})
+
+    def status() -> dict:
+        out = subprocess.run([str(harness.passerellectl_path()), "status", "--json",
+                              "--socket", str(gw.spool / "status.sock")],
+                             capture_output=True, text=True, timeout=30)
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    first = status()
+    assert [(c["ae_title"], c["health"]) for c in first["communities"]] == [(FOLDER, "idle")], first
+    assert FOLDER in [entry["ae_title"] for entry in first["listening"]], first["listening"]
+    find_ok(gw, study_query(PatientID="12345"))
+    ok = status()["communities"][0]
+    assert ok["health"] == "ok" and ok["requests"] == {"FIND": 1} and ok["last_success_at"], ok
+    proxy.down()
+    assert is_failure_c(final_of(find(gw, study_query(PatientID="12345"))).status)
+    failing = status()["communities"][0]
+    assert failing["health"] == "failing" and failing["requests"] == {"FIND": 2}, failing
+    assert "C001" in failing["last_error"]["message"], failing
+    text = subprocess.run([str(harness.passerellectl_path()), "status", "--socket", str(gw.spool / "status.sock")],
+                          capture_output=True, text=True, timeout=30).stdout
+    assert f"community {FOLDER}: failing" in text, text
+    metrics = subprocess.run([str(harness.passerellectl_path()), "metrics", "--socket", str(gw.spool / "status.sock")],
+                             capture_output=True, text=True, timeout=30).stdout
+    assert f'passerelle_community_up{{community="{FOLDER}"}} 0' in metrics, metrics[-2000:]
+    assert "passerelle_community_requests_total" in metrics, metrics[-2000:]
+
+
 def test_failed_find_is_recorded_with_its_status(gateway_for, proxy):
     gw = gateway_for(proxy.url + "/dicom-web", community_options={"query_timeout": "2s"})
     proxy.down()

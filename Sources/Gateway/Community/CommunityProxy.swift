@@ -3,6 +3,7 @@ import DICOMNetwork
 import DICOMweb
 import Foundation
 import Logging
+import Metrics
 import NIOConcurrencyHelpers
 import NIOPosix
 import Spool
@@ -21,6 +22,15 @@ public final class CommunityProxy: Sendable {
 
     let folders: [String: Folder]
     let configuration: GatewayConfiguration
+    /// What each folder was asked since the start (status), by AE title.
+    private let statistics = NIOLockedValueBox<[String: Statistics]>([:])
+
+    struct Statistics {
+        var requests: [String: Int] = [:]
+        var instancesSent = 0
+        var lastSuccessAt: Date?
+        var lastFailure: (at: Date, message: String)?
+    }
     let spool: Spool
     let threadPool: NIOThreadPool
     let logger: Logger
@@ -120,8 +130,58 @@ public final class CommunityProxy: Sendable {
         return TaskOperation(task: task)
     }
 
+    /// Counts a finished request for `status` and the metrics. The hub is failing when it
+    /// could not be asked (C001, A701) or a retrieval got nothing from it (A702).
+    func account(_ access: CommunityAccess) {
+        let status = DIMSEStatus(access.status)
+        let hubFailure = [0xC001, 0xA701, 0xA702].contains(access.status)
+        statistics.withLockedValue { all in
+            var stats = all[access.calledAETitle] ?? Statistics()
+            stats.requests[access.operation, default: 0] += 1
+            stats.instancesSent += access.completed + access.warnings
+            if hubFailure {
+                stats.lastFailure = (access.at, "\(access.operation) \(status): \(access.error ?? "")")
+            } else if status.kind == .success || status.kind == .warning {
+                stats.lastSuccessAt = access.at
+            }
+            all[access.calledAETitle] = stats
+        }
+        let outcome = switch status.kind {
+        case .success, .warning: "success"
+        case .cancel: "cancel"
+        default: "failure"
+        }
+        Counter(label: "passerelle_community_requests_total", dimensions: [
+            ("community", access.calledAETitle), ("operation", access.operation), ("outcome", outcome),
+        ]).increment()
+        if access.completed + access.warnings > 0 {
+            Counter(label: "passerelle_community_instances_sent_total", dimensions: [("community", access.calledAETitle)])
+                .increment(by: access.completed + access.warnings)
+        }
+    }
+
+    /// The search folders as `status` shows them (blocking: reads the cache totals).
+    public func status() throws -> [StatusReport.Community] {
+        let totals = try spool.database.cacheTotals()
+        let stats = statistics.withLockedValue { $0 }
+        return folders.values.sorted { $0.settings.aeTitle < $1.settings.aeTitle }.map { folder in
+            let settings = folder.settings
+            let mine = stats[settings.aeTitle] ?? Statistics()
+            let failing = mine.lastFailure.map { failure in mine.lastSuccessAt.map { failure.at > $0 } ?? true } ?? false
+            let url = configuration.destinations.first { $0.name == settings.destination }?.url.absoluteString ?? ""
+            return StatusReport.Community(
+                aeTitle: settings.aeTitle, destination: settings.destination, url: url,
+                health: failing ? "failing" : mine.requests.isEmpty ? "idle" : "ok", requests: mine.requests,
+                instancesSent: mine.instancesSent, lastSuccessAt: mine.lastSuccessAt,
+                lastError: mine.lastFailure.map { .init(at: $0.at, message: $0.message) },
+                cachedInstances: totals[settings.destination]?.instances ?? 0,
+                cachedBytes: totals[settings.destination]?.bytes ?? 0)
+        }
+    }
+
     /// Writes the trace of a query or retrieval, cancelled or not.
     func record(_ access: CommunityAccess) async {
+        account(access)
         let database = spool.database
         let threadPool = self.threadPool
         do {

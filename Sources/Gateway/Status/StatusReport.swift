@@ -69,6 +69,37 @@ public struct StatusReport: Codable, Sendable, Equatable {
         }
     }
 
+    /// One `[[community]]` search folder: what it was asked since the start, and how it went.
+    public struct Community: Codable, Sendable, Equatable {
+        public var aeTitle: String
+        public var destination: String
+        public var url: String
+        /// "ok", "failing" (the last query or retrieval could not reach the hub) or "idle".
+        public var health: String
+        /// Since the start, per operation (FIND, MOVE, GET).
+        public var requests: [String: Int]
+        public var instancesSent: Int
+        public var lastSuccessAt: Date?
+        public var lastError: Destination.LastError?
+        /// Foreign instances kept in cache/ for this search folder's hub.
+        public var cachedInstances: Int
+        public var cachedBytes: Int
+
+        public func encode(to encoder: any Encoder) throws {
+            var container = encoder.container(keyedBy: CodingKeys.self)
+            try container.encode(aeTitle, forKey: .aeTitle)
+            try container.encode(destination, forKey: .destination)
+            try container.encode(url, forKey: .url)
+            try container.encode(health, forKey: .health)
+            try container.encode(requests, forKey: .requests)
+            try container.encode(instancesSent, forKey: .instancesSent)
+            try container.encode(lastSuccessAt, forKey: .lastSuccessAt)
+            try container.encode(lastError, forKey: .lastError)
+            try container.encode(cachedInstances, forKey: .cachedInstances)
+            try container.encode(cachedBytes, forKey: .cachedBytes)
+        }
+    }
+
     /// One study of `queue`: the spool's summary and its delivery per destination.
     public struct QueuedStudy: Codable, Sendable, Equatable {
         public var study: StudySummary
@@ -101,6 +132,8 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var spool: SpoolStatus
     /// Configured destinations; empty: studies wait in the spool.
     public var destinations: [Destination]
+    /// `[[community]]` search folders.
+    public var communities: [Community] = []
 }
 
 /// The version shown by `status` and `--version`.

@@ -12,11 +12,13 @@ public struct StatusResponder: Sendable {
     let listeningPort: Int
     let registry: PrometheusCollectorRegistry?
     let uploader: Uploader?
+    let community: CommunityProxy?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: Int,
-                registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil,
+                registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
                 activeAssociations: @escaping @Sendable () -> Int) {
         self.uploader = uploader
+        self.community = community
         self.configuration = configuration
         self.spool = spool
         self.startedAt = startedAt
@@ -94,11 +96,14 @@ public struct StatusResponder: Sendable {
             version: PasserelleVersion.current,
             startedAt: startedAt,
             uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
-            listening: [.init(aeTitle: configuration.dicom.aeTitle, bind: configuration.dicom.bind, port: listeningPort)],
+            listening: ([configuration.dicom.aeTitle] + configuration.communities.map(\.aeTitle)).map {
+                .init(aeTitle: $0, bind: configuration.dicom.bind, port: listeningPort)
+            },
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,
                          minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes),
-            destinations: try uploader?.destinationStatuses() ?? [])
+            destinations: try uploader?.destinationStatuses() ?? [],
+            communities: try community?.status() ?? [])
     }
 
     private func metricsText() throws -> String {
@@ -127,6 +132,13 @@ public struct StatusResponder: Sendable {
             }
             registry.makeGauge(name: "passerelle_destination_up", labels: [("destination", destination.name)], help: "1 unless the destination is failing")
                 .set(Int64(destination.health == "failing" ? 0 : 1))
+        }
+        for community in report.communities {
+            registry.makeGauge(name: "passerelle_community_up", labels: [("community", community.aeTitle)],
+                               help: "1 unless the community's hub failed its last query or retrieval")
+                .set(Int64(community.health == "failing" ? 0 : 1))
+            registry.makeGauge(name: "passerelle_community_cache_bytes", labels: [("community", community.aeTitle)],
+                               help: "Bytes of foreign studies kept in cache/").set(Int64(community.cachedBytes))
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)
