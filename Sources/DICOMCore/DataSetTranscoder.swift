@@ -66,19 +66,7 @@ public enum DataSetTranscoder {
         }
 
         mutating func flush() throws(DataSetError) {
-            var failure: Int32 = 0
-            buffer.withUnsafeReadableBytes { pointer in
-                var offset = 0
-                while offset < pointer.count {
-                    let n = write(fd, pointer.baseAddress! + offset, pointer.count - offset)
-                    if n < 0 {
-                        if errno == EINTR { continue }
-                        failure = errno
-                        return
-                    }
-                    offset += n
-                }
-            }
+            let failure = FileDescriptorWriting.writeAll(fd, buffer)
             buffer.clear()
             if failure != 0 {
                 throw DataSetError(.readFailed, offset: 0, "cannot write \(path): \(String(cString: strerror(failure)))")
@@ -184,5 +172,24 @@ private extension ByteBuffer {
         var copy = self
         copy.setInteger(length, at: copy.writerIndex - 4, endianness: .little)
         return copy
+    }
+}
+
+/// Writing a whole buffer to a file descriptor (short writes and EINTR retried).
+public enum FileDescriptorWriting {
+    /// 0, or the errno of the failed write.
+    public static func writeAll(_ fd: Int32, _ bytes: ByteBuffer) -> Int32 {
+        bytes.withUnsafeReadableBytes { pointer -> Int32 in
+            var offset = 0
+            while offset < pointer.count {
+                let n = write(fd, pointer.baseAddress! + offset, pointer.count - offset)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    return errno
+                }
+                offset += n
+            }
+            return 0
+        }
     }
 }

@@ -1,4 +1,5 @@
 import AsyncHTTPClient
+import DICOMCore
 import Foundation
 import Logging
 import NIOCore
@@ -200,20 +201,8 @@ public final class DICOMwebClient: Sendable {
     public func retrieveInstance(study: String, series: String, instance: String, to path: String,
                                  transferSyntax: String? = "*") async throws(DICOMwebError) -> Int64 {
         let url = url("studies/\(study)/series/\(series)/instances/\(instance)")
-        var accept = "multipart/related; type=\"application/dicom\""
-        if let transferSyntax { accept += "; transfer-syntax=\(transferSyntax)" }
-        let response = try await execute(request(url, accept: accept))
+        let (response, boundary) = try await retrieve(url, transferSyntax: transferSyntax)
         let status = Int(response.status.code)
-        guard status == 200 else {
-            let body = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
-            throw DICOMwebError.forStatus(status, url: url, detail: STOWResponse.bodySnippet(body))
-        }
-        let contentType = response.headers.first(name: "Content-Type") ?? ""
-        guard contentType.lowercased().hasPrefix("multipart/related"),
-              let boundary = MultipartParser.boundary(fromContentType: contentType) else {
-            throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: url, status: status,
-                                message: "expected multipart/related with a boundary, got \(contentType.isEmpty ? "no Content-Type" : contentType)")
-        }
         let partial = path + ".partial"
         let fd = open(partial, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else {
@@ -270,18 +259,8 @@ public final class DICOMwebClient: Sendable {
         async throws(DICOMwebError) -> Int
     {
         let url = url(path)
-        let response = try await execute(request(url, accept: "multipart/related; type=\"application/dicom\"; transfer-syntax=*"))
+        let (response, boundary) = try await retrieve(url, transferSyntax: "*")
         let status = Int(response.status.code)
-        guard status == 200 else {
-            let body = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
-            throw DICOMwebError.forStatus(status, url: url, detail: STOWResponse.bodySnippet(body))
-        }
-        let contentType = response.headers.first(name: "Content-Type") ?? ""
-        guard contentType.lowercased().hasPrefix("multipart/related"),
-              let boundary = MultipartParser.boundary(fromContentType: contentType) else {
-            throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: url, status: status,
-                                message: "expected multipart/related with a boundary, got \(contentType)")
-        }
         let prefix = "\(directory)/part-\(UUID().uuidString)-"
         var parser = MultipartParser(boundary: boundary)
         var parts = 0
@@ -326,20 +305,30 @@ public final class DICOMwebClient: Sendable {
         return parts
     }
 
-    static func writeAll(_ fd: Int32, _ bytes: ByteBuffer, path: String) throws(DICOMwebError) {
-        var failure: Int32 = 0
-        bytes.withUnsafeReadableBytes { pointer in
-            var offset = 0
-            while offset < pointer.count {
-                let n = write(fd, pointer.baseAddress! + offset, pointer.count - offset)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    failure = errno
-                    return
-                }
-                offset += n
-            }
+    /// A WADO-RS GET accepting `multipart/related; type="application/dicom"`: the response
+    /// once its status is 200 and it has a boundary, else the error.
+    func retrieve(_ url: String, transferSyntax: String?) async throws(DICOMwebError)
+        -> (response: HTTPClientResponse, boundary: String)
+    {
+        var accept = "multipart/related; type=\"application/dicom\""
+        if let transferSyntax { accept += "; transfer-syntax=\(transferSyntax)" }
+        let response = try await execute(request(url, accept: accept))
+        let status = Int(response.status.code)
+        guard status == 200 else {
+            let body = (try? await response.body.collect(upTo: 64 * 1024)) ?? ByteBuffer()
+            throw DICOMwebError.forStatus(status, url: url, detail: STOWResponse.bodySnippet(body))
         }
+        let contentType = response.headers.first(name: "Content-Type") ?? ""
+        guard contentType.lowercased().hasPrefix("multipart/related"),
+              let boundary = MultipartParser.boundary(fromContentType: contentType) else {
+            throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: url, status: status,
+                                message: "expected multipart/related with a boundary, got \(contentType.isEmpty ? "no Content-Type" : contentType)")
+        }
+        return (response, boundary)
+    }
+
+    static func writeAll(_ fd: Int32, _ bytes: ByteBuffer, path: String) throws(DICOMwebError) {
+        let failure = FileDescriptorWriting.writeAll(fd, bytes)
         if failure != 0 {
             throw DICOMwebError(kind: .permanent, code: .localFile, url: nil,
                                 message: "cannot write \(path): \(String(cString: strerror(failure)))")
