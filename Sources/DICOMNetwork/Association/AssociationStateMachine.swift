@@ -34,6 +34,10 @@ public struct AssociationStateMachine: Sendable {
 
     public var isEstablished: Bool { state == .established }
 
+    /// Whether we may still send P-DATA: established, or the peer asked for the release and
+    /// awaits our last responses before its A-RELEASE-RP (Sta8, Evt9 → AR-7).
+    public var canSendData: Bool { state == .established || state == .awaitingLocalReleaseResponse }
+
     /// Applies one event and returns the actions the runtime must execute, in order.
     public mutating func handle(_ event: AssociationEvent) -> [AssociationAction] {
         guard let actionID = AssociationStateTable.action(for: event.id, in: state) else {

@@ -386,7 +386,7 @@ final class AssociationHandler: ChannelDuplexHandler {
     /// Writes a response of a running operation; a final one ends it.
     func respond(_ message: DIMSEMessage, identifier: ByteBuffer?, messageID: UInt16,
                  contextID: UInt8) -> EventLoopFuture<Void> {
-        guard operations[messageID] != nil, machine.isEstablished else { return context.eventLoop.makeSucceededVoidFuture() }
+        guard operations[messageID] != nil, machine.canSendData else { return context.eventLoop.makeSucceededVoidFuture() }
         let status: DIMSEStatus? = switch message {
         case .cFindRSP(let rsp): rsp.status
         case .cMoveRSP(let rsp): rsp.fields.status
@@ -413,7 +413,7 @@ final class AssociationHandler: ChannelDuplexHandler {
     func storeSubOperation(_ file: Part10DataSetFile, contextID: UInt8,
                            originatorMessageID: UInt16) -> EventLoopFuture<CStoreRSP> {
         let eventLoop = context.eventLoop
-        guard machine.isEstablished, !ended else {
+        guard machine.canSendData, !ended else {
             return eventLoop.makeFailedFuture(DICOMClientError(code: .connectionClosed, message: "the association ended"))
         }
         let messageID = nextSubOperationMessageID
@@ -444,7 +444,7 @@ final class AssociationHandler: ChannelDuplexHandler {
                 return (bytes, source)
             }
         read.assumeIsolated().whenComplete { [self] result in
-            guard let promise = subOperations[messageID], machine.isEstablished else { return }
+            guard let promise = subOperations[messageID], machine.canSendData else { return }
             switch result {
             case .failure(let error):
                 // A data set cannot be cut short: the only way out is an abort (PS3.7 §9.1.1).
