@@ -155,7 +155,12 @@ final class DestinationUploader: Sendable {
         let name = settings.name
         let recorded = outcomes
         do {
-            try await database { try $0.complete(destination: name, outcomes: recorded) }
+            // In a task of its own: a reload cancels this worker, and its outcomes must still be
+            // written (else the rows would stay in flight until the next start).
+            let database = spool.database
+            let threadPool = self.threadPool
+            try await Task { try await threadPool.runIfActive { try database.complete(destination: name, outcomes: recorded) } }
+                .value
         } catch {
             // The rows stay in flight and go back to the queue at the next start.
             logger.error("cannot record upload outcomes", metadata: ["error": "\(error)"])
