@@ -137,7 +137,7 @@ struct CommunityRetrieve {
                                comment: "cannot associate with \(destination.title): \(error)")
             }
         }
-        let outcome = await send(plan, to: storage)
+        let outcome = await send(plan, to: storage, wholeStudies: query.level <= .study)
         if let storage {
             if outcome.status == .cancel { await storage.abort() } else { try? await storage.release() }
         }
@@ -328,7 +328,9 @@ struct CommunityRetrieve {
 
     /// Fetches (up to `parallelFetches` requests at once) and sends each instance as it lands
     /// on disk, with a pending response after each sub-operation.
-    private func send(_ plan: Plan, to storage: DICOMAssociation?) async -> Outcome {
+    /// `wholeStudies`: the identifier asked for whole studies (PATIENT or STUDY level), whose
+    /// cache then counts as complete.
+    private func send(_ plan: Plan, to storage: DICOMAssociation?, wholeStudies: Bool) async -> Outcome {
         var outcome = Outcome(status: .success, counts: SubOperationCounts(remaining: plan.total))
         let (stream, continuation) = AsyncStream.makeStream(of: (Item, Result<String, Failure>).self)
         let producer = Task { [self] in
@@ -427,7 +429,7 @@ struct CommunityRetrieve {
             outcome.status = .cancel
             return outcome
         }
-        if request.isStudyRetrieval {
+        if wholeStudies {
             await markCached(sentPerStudy.filter { !failedStudies.contains($0.key) })
         }
         if outcome.counts.failed == 0 && outcome.counts.warning == 0 {
@@ -627,12 +629,4 @@ struct CommunityRetrieve {
 
     /// C-MOVE/C-GET "Refused: Out of resources – Unable to calculate number of matches" (PS3.4 C.4.2.1.5).
     static let unableToCalculateMatches = DIMSEStatus(0xA701)
-}
-
-extension QueryRetrieveRequest {
-    /// Whether whole studies are asked for (their cache then counts as complete).
-    var isStudyRetrieval: Bool {
-        (try? IdentifierCodec.decode(identifier, transferSyntax: transferSyntax).attributes)?
-            .first { $0.tag == 0x0008_0052 }?.values.first.map { ["STUDY", "PATIENT"].contains($0.uppercased()) } ?? false
-    }
 }
