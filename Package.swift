@@ -53,11 +53,9 @@ let package = Package(
         .target(
             name: "Spool",
             dependencies: [
-                "DICOMCore",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
-                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .target(
@@ -132,9 +130,12 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "DICOMCore", "DICOMweb", "Spool",
+                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMweb", "Spool",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .testTarget(name: "SystemdTests", dependencies: ["Systemd"]),

@@ -6,14 +6,14 @@ import UnixSignals
 /// without dropping associations is applied, the rest is named in the log as needing a restart.
 /// An invalid file is reported with file:line and the running configuration is kept.
 public struct ConfigurationReloadService: Service {
-    let gateway: GatewayService
+    let gateway: GatewayRuntime
     let path: String
     let logger: Logger
     let reloading: @Sendable (_ finished: Bool) -> Void
 
     /// `reloading(false)` when a reload starts and `reloading(true)` when it is over
     /// (systemd's RELOADING=1 and READY=1).
-    public init(gateway: GatewayService, path: String, logger: Logger,
+    public init(gateway: GatewayRuntime, path: String, logger: Logger,
                 reloading: @escaping @Sendable (_ finished: Bool) -> Void = { _ in }) {
         self.gateway = gateway
         self.path = path

@@ -99,7 +99,7 @@ extension SpoolDatabase {
     }
 
     /// Records a query or retrieval (the audit trail builds on this table).
-    public func record(_ access: CommunityAccess) throws {
+    public func recordAccess(_ access: CommunityAccess) throws {
         let formatter = ISO8601DateFormatter()
         formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
         let status = String(format: "%04X", access.status)

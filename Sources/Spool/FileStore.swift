@@ -28,14 +28,6 @@ public struct FileStore: Sendable {
         try TemporaryInstanceFile(path: "\(temporaryDirectory)/\(UUID().uuidString).part")
     }
 
-    /// Moves a finished file into the store and makes the rename durable; returns its path
-    /// relative to the root. An identical file already there is kept and the new copy dropped.
-    public func commit(_ file: FinishedFile) throws -> String {
-        let moved = try moveIntoStore(file)
-        try Self.syncDirectory(moved.directory)
-        return moved.relativePath
-    }
-
     /// Renames a finished file into the store; the rename is durable only once `directory`
     /// is fsynced (`syncDirectory`), which the caller may do for several files at once.
     func moveIntoStore(_ file: FinishedFile) throws -> (relativePath: String, directory: String) {

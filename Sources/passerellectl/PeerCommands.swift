@@ -33,7 +33,7 @@ struct PeerOptions: ParsableArguments {
                              dimse: .seconds(Int64(timeout)))
     }
 
-    func connect(to peer: Peer, files: [String]) async throws(DICOMClientError) -> DICOMAssociation {
+    func connect(to peer: Peer, files: [String]) async throws(DICOMNetworkError) -> DICOMAssociation {
         // Errors are printed by the command itself, once.
         var logger = Logger(label: "passerellectl")
         logger.logLevel = .critical
@@ -46,7 +46,7 @@ struct PeerOptions: ParsableArguments {
 
 /// Exit codes: 0 success, 1 some instance or the echo failed, 2 network or protocol error,
 /// 3 association rejected.
-private func peerExitCode(for error: DICOMClientError) -> ExitCode {
+private func peerExitCode(for error: DICOMNetworkError) -> ExitCode {
     ExitCode(error.code == .associationRejected ? 3 : 2)
 }
 
@@ -65,7 +65,7 @@ struct EchoCommand: AsyncParsableCommand {
             try await association.release()
             print("C-ECHO \(peer): \(status) in \(ContinuousClock.now - started)")
             if status != .success { throw ExitCode(1) }
-        } catch let error as DICOMClientError {
+        } catch let error as DICOMNetworkError {
             FileHandle.standardError.write(Data("passerellectl: C-ECHO \(peer): \(error)\n".utf8))
             throw peerExitCode(for: error)
         }
@@ -118,7 +118,7 @@ struct SendCommand: AsyncParsableCommand {
     }
 
     static func store(_ path: String, on association: DICOMAssociation) async
-        -> Result<DICOMAssociation.StoreResult, DICOMClientError> {
+        -> Result<CStoreResult, DICOMNetworkError> {
         do {
             return .success(try await association.store(fileAt: path))
         } catch {

@@ -48,18 +48,26 @@ struct Passerelled: AsyncParsableCommand {
         let registry = PrometheusCollectorRegistry()
         MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
         let notifier = SystemdNotifier(logger: logger)
-        let gateway = GatewayService(
-            configuration: configuration, logger: logger, registry: registry,
-            onListening: { port in
-                notifier.ready(status: "listening as \(configuration.dicom.aeTitle) on port \(port)")
-            },
-            onStopping: { notifier.stopping(status: "stopping: finishing running transfers") })
-        // The watchdog goes first so that it is stopped last and keeps pinging while we drain.
+        let gateway: GatewayRuntime
+        do {
+            gateway = try GatewayRuntime(
+                configuration: configuration, logger: logger, registry: registry,
+                onListening: { port in
+                    notifier.ready(status: "listening as \(configuration.dicom.aeTitle) on port \(port)")
+                },
+                onStopping: { notifier.stopping(status: "stopping: finishing running transfers") })
+        } catch {
+            logger.critical("passerelled cannot run: \(error)")
+            FileHandle.standardError.write(Data("passerelled: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+        // Started in this order and stopped in reverse: the watchdog first, so that it is
+        // stopped last and keeps pinging while the gateway drains.
         var services: [ServiceGroupConfiguration.ServiceConfiguration] = []
         if let watchdog = WatchdogPinger(gateway: gateway, group: .singleton, logger: logger) {
             services.append(.init(service: watchdog))
         }
-        services.append(.init(service: gateway))
+        services += gateway.services.map { .init(service: $0) }
         if notifier.isEnabled {
             services.append(.init(service: StatusLineService(gateway: gateway, notifier: notifier)))
         }

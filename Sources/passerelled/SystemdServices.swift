@@ -8,9 +8,9 @@ import Systemd
 /// Pings systemd's watchdog while every event loop answers (see `WatchdogService`).
 struct WatchdogPinger: Service {
     let watchdog: WatchdogService
-    let gateway: GatewayService
+    let gateway: GatewayRuntime
 
-    init?(gateway: GatewayService, group: MultiThreadedEventLoopGroup, logger: Logger) {
+    init?(gateway: GatewayRuntime, group: MultiThreadedEventLoopGroup, logger: Logger) {
         self.gateway = gateway
         guard let watchdog = WatchdogService(logger: logger, isHealthy: {
             for loop in group.makeIterator() {
@@ -24,7 +24,8 @@ struct WatchdogPinger: Service {
     func run() async throws {
         try await cancelWhenGracefulShutdown {
             // systemd arms the watchdog at READY=1: ping from then on.
-            await gateway.waitUntilListening()
+            // Never bound (the group is stopping): wait for our turn to stop.
+            guard await gateway.waitUntilListening() != nil else { return try? await gracefulShutdown() }
             await watchdog.run()
         }
     }
@@ -32,13 +33,14 @@ struct WatchdogPinger: Service {
 
 /// Keeps systemd's STATUS= line current: "12 studies, 340 instances to send, archive ok, 2 associations".
 struct StatusLineService: Service {
-    let gateway: GatewayService
+    let gateway: GatewayRuntime
     let notifier: SystemdNotifier
     var period: Duration = .seconds(10)
 
     func run() async throws {
         try await cancelWhenGracefulShutdown {
-            await gateway.waitUntilListening()
+            // Never bound (the group is stopping): wait for our turn to stop.
+            guard await gateway.waitUntilListening() != nil else { return try? await gracefulShutdown() }
             while !Task.isCancelled {
                 if let report = gateway.statusReport() {
                     notifier.status(Self.line(report))

@@ -50,7 +50,7 @@ import Testing
                                    query: "PatientName=DUR*", status: 0)
         find.level = "STUDY"
         find.results = 3
-        try database.record(find)
+        try database.recordAccess(find)
         var move = CommunityAccess(callingAETitle: "PACS", calledAETitle: "MIRC", operation: "MOVE",
                                    query: "StudyInstanceUID=1.2.3", status: 0xB000)
         move.studyUIDs = ["1.2.3", "1.2.4"]
@@ -58,7 +58,7 @@ import Testing
         move.completed = 9
         move.failed = 1
         move.error = "1.2.3.9: C-STORE 0xA700"
-        try database.record(move)
+        try database.recordAccess(move)
         let listed = try database.communityAccesses(limit: 10)
         #expect(listed.map(\.operation) == ["MOVE", "FIND"])
         #expect(listed[0].status == 0xB000)
@@ -71,6 +71,6 @@ import Testing
         // The operation is one of three.
         var bad = find
         bad.operation = "STORE"
-        #expect(throws: (any Error).self) { try database.record(bad) }
+        #expect(throws: (any Error).self) { try database.recordAccess(bad) }
     }
 }

@@ -80,7 +80,7 @@ import Testing
         // …and a crash between rename and commit leaves an unindexed file in the store.
         let orphan = try spool.files.makeTemporaryFile()
         try orphan.writeDataSet(ByteBuffer(string: "ORPHAN"))
-        _ = try spool.files.commit(try orphan.finish())
+        _ = try spool.files.moveIntoStore(try orphan.finish())
         #expect(spool.files.storedFiles().count == 2)
 
         let reopened = try Spool(root: root, minimumFree: .bytes(0))

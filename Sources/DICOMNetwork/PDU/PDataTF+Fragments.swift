@@ -9,6 +9,13 @@ extension PDataTF {
     /// advertised values are raised to this so that fragmenting always makes progress.
     public static let minimumUsablePDULength: UInt32 = 8
 
+    /// The largest data fragment one P-DATA-TF may carry for a peer that advertised
+    /// `peerMaximumPDULength` (its PDV item header takes 6 bytes).
+    public static func maximumDataFragmentLength(peerMaximumPDULength: UInt32) -> Int {
+        let effective = peerMaximumPDULength == 0 ? defaultMaximumPDULengthForUnlimited : peerMaximumPDULength
+        return Int(max(effective, minimumUsablePDULength)) - 6
+    }
+
     /// Splits one encoded command or data set into P-DATA-TF PDUs, one PDV per PDU.
     ///
     /// Each PDU's variable field (PDV item length field + context ID + header + data) is
@@ -18,9 +25,7 @@ extension PDataTF {
     public static func fragments(
         of message: ByteBuffer, contextID: UInt8, isCommand: Bool, maximumPDULength: UInt32
     ) -> [PDataTF] {
-        var effective = maximumPDULength == 0 ? defaultMaximumPDULengthForUnlimited : maximumPDULength
-        effective = max(effective, minimumUsablePDULength)
-        let chunk = Int(effective) - 6
+        let chunk = maximumDataFragmentLength(peerMaximumPDULength: maximumPDULength)
         var remaining = message
         var result: [PDataTF] = []
         result.reserveCapacity(remaining.readableBytes / chunk + 1)

@@ -3,10 +3,10 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// Drives one association on the acceptor side: decoded PDUs go to the
-/// `AssociationStateMachine`, whose actions this handler executes; DIMSE messages go to the
-/// `DICOMServiceProvider`. It only moves bytes and runs actions: every decision is made by
-/// the state machine, the message assembler or the provider.
+/// Drives one association on the acceptor side: decoded PDUs and the provider's answers go
+/// to the ``AcceptorStateMachine``, whose actions this handler executes. It only moves bytes,
+/// arms the ARTIM timer, calls the provider and holds what the machine names by ID (the
+/// operations' handles, the sub-operations' promises): every decision is the machine's.
 ///
 /// Data sets are streamed: fragments are coalesced into large writes and handed, in order, to
 /// the `StoreReceiver` on a thread pool. Reading pauses while too many bytes wait for the disk
@@ -27,76 +27,39 @@ final class AssociationHandler: ChannelDuplexHandler {
         var maximumBytesInFlight = 4 * 1024 * 1024
     }
 
+    /// Sent by the server at the end of the shutdown grace period.
+    struct AbortForShutdown: Sendable {}
+
     private let configuration: Configuration
     private let provider: any DICOMServiceProvider
-    private let threadPool: NIOThreadPool
+    let threadPool: NIOThreadPool
     private var logger: Logger
-    private let associationID: UInt64
 
-    private var machine = AssociationStateMachine()
-    private var assembler = DIMSEMessageAssembler()
-    private var association: AssociationContext?
-    private var peerMaximumPDULength: UInt32 = 0
-    private var reception: Reception?
-    private var releaseRequested = false
-    private var released = false
-    private var ended = false
+    private var machine: AcceptorStateMachine
+    private var context: ChannelHandlerContext!
     private var artim: Scheduled<Void>?
+
+    /// The C-STORE data set being written to its receiver.
+    private var reception: StoreReception?
+    /// Running query/retrieve operations, and C-GET sub-operations awaiting their C-STORE-RSP.
+    private var operations: [UInt16: any QueryRetrieveOperation] = [:]
+    private var subOperations: [UInt16: EventLoopPromise<CStoreRSP>] = [:]
+    /// The future of the last PDU written (responses wait on it for flow control).
+    private var lastWrite: EventLoopFuture<Void>?
 
     /// Reading is paused (backpressure); PDUs already decoded wait in `queued`.
     private var paused = false
     private var readPending = false
     private var queued = CircularBuffer<PDU>()
 
-    private var context: ChannelHandlerContext!
-
-    /// A query/retrieve identifier being received, then the running operations by message ID.
-    private var identifierReception: IdentifierReception?
-    private var operations: [UInt16: any QueryRetrieveOperation] = [:]
-    /// C-GET sub-operations waiting for their C-STORE-RSP, by our message ID.
-    private var subOperations: [UInt16: EventLoopPromise<CStoreRSP>] = [:]
-    private var nextSubOperationMessageID: UInt16 = 1
-    /// The future of the last PDU written (responses wait on it for flow control).
-    private var lastWrite: EventLoopFuture<Void>?
-
-    private struct IdentifierReception {
-        var command: QueryRetrieveRequest.Command
-        var contextID: UInt8
-        var transferSyntax: String
-        var buffer: ByteBuffer
-        /// Set when the request cannot be served: answered with this failure once the identifier is read.
-        var refusal: (DIMSEStatus, String)?
-    }
-
-    /// Identifiers are a few keys; anything larger is refused rather than buffered.
-    static let maximumIdentifierLength = 1024 * 1024
-
-    /// One C-STORE data set being received.
-    private final class Reception {
-        let receiver: any StoreReceiver
-        let request: CStoreRQ
-        let contextID: UInt8
-        var buffer: ByteBuffer
-        var writes: EventLoopFuture<Void>
-        var bytesInFlight = 0
-
-        init(receiver: any StoreReceiver, request: CStoreRQ, contextID: UInt8, buffer: ByteBuffer,
-             writes: EventLoopFuture<Void>) {
-            self.receiver = receiver
-            self.request = request
-            self.contextID = contextID
-            self.buffer = buffer
-            self.writes = writes
-        }
-    }
-
     init(configuration: Configuration, provider: any DICOMServiceProvider, threadPool: NIOThreadPool,
          associationID: UInt64, logger: Logger) {
         self.configuration = configuration
         self.provider = provider
         self.threadPool = threadPool
-        self.associationID = associationID
         self.logger = logger
+        self.machine = AcceptorStateMachine(configuration: .init(maximumPDULength: configuration.maximumPDULength),
+                                            associationID: associationID)
     }
 
     // MARK: Channel events
@@ -111,11 +74,15 @@ final class AssociationHandler: ChannelDuplexHandler {
         context.fireChannelActive()
     }
 
-    private var isConnected = false
     private func connected() {
-        guard !isConnected else { return }
-        isConnected = true
-        run(machine.handle(.transportConnectIndication))  // Evt5
+        run(machine.connected(peer: peer))  // Evt5
+    }
+
+    /// "address:port" of the peer, for the provider and the logs.
+    private var peer: String {
+        context.channel.remoteAddress.map { address in
+            address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
+        } ?? "unknown"
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -123,53 +90,34 @@ final class AssociationHandler: ChannelDuplexHandler {
         if paused {
             queued.append(pdu)
         } else {
-            run(machine.handle(.pduReceived(pdu)))
+            run(machine.pduReceived(pdu))
         }
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         if let error = error as? PDUDecodingError {
             logger.warning("invalid PDU, aborting the association", metadata: ["error": "\(error)"])
-            run(machine.handle(.invalidPDUReceived(error)))  // Evt19
+            run(machine.invalidPDUReceived(error))  // Evt19
         } else {
             logger.warning("connection error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
         }
     }
 
-    /// Sent by the server at the end of the shutdown grace period.
-    struct AbortForShutdown: Sendable {}
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if event is AbortForShutdown {
             logger.notice("shutting down: aborting the association")
-            abandonReception()
-            if machine.isEstablished {
-                run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
-            }
-            context.close(promise: nil)
-            return
-        }
-        guard let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read else {
-            context.fireUserInboundEventTriggered(event)
-            return
-        }
-        // Silence while we are the ones working (writing, fsyncing) is not the peer's idleness.
-        guard reception == nil, !paused, operations.isEmpty, subOperations.isEmpty else { return }
-        if machine.isEstablished {
-            logger.notice("idle timeout, aborting the association")
-            run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceUser, reason: .notSpecified))))
+            run(machine.shutdownRequested())
+        } else if let idle = event as? IdleStateHandler.IdleStateEvent, idle == .read {
+            if !paused { run(machine.readTimeoutFired()) }  // paused: we are the ones busy
         } else {
-            // No association yet (or one being torn down): the silence counts as ARTIM expiry.
-            logger.notice("idle timeout before the association was established, closing")
-            run(machine.handle(.artimExpired))  // Evt18
+            context.fireUserInboundEventTriggered(event)
         }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         artim?.cancel()
-        run(machine.handle(.transportClosed))  // Evt17
-        end(reason: released ? .released : .aborted("connection closed"))
+        run(machine.connectionClosed())  // Evt17
         context.fireChannelInactive()
     }
 
@@ -183,315 +131,151 @@ final class AssociationHandler: ChannelDuplexHandler {
 
     // MARK: Actions
 
-    private func run(_ actions: [AssociationAction]) {
+    private func run(_ actions: [AcceptorStateMachine.Action]) {
         var needsFlush = false
         for action in actions {
             switch action {
-            case .send(let pdu):
-                if case .releaseRP = pdu { released = true }
+            case .write(let pdu):
                 lastWrite = context.write(wrapOutboundOut(pdu))
                 needsFlush = true
-            case .closeTransport:
+            case .close:
                 if needsFlush { context.flush(); needsFlush = false }
                 context.close(promise: nil)
-            case .startARTIM:
+            case .startTimer(.artim):
                 artim?.cancel()
-                let timeout = configuration.artimTimeout
-                artim = context.eventLoop.assumeIsolated().scheduleTask(in: timeout) { [self] in
+                artim = context.eventLoop.assumeIsolated().scheduleTask(in: configuration.artimTimeout) { [self] in
                     logger.notice("ARTIM timer expired")
-                    run(machine.handle(.artimExpired))  // Evt18
+                    run(machine.timerFired(.artim))  // Evt18
                 }
-            case .stopARTIM:
+            case .cancelTimer(.artim):
                 artim?.cancel()
                 artim = nil
-            case .indicateAssociateRQ(let request):
-                associateRequested(request)
-            case .indicatePData(let pData):
-                for value in pData.values { received(value) }
-            case .indicateReleaseRQ:
-                releaseRequested = true
-                releaseIfIdle()
-            case .indicateAbort(let indication):
+            case .decideAssociation(let request):
+                decide(request)
+            case .verify(let request, let contextID, let association):
+                let status = provider.verify(association)
+                run(machine.respond(.cEchoRSP(CEchoRSP(respondingTo: request, status: status)), contextID: contextID))
+            case .beginStore(let request, let transferSyntax, let association):
+                startReception(provider.beginStore(request, transferSyntax: transferSyntax, association: association))
+            case .refuseStore(_, let refusal):
+                startReception(RefusingStoreReceiver(StoreOutcome(status: refusal.status,
+                                                                  errorComment: refusal.errorComment)))
+            case .storeData(let bytes, let isLast):
+                received(bytes, isLast: isLast)
+            case .abandonStore:
                 abandonReception()
-                logger.info("association aborted", metadata: ["reason": "\(indication)"])
-                end(reason: .aborted("\(indication)"))
+            case .beginQueryRetrieve(let request, let association):
+                let responder = QueryRetrieveResponder(eventLoop: context.eventLoop, handler: self, request: request,
+                                                       association: association,
+                                                       peerMaximumPDULength: machine.peerMaximumPDULength)
+                operations[request.messageID] = provider.beginQueryRetrieve(request, association: association,
+                                                                            responder: responder)
+            case .cancelOperation(let messageID):
+                operations[messageID]?.cancel()
+            case .operationEnded(let messageID):
+                operations[messageID] = nil
+            case .subOperationAnswered(let messageID, let response):
+                subOperations.removeValue(forKey: messageID)?.succeed(response)
+            case .subOperationFailed(let messageID, let reason):
+                subOperations.removeValue(forKey: messageID)?.fail(
+                    DICOMNetworkError(code: .associationNotEstablished, message: reason))
+            case .protocolError(let message):
+                logger.warning("DIMSE protocol error, aborting the association", metadata: ["error": "\(message)"])
             case .eventNotAllowed(let event, let state):
                 logger.debug("event not allowed", metadata: ["event": "\(event)", "state": "\(state)"])
-            case .openTransport, .indicateAssociateAC, .indicateAssociateRJ, .indicateReleaseConfirmed:
-                break  // requestor-side actions
+            case .associationEnded(let association, let reason):
+                ended(association, reason: reason)
             }
         }
         if needsFlush { context.flush() }
     }
 
-    private func associateRequested(_ request: AssociateRQ) {
-        let peer = context.channel.remoteAddress.map { address in
-            address.ipAddress.map { "\($0):\(address.port ?? 0)" } ?? "\(address)"
-        } ?? "unknown"
+    private func decide(_ request: AssociateRQ) {
         logger[metadataKey: "calling_ae"] = "\(request.callingAETitle)"
+        let peer = self.peer
         switch provider.associationRequested(request, peer: peer) {
         case .reject(let rejection):
             logger.notice("association rejected", metadata: [
                 "called_ae": "\(request.calledAETitle)", "reason": "\(rejection.reason)",
             ])
-            run(machine.handle(.associateRJPrimitive(rejection)))  // Evt8
+            run(machine.associationRejected(rejection))  // Evt8
         case .accept(let contexts, let roles):
-            peerMaximumPDULength = request.userInformation.maximumLength
-            var accepted: [UInt8: (abstractSyntax: String, transferSyntax: String)] = [:]
-            for result in contexts where result.result == .acceptance {
-                if let proposal = request.presentationContexts.first(where: { $0.id == result.id }) {
-                    accepted[result.id] = (proposal.abstractSyntax, result.transferSyntax)
-                }
-            }
-            association = AssociationContext(
-                callingAETitle: request.callingAETitle, calledAETitle: request.calledAETitle,
-                peer: peer, acceptedContexts: accepted, id: associationID)
-            var userInformation = UserInformation()
-            userInformation.maximumLength = configuration.maximumPDULength
-            userInformation.implementationClassUID = Implementation.classUID
-            userInformation.implementationVersionName = Implementation.versionName
-            userInformation.roleSelections = roles
-            if request.userInformation.asynchronousOperationsWindow != nil {
-                // One operation at a time: each response follows its instance being durable.
-                userInformation.asynchronousOperationsWindow = AsynchronousOperationsWindow(
-                    maximumOperationsInvoked: 1, maximumOperationsPerformed: 1)
-            }
-            let acceptance = AssociateAC(
-                calledAETitle: request.calledAETitle, callingAETitle: request.callingAETitle,
-                presentationContexts: contexts, userInformation: userInformation)
             logger.info("association accepted", metadata: [
-                "peer": "\(peer)", "contexts": "\(accepted.count)/\(request.presentationContexts.count)",
+                "peer": "\(peer)",
+                "contexts": "\(contexts.filter { $0.result == .acceptance }.count)/\(request.presentationContexts.count)",
             ])
-            run(machine.handle(.associateACPrimitive(acceptance)))  // Evt7
+            run(machine.associationAccepted(contexts, roleSelections: roles))  // Evt7
         }
     }
 
-    // MARK: DIMSE
-
-    private func received(_ value: PresentationDataValue) {
-        let events: [DIMSEAssemblyEvent]
-        do {
-            events = try assembler.receive(value)
-        } catch {
-            protocolError("\(error)")
-            return
+    private func ended(_ association: AssociationContext, reason: AssociationEndReason) {
+        let running = operations.values
+        operations = [:]
+        for operation in running { operation.cancel() }
+        let waiting = subOperations.values
+        subOperations = [:]
+        for promise in waiting {
+            promise.fail(DICOMNetworkError(code: .aborted, message: "the association ended: \(reason)"))
         }
-        for event in events {
-            switch event {
-            case .command(let contextID, let commandSet):
-                commandReceived(commandSet, contextID: contextID)
-            case .dataFragment(let contextID, let bytes, let isLast):
-                dataReceived(bytes, contextID: contextID, isLast: isLast)
-            }
+        if case .aborted(let why) = reason {
+            logger.info("association aborted", metadata: ["reason": "\(why)"])
         }
+        provider.associationEnded(association, reason: reason)
     }
 
-    private func commandReceived(_ commandSet: CommandSet, contextID: UInt8) {
-        guard let association, let presentation = association.acceptedContexts[contextID] else {
-            protocolError("command on presentation context \(contextID), which was not accepted")
-            return
-        }
-        let message: DIMSEMessage
-        do {
-            message = try DIMSEMessage(commandSet: commandSet)
-        } catch {
-            protocolError("\(error)")
-            return
-        }
-        switch message {
-        case .cEchoRQ(let request):
-            let status = provider.verify(association)
-            send(.cEchoRSP(CEchoRSP(messageIDBeingRespondedTo: request.messageID,
-                                    affectedSOPClassUID: request.affectedSOPClassUID, status: status)),
-                 contextID: contextID)
-        case .cStoreRQ(let request):
-            let receiver: any StoreReceiver
-            if request.affectedSOPClassUID != presentation.abstractSyntax {
-                receiver = RefusingStoreReceiver(StoreOutcome(
-                    status: .sopClassNotSupported,
-                    errorComment: "SOP class differs from the presentation context's abstract syntax"))
-            } else {
-                receiver = provider.beginStore(request, transferSyntax: presentation.transferSyntax,
-                                               association: association)
-            }
-            guard commandSet.hasDataSet else {
-                // A C-STORE-RQ must carry a data set (PS3.7 §9.3.1.1).
-                receiver.abandon()
-                send(.cStoreRSP(CStoreRSP(respondingTo: request, status: .cannotUnderstand)), contextID: contextID)
-                return
-            }
-            reception = Reception(
-                receiver: receiver, request: request, contextID: contextID,
-                buffer: context.channel.allocator.buffer(capacity: configuration.writeChunkSize),
-                writes: context.eventLoop.makeSucceededVoidFuture())
-        case .cFindRQ(let request):
-            beginIdentifier(.find(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
-                            contextID: contextID, presentation: presentation)
-        case .cMoveRQ(let request):
-            beginIdentifier(.move(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
-                            contextID: contextID, presentation: presentation)
-        case .cGetRQ(let request):
-            beginIdentifier(.get(request), sopClass: request.affectedSOPClassUID, hasDataSet: commandSet.hasDataSet,
-                            contextID: contextID, presentation: presentation)
-        case .cCancelRQ(let request):
-            // PS3.7 §9.3.2.3: a C-CANCEL for an operation already finished is ignored.
-            operations[request.messageIDBeingRespondedTo]?.cancel()
-        case .cStoreRSP(let response):
-            guard let promise = subOperations.removeValue(forKey: response.messageIDBeingRespondedTo) else {
-                protocolError("C-STORE-RSP for message \(response.messageIDBeingRespondedTo), which is not outstanding")
-                return
-            }
-            promise.succeed(response)
-        default:
-            protocolError("DIMSE message \(commandSet.commandField.map { String($0, radix: 16) } ?? "?") "
-                          + "not expected on this association")
-        }
-    }
+    // MARK: Query/retrieve (from the responder, on the event loop)
 
-    // MARK: Query/retrieve
-
-    private func beginIdentifier(_ command: QueryRetrieveRequest.Command, sopClass: String, hasDataSet: Bool,
-                                 contextID: UInt8, presentation: (abstractSyntax: String, transferSyntax: String)) {
-        var reception = IdentifierReception(
-            command: command, contextID: contextID, transferSyntax: presentation.transferSyntax,
-            buffer: context.channel.allocator.buffer(capacity: 1024))
-        if sopClass != presentation.abstractSyntax {
-            reception.refusal = (.sopClassNotSupported, "SOP class differs from the presentation context's abstract syntax")
-        }
-        guard hasDataSet else {
-            // PS3.7 §9.3.2.1: the identifier is mandatory.
-            reception.refusal = (.cannotUnderstand, "request without an identifier")
-            identifierComplete(reception)
-            return
-        }
-        identifierReception = reception
-    }
-
-    private func identifierComplete(_ reception: IdentifierReception) {
-        let request = QueryRetrieveRequest(command: reception.command, contextID: reception.contextID,
-                                           transferSyntax: reception.transferSyntax, identifier: reception.buffer)
-        guard let association else { return }
-        let responder = QueryRetrieveResponder(eventLoop: context.eventLoop, handler: self, request: request,
-                                               association: association)
-        operations[request.messageID] = NoOperation()
-        if let (status, comment) = reception.refusal {
-            responder.respond(QueryRetrieveResponder.message(for: request, status: status, errorComment: comment))
-            return
-        }
-        let operation = provider.beginQueryRetrieve(request, association: association, responder: responder)
-        // The operation may already have answered its final response.
-        if operations[request.messageID] != nil { operations[request.messageID] = operation }
-    }
-
-    /// Writes a response of a running operation; a final one ends it.
+    /// Writes a response of a running operation; a final one ends it. Completes once written.
     func respond(_ message: DIMSEMessage, identifier: ByteBuffer?, messageID: UInt16,
                  contextID: UInt8) -> EventLoopFuture<Void> {
-        guard operations[messageID] != nil, machine.canSendData else { return context.eventLoop.makeSucceededVoidFuture() }
-        let status: DIMSEStatus? = switch message {
-        case .cFindRSP(let rsp): rsp.status
-        case .cMoveRSP(let rsp): rsp.fields.status
-        case .cGetRSP(let rsp): rsp.fields.status
-        default: nil
-        }
         lastWrite = nil
-        send(message, contextID: contextID)
-        if let identifier {
-            for pData in PDataTF.fragments(of: identifier, contextID: contextID, isCommand: false,
-                                           maximumPDULength: peerMaximumPDULength) {
-                run(machine.handle(.pDataRequestPrimitive(pData)))
-            }
-        }
-        let written = lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
-        if let status, status.kind != .pending {
-            operations[messageID] = nil
-            releaseIfIdle()
-        }
-        return written
+        run(machine.respond(message, identifier: identifier, messageID: messageID, contextID: contextID))
+        return lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
     }
 
-    /// C-GET: one C-STORE sub-operation on this association; completes with the C-STORE-RSP.
-    func storeSubOperation(_ file: Part10DataSetFile, contextID: UInt8,
-                           originatorMessageID: UInt16) -> EventLoopFuture<CStoreRSP> {
-        let eventLoop = context.eventLoop
-        guard machine.canSendData, !ended else {
-            return eventLoop.makeFailedFuture(DICOMClientError(code: .connectionClosed, message: "the association ended"))
-        }
-        let messageID = nextSubOperationMessageID
-        nextSubOperationMessageID &+= 1
-        if nextSubOperationMessageID == 0 { nextSubOperationMessageID = 1 }
-        let promise = eventLoop.makePromise(of: CStoreRSP.self)
+    /// C-GET: sends the C-STORE-RQ of a sub-operation; its data set follows by ``subOperationData``.
+    /// Returns its Message ID and the future of its C-STORE-RSP; nil when the association ended.
+    func beginSubOperation(_ file: Part10DataSetFile, contextID: UInt8)
+        -> (messageID: UInt16, response: EventLoopFuture<CStoreRSP>)?
+    {
+        let (messageID, actions) = machine.subOperationRequested(
+            sopClassUID: file.sopClassUID, sopInstanceUID: file.sopInstanceUID, contextID: contextID)
+        guard let messageID else { return nil }
+        let promise = context.eventLoop.makePromise(of: CStoreRSP.self)
         subOperations[messageID] = promise
-        send(.cStoreRQ(CStoreRQ(messageID: messageID, affectedSOPClassUID: file.sopClassUID,
-                                affectedSOPInstanceUID: file.sopInstanceUID)), contextID: contextID)
-        let fragmentLength = Int(max(peerMaximumPDULength == 0 ? PDataTF.defaultMaximumPDULengthForUnlimited
-                                                                 : peerMaximumPDULength,
-                                     PDataTF.minimumUsablePDULength)) - 6
-        sendDataSet(file, remaining: file.dataSetLength, contextID: contextID,
-                    blockSize: DICOMAssociation.blockSize(fragmentLength: fragmentLength), messageID: messageID)
-        return promise.futureResult
+        run(actions)
+        return (messageID, promise.futureResult)
     }
 
-    /// Streams the data set one block at a time: the next block is read when the previous is written.
-    private func sendDataSet(_ file: Part10DataSetFile, remaining: Int, contextID: UInt8, blockSize: Int,
-                             messageID: UInt16) {
-        let eventLoop = context.eventLoop
-        let count = min(blockSize, remaining)
-        let read: EventLoopFuture<(ByteBuffer, Part10DataSetFile)> = count == 0
-            ? eventLoop.makeSucceededFuture((ByteBuffer(), file))
-            : threadPool.runIfActive(eventLoop: eventLoop) {
-                var source = file
-                let bytes = try source.read(count)
-                return (bytes, source)
-            }
-        read.assumeIsolated().whenComplete { [self] result in
-            guard let promise = subOperations[messageID], machine.canSendData else { return }
-            switch result {
-            case .failure(let error):
-                // A data set cannot be cut short: the only way out is an abort (PS3.7 §9.1.1).
-                subOperations[messageID] = nil
-                promise.fail(error)
-                logger.warning("file read failed during a C-GET sub-operation, aborting", metadata: ["error": "\(error)"])
-                abandonReception()
-                run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceProvider, reason: .notSpecified))))
-                end(reason: .aborted("file read failed: \(error)"))
-            case .success(let (bytes, advanced)):
-                let left = remaining - count
-                lastWrite = nil
-                for pData in PDataTF.fragments(of: bytes, contextID: contextID, isCommand: false,
-                                               maximumPDULength: peerMaximumPDULength) {
-                    var pData = pData
-                    if left > 0 { pData.values[0].isLast = false }
-                    run(machine.handle(.pDataRequestPrimitive(pData)))
-                }
-                guard left > 0 else { return }
-                (lastWrite ?? eventLoop.makeSucceededVoidFuture()).assumeIsolated().whenComplete { [self] _ in
-                    sendDataSet(advanced, remaining: left, contextID: contextID, blockSize: blockSize,
-                                messageID: messageID)
-                }
-            }
+    /// The next block of a sub-operation's data set; completes once written (flow control).
+    func subOperationData(messageID: UInt16, _ bytes: ByteBuffer, isLast: Bool) -> EventLoopFuture<Void> {
+        lastWrite = nil
+        let actions = machine.subOperationData(messageID: messageID, bytes, isLast: isLast)
+        let failed = actions.contains { if case .subOperationFailed(messageID, _) = $0 { true } else { false } }
+        run(actions)
+        if failed {
+            return context.eventLoop.makeFailedFuture(
+                DICOMNetworkError(code: .associationNotEstablished, message: "the association ended"))
         }
+        return lastWrite ?? context.eventLoop.makeSucceededVoidFuture()
     }
 
-    private func dataReceived(_ bytes: ByteBuffer, contextID: UInt8, isLast: Bool) {
-        if var identifier = identifierReception {
-            identifierReception = nil  // (no copy-on-write of the buffer while appending)
-            var bytes = bytes
-            if identifier.buffer.readableBytes + bytes.readableBytes > Self.maximumIdentifierLength {
-                identifier.refusal = (.cannotUnderstand, "identifier larger than \(Self.maximumIdentifierLength) bytes")
-            } else {
-                identifier.buffer.writeBuffer(&bytes)
-            }
-            if isLast {
-                identifierComplete(identifier)
-            } else {
-                identifierReception = identifier
-            }
-            return
-        }
-        guard let reception else {
-            protocolError("data set without a C-STORE-RQ")
-            return
-        }
+    /// A sub-operation's file could not be read: the association is aborted.
+    func subOperationFileFailed(_ error: DICOMNetworkError) {
+        logger.warning("file read failed during a C-GET sub-operation, aborting", metadata: ["error": "\(error)"])
+        run(machine.subOperationFileFailed(error.message))
+    }
+
+    // MARK: C-STORE data set
+
+    private func startReception(_ receiver: any StoreReceiver) {
+        reception = StoreReception(receiver: receiver,
+                                   buffer: context.channel.allocator.buffer(capacity: configuration.writeChunkSize),
+                                   writes: context.eventLoop.makeSucceededVoidFuture())
+    }
+
+    private func received(_ bytes: ByteBuffer, isLast: Bool) {
+        guard let reception else { return }
         var bytes = bytes
         reception.buffer.writeBuffer(&bytes)
         if isLast {
@@ -502,7 +286,7 @@ final class AssociationHandler: ChannelDuplexHandler {
     }
 
     /// Hands the gathered bytes to the receiver, after the previous writes.
-    private func flush(_ reception: Reception) {
+    private func flush(_ reception: StoreReception) {
         guard reception.buffer.readableBytes > 0 else { return }
         let chunk = reception.buffer
         reception.buffer = context.channel.allocator.buffer(capacity: configuration.writeChunkSize)
@@ -520,13 +304,13 @@ final class AssociationHandler: ChannelDuplexHandler {
                 resume()
             }
         }
-        if reception.bytesInFlight > configuration.maximumBytesInFlight { pause() }
+        if reception.bytesInFlight > configuration.maximumBytesInFlight { paused = true }
     }
 
     /// The data set is complete: wait for the receiver to make it durable, then answer.
     /// The last bytes are written in the same thread-pool job (one hop less per instance).
-    private func finish(_ reception: Reception) {
-        pause()
+    private func finish(_ reception: StoreReception) {
+        paused = true
         let eventLoop = context.eventLoop
         let receiver = reception.receiver
         let pool = threadPool
@@ -540,23 +324,17 @@ final class AssociationHandler: ChannelDuplexHandler {
         }
         // Anything after (an abandon on abort) waits for the receiver to be done finishing.
         reception.writes = finished.map { _ in }
-        finished
-            .assumeIsolated()
-            .whenComplete { [self] result in
-                guard self.reception === reception else { return }
-                self.reception = nil
-                let outcome: StoreOutcome
-                switch result {
-                case .success(let value): outcome = value
-                case .failure(let error):
-                    outcome = StoreOutcome(status: .processingFailure, errorComment: "\(error)")
-                }
-                let response = CStoreRSP(respondingTo: reception.request, status: outcome.status,
-                                         errorComment: outcome.errorComment)
-                send(.cStoreRSP(response), contextID: reception.contextID)
-                resume()
-                releaseIfIdle()
+        finished.assumeIsolated().whenComplete { [self] result in
+            guard self.reception === reception else { return }
+            self.reception = nil
+            let outcome: StoreOutcome
+            switch result {
+            case .success(let value): outcome = value
+            case .failure(let error): outcome = StoreOutcome(status: .processingFailure, errorComment: "\(error)")
             }
+            run(machine.storeFinished(outcome))
+            resume()
+        }
     }
 
     private func abandonReception() {
@@ -570,54 +348,13 @@ final class AssociationHandler: ChannelDuplexHandler {
         }
     }
 
-    private func send(_ message: DIMSEMessage, contextID: UInt8) {
-        let encoded = message.commandSet.encoded()
-        for pData in PDataTF.fragments(of: encoded, contextID: contextID, isCommand: true,
-                                       maximumPDULength: peerMaximumPDULength) {
-            run(machine.handle(.pDataRequestPrimitive(pData)))  // Evt9
-        }
-    }
-
-    /// A-RELEASE-RP only once the last response is out (PS3.8 §7.2: no release while busy).
-    private func releaseIfIdle() {
-        guard releaseRequested, reception == nil, identifierReception == nil, operations.isEmpty,
-              subOperations.isEmpty else { return }
-        releaseRequested = false
-        run(machine.handle(.releaseResponsePrimitive))  // Evt14
-    }
-
-    private func protocolError(_ message: String) {
-        logger.warning("DIMSE protocol error, aborting the association", metadata: ["error": "\(message)"])
-        abandonReception()
-        run(machine.handle(.abortRequestPrimitive(AAbort(source: .serviceProvider, reason: .unexpectedPDUParameter))))
-        end(reason: .aborted(message))
-    }
-
-    private func end(reason: AssociationEndReason) {
-        guard !ended else { return }
-        ended = true
-        let running = operations.values
-        operations = [:]
-        for operation in running { operation.cancel() }
-        let waiting = subOperations.values
-        subOperations = [:]
-        for promise in waiting {
-            promise.fail(DICOMClientError(code: .aborted, message: "the association ended: \(reason)"))
-        }
-        if let association { provider.associationEnded(association, reason: reason) }
-    }
-
     // MARK: Backpressure
-
-    private func pause() {
-        paused = true
-    }
 
     private func resume() {
         guard paused else { return }
         paused = false
         while !paused, let pdu = queued.popFirst() {
-            run(machine.handle(.pduReceived(pdu)))
+            run(machine.pduReceived(pdu))
         }
         if !paused, readPending {
             readPending = false
@@ -626,9 +363,19 @@ final class AssociationHandler: ChannelDuplexHandler {
     }
 }
 
-/// Holds the place of an operation answered before the provider returned its handle.
-private struct NoOperation: QueryRetrieveOperation {
-    func cancel() {}
+/// One C-STORE data set on its way to the receiver: the bytes gathered for the next write,
+/// the chain of writes on the thread pool, and how many bytes it holds.
+private final class StoreReception {
+    let receiver: any StoreReceiver
+    var buffer: ByteBuffer
+    var writes: EventLoopFuture<Void>
+    var bytesInFlight = 0
+
+    init(receiver: any StoreReceiver, buffer: ByteBuffer, writes: EventLoopFuture<Void>) {
+        self.receiver = receiver
+        self.buffer = buffer
+        self.writes = writes
+    }
 }
 
 /// A receiver that drops the data set and answers a fixed failure.

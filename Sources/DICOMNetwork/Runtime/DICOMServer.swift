@@ -86,35 +86,35 @@ public final class DICOMServer: Sendable {
         return channel.localAddress?.port ?? configuration.port
     }
 
-    /// Waits until the listening socket is closed.
-    public func waitUntilClosed() async throws {
-        let channel = state.withLockedValue { $0.serverChannel }
-        try await channel?.closeFuture.get()
-    }
-
     /// Closes the listening socket: no new association is accepted; open ones go on.
-    public func stopAccepting() {
+    public func stopAccepting() async {
         let serverChannel = state.withLockedValue { $0.serverChannel }
-        serverChannel?.close(promise: nil)
+        try? await serverChannel?.close()
     }
 
     /// Stops accepting, lets open associations finish for up to `gracePeriod`, then aborts
     /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged).
+    /// Returns once every connection is closed.
     public func shutdown(gracePeriod: Duration) async {
-        stopAccepting()
-        let deadline = ContinuousClock.now + gracePeriod
-        while ContinuousClock.now < deadline, activeConnections > 0 {
-            try? await Task.sleep(for: .milliseconds(50))
-        }
-        let remaining = state.withLockedValue { Array($0.connections.values) }
-        if !remaining.isEmpty {
-            logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
-        }
-        for channel in remaining {
-            channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
-        }
-        for channel in remaining {
-            try? await channel.closeFuture.get()
+        await stopAccepting()
+        let open = state.withLockedValue { Array($0.connections.values) }
+        guard !open.isEmpty else { return }
+        let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
+        await withTaskGroup(of: Void.self) { tasks in
+            tasks.addTask { [self] in
+                do {
+                    try await Task.sleep(for: gracePeriod)
+                } catch {
+                    return  // every association ended in time
+                }
+                let remaining = state.withLockedValue { Array($0.connections.values) }
+                logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
+                for channel in remaining {
+                    channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
+                }
+            }
+            try? await allClosed.get()
+            tasks.cancelAll()
         }
     }
 

@@ -45,18 +45,18 @@ public enum AssociationDecision: Sendable {
     case reject(AssociateRJ)
 }
 
-public enum AssociationEndReason: Sendable, Equatable {
+public enum AssociationEndReason: Sendable, Hashable {
     case released
     case aborted(String)
 }
 
 /// An accepted association, as the application sees it.
-public struct AssociationContext: Sendable {
+public struct AssociationContext: Sendable, Hashable {
     public var callingAETitle: String
     public var calledAETitle: String
     public var peer: String
-    /// Accepted presentation contexts by ID: abstract syntax and transfer syntax.
-    public var acceptedContexts: [UInt8: (abstractSyntax: String, transferSyntax: String)]
+    /// Accepted presentation contexts by ID.
+    public var acceptedContexts: [UInt8: PresentationContext]
     /// A number identifying the association in logs.
     public var id: UInt64
 }

@@ -3,8 +3,8 @@ import NIOCore
 import NIOPosix
 
 /// A C-FIND, C-MOVE or C-GET request with its identifier, as the provider receives it.
-public struct QueryRetrieveRequest: Sendable {
-    public enum Command: Sendable {
+public struct QueryRetrieveRequest: Sendable, Hashable {
+    public enum Command: Sendable, Hashable {
         case find(CFindRQ)
         case move(CMoveRQ)
         case get(CGetRQ)
@@ -49,10 +49,16 @@ public final class QueryRetrieveResponder: Sendable {
     /// Accepted contexts of the association (C-GET sends on those with the SCP role).
     public let association: AssociationContext
 
+    let threadPool: NIOThreadPool
+    /// The requestor's Maximum Length: sub-operation data sets are cut for it.
+    let peerMaximumPDULength: UInt32
+
     init(eventLoop: any EventLoop, handler: AssociationHandler, request: QueryRetrieveRequest,
-         association: AssociationContext) {
+         association: AssociationContext, peerMaximumPDULength: UInt32) {
         self.eventLoop = eventLoop
         self.handler = NIOLoopBound(handler, eventLoop: eventLoop)
+        self.threadPool = handler.threadPool
+        self.peerMaximumPDULength = peerMaximumPDULength
         self.request = request
         self.association = association
     }
@@ -87,43 +93,53 @@ public final class QueryRetrieveResponder: Sendable {
 
     /// C-GET: sends the Part-10 file at `path` as a C-STORE sub-operation on this association,
     /// on an accepted context of its SOP class and transfer syntax (no transcoding). The
-    /// provider accepts storage contexts on a query/retrieve association only with the SCP role. Returns
-    /// the requestor's C-STORE-RSP; throws when no context fits or the association ended.
-    public func store(fileAt path: String) async throws(DICOMClientError) -> DICOMAssociation.StoreResult {
-        let file: Part10DataSetFile
-        do {
-            file = try await NIOThreadPool.singleton.runIfActive { try Part10DataSetFile.open(path) }
-        } catch let error as DICOMClientError {
-            throw error
-        } catch {
-            throw DICOMClientError(code: .invalidFile, message: "\(path): \(error)")
-        }
-        let candidates = association.acceptedContexts
-            .filter { $0.value.abstractSyntax == file.sopClassUID && $0.value.transferSyntax == file.transferSyntaxUID }
-            .keys.sorted()
+    /// provider accepts storage contexts on a query/retrieve association only with the SCP role.
+    /// Returns the requestor's C-STORE-RSP; throws when no context fits or the association ended.
+    public func store(fileAt path: String) async throws(DICOMNetworkError) -> CStoreResult {
+        let handler = self.handler
+        let file = try await DataSetSender.open(path, threadPool: threadPool)
+        let candidates = association.acceptedContexts.values
+            .filter { $0.abstractSyntax == file.sopClassUID && $0.transferSyntax == file.transferSyntaxUID }
+            .map(\.id).sorted()
         guard let contextID = candidates.first else {
-            throw DICOMClientError(
+            throw DICOMNetworkError(
                 code: .noAcceptedPresentationContext,
                 message: "no presentation context with the SCP role for \(DICOMAssociation.describe(sopClass: file.sopClassUID)) "
                     + "in \(DICOMAssociation.describe(transferSyntax: file.transferSyntaxUID))")
         }
-        let handler = self.handler
-        let originator = request.messageID
-        let future = eventLoop.flatSubmit {
-            handler.value.storeSubOperation(file, contextID: contextID, originatorMessageID: originator)
+        let started = eventLoop.submit { handler.value.beginSubOperation(file, contextID: contextID) }
+        guard let (messageID, response) = try await Self.value(of: started) else {
+            throw DICOMNetworkError(code: .associationNotEstablished, message: "the association ended")
         }
-        let response: CStoreRSP
+        let fragmentLength = PDataTF.maximumDataFragmentLength(peerMaximumPDULength: peerMaximumPDULength)
         do {
-            response = try await future.get()
-        } catch let error as DICOMClientError {
+            try await DataSetSender.send(file, fragmentLength: fragmentLength, threadPool: threadPool) {
+                (bytes, isLast) async throws(DICOMNetworkError) in
+                try await Self.value(of: eventLoop.flatSubmit {
+                    handler.value.subOperationData(messageID: messageID, bytes, isLast: isLast)
+                })
+            }
+        } catch where error.code == .invalidFile {
+            eventLoop.execute { handler.value.subOperationFileFailed(error) }
             throw error
         } catch {
-            throw DICOMClientError(code: .connectionClosed, message: "\(error)")
+            // The association ended: the response's future says how.
         }
-        return DICOMAssociation.StoreResult(
-            status: response.status, errorComment: response.errorComment, sopClassUID: file.sopClassUID,
+        let rsp = try await Self.value(of: response)
+        return CStoreResult(
+            status: rsp.status, errorComment: rsp.errorComment, sopClassUID: file.sopClassUID,
             sopInstanceUID: file.sopInstanceUID, transferSyntaxUID: file.transferSyntaxUID,
             contextID: contextID, dataSetLength: file.dataSetLength)
+    }
+
+    private static func value<T>(of future: EventLoopFuture<T>) async throws(DICOMNetworkError) -> T {
+        do {
+            return try await future.get()
+        } catch let error as DICOMNetworkError {
+            throw error
+        } catch {
+            throw DICOMNetworkError(code: .connectionClosed, message: "\(error)")
+        }
     }
 }
 

@@ -34,7 +34,7 @@ struct CommunityFind {
             "level": "\(access.level ?? "?")", "keys": "\(access.query)", "results": "\(access.results)",
             "status": "\(status)", "duration_ms": "\(ms(elapsed))", "hub_ms": "\(ms(hubTime))",
         ].merging(comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
-        await proxy.record(access)
+        await proxy.trace(access)
     }
 
     /// Sends the pending responses; returns the final status.

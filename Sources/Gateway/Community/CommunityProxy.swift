@@ -6,12 +6,14 @@ import Logging
 import Metrics
 import NIOConcurrencyHelpers
 import NIOPosix
+import ServiceLifecycle
 import Spool
 
 /// The `[[community]]` search folders (docs/community.md): which contexts a query/retrieve
 /// association gets, and C-FIND, C-MOVE and C-GET answered from the community's DICOMweb
-/// service. Each request runs in its own task; C-CANCEL and the association's end cancel it.
-public final class CommunityProxy: Sendable {
+/// service. As a `Service`, it runs each request as a child task of its own (C-CANCEL and the
+/// association's end cancel it), purges the cache, and closes its HTTP clients at the end.
+public final class CommunityProxy: Service, Sendable {
     /// One search folder: its settings and its DICOMweb clients (searches and retrievals
     /// have their own timeouts).
     struct Folder: Sendable {
@@ -34,6 +36,9 @@ public final class CommunityProxy: Sendable {
     let spool: Spool
     let threadPool: NIOThreadPool
     let logger: Logger
+    /// Requests waiting for ``run()`` to start them.
+    private let requests: AsyncStream<CommunityRequest>
+    private let intake: AsyncStream<CommunityRequest>.Continuation
     /// WADO-RS requests of one retrieval running at once, ahead of the C-STOREs.
     static let parallelFetches = 4
 
@@ -63,11 +68,25 @@ public final class CommunityProxy: Sendable {
         self.spool = spool
         self.threadPool = threadPool
         self.logger = logger
+        (requests, intake) = AsyncStream.makeStream(of: CommunityRequest.self)
     }
 
     public var calledAETitles: Set<String> { Set(folders.keys) }
 
-    public func shutdown() async {
+    /// Runs the requests and the cache housekeeping until a graceful stop (the DICOM listener,
+    /// stopped before, has ended every association and so cancelled every request by then).
+    public func run() async throws {
+        await withGracefulShutdownHandler {
+            await withDiscardingTaskGroup { group in
+                group.addTask { await self.runHousekeeping() }
+                for await request in requests {
+                    group.addTask { await request.run() }
+                }
+                group.cancelAll()
+            }
+        } onGracefulShutdown: { [intake] in
+            intake.finish()
+        }
         for folder in folders.values {
             try? await folder.search.shutdown()
             try? await folder.retrieve.shutdown()
@@ -117,7 +136,8 @@ public final class CommunityProxy: Sendable {
         logger[metadataKey: "association"] = "\(association.id)"
         logger[metadataKey: "calling_ae"] = "\(association.callingAETitle)"
         logger[metadataKey: "community"] = "\(folder.settings.aeTitle)"
-        let task = Task {
+        let cancellation = OperationCancellation()
+        let queued = intake.yield(CommunityRequest(cancellation: cancellation) { [self, logger] in
             switch request.command {
             case .find:
                 await CommunityFind(proxy: self, folder: folder, request: request, association: association,
@@ -126,8 +146,13 @@ public final class CommunityProxy: Sendable {
                 await CommunityRetrieve(proxy: self, folder: folder, request: request, association: association,
                                         responder: responder, logger: logger).run()
             }
+        })
+        guard case .enqueued = queued else {
+            responder.respond(QueryRetrieveResponder.message(for: request, status: .outOfResources,
+                                                             errorComment: "the gateway is stopping"))
+            return FinishedOperation()
         }
-        return TaskOperation(task: task)
+        return cancellation
     }
 
     /// Counts a finished request for `status` and the metrics. The hub is failing when it
@@ -180,13 +205,16 @@ public final class CommunityProxy: Sendable {
     }
 
     /// Writes the trace of a query or retrieval, cancelled or not.
-    func record(_ access: CommunityAccess) async {
+    func trace(_ access: CommunityAccess) async {
         account(access)
         let database = spool.database
         let threadPool = self.threadPool
         do {
-            // A task of its own: the request's may be cancelled (C-CANCEL), the trace must still be written.
-            try await Task { try await threadPool.runIfActive { try database.record(access) } }.value
+            // The request may be cancelled (C-CANCEL): the trace must still be written, so not
+            // the cancellable `runIfActive` but its future, which runs to the end.
+            try await threadPool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+                try database.recordAccess(access)
+            }.get()
         } catch {
             logger.error("community access not recorded", metadata: ["error": "\(error)"])
         }
@@ -209,7 +237,7 @@ public final class CommunityProxy: Sendable {
 
     /// Purges the cache until cancelled: every 10 minutes, or every half `cache_retention`
     /// when that is shorter (at least every second).
-    public func runHousekeeping() async {
+    private func runHousekeeping() async {
         let interval = max(.seconds(1), min(.seconds(600), configuration.spool.cacheRetention / 2))
         while !Task.isCancelled {
             await purgeCache()
@@ -218,11 +246,6 @@ public final class CommunityProxy: Sendable {
     }
 }
 
-/// A request's task, as the runtime cancels it.
-struct TaskOperation: QueryRetrieveOperation {
-    let task: Task<Void, Never>
-    func cancel() { task.cancel() }
-}
 
 extension QueryAttribute {
     /// A QIDO-RS result attribute as text values (numbers as decimals, PN as "A=I=P").

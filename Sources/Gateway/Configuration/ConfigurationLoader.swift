@@ -64,6 +64,9 @@ struct Settings {
 
     private mutating func mergeTop(key: String, value: any TOMLValueConvertible, file: String,
                                    lines: KeyLineIndex) throws(ConfigurationError) {
+        if let reason = ConfigurationSchema.notYetImplemented[key] {
+            throw ConfigurationError(file: file, line: lines.line(section: key, key: nil), message: reason)
+        }
         guard let kind = ConfigurationSchema.sections[key] else {
             throw ConfigurationError(file: file, line: lines.line(section: key, key: nil),
                                      message: "unknown section [\(key)]",

@@ -9,12 +9,13 @@ public struct StatusResponder: Sendable {
     let spool: Spool
     let startedAt: Date
     let activeAssociations: @Sendable () -> Int
-    let listeningPort: Int
+    /// The bound DICOM port (the configured one until bound).
+    let listeningPort: @Sendable () -> Int
     let registry: PrometheusCollectorRegistry?
     let uploader: Uploader?
     let community: CommunityProxy?
 
-    public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: Int,
+    public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: @escaping @Sendable () -> Int,
                 registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
                 activeAssociations: @escaping @Sendable () -> Int) {
         self.uploader = uploader
@@ -97,7 +98,7 @@ public struct StatusResponder: Sendable {
             startedAt: startedAt,
             uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
             listening: ([configuration.dicom.aeTitle] + configuration.communities.map(\.aeTitle)).map {
-                .init(aeTitle: $0, bind: configuration.dicom.bind, port: listeningPort)
+                .init(aeTitle: $0, bind: configuration.dicom.bind, port: listeningPort())
             },
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,

@@ -3,13 +3,16 @@ import Logging
 import NIOCore
 import NIOConcurrencyHelpers
 import NIOPosix
+import ServiceLifecycle
 
 #if canImport(Glibc)
 import Glibc
 #endif
 
 /// The status socket: a Unix stream socket (mode 0660) answering one JSON line per request line.
-public final class StatusServer: Sendable {
+/// As a `Service`, it serves until a graceful stop; a socket that cannot be bound is warned
+/// about and the gateway goes on (storage matters more than the status socket).
+public final class StatusServer: Service, Sendable {
     private let path: String
     private let responder: StatusResponder
     private let threadPool: NIOThreadPool
@@ -23,7 +26,17 @@ public final class StatusServer: Sendable {
         self.logger = logger
     }
 
-    public func start(group: any EventLoopGroup) async throws {
+    public func run() async throws {
+        do {
+            try await start(group: MultiThreadedEventLoopGroup.singleton)
+        } catch {
+            logger.warning("status socket unavailable", metadata: ["path": "\(path)", "error": "\(error)"])
+        }
+        try? await gracefulShutdown()
+        await stop()
+    }
+
+    func start(group: any EventLoopGroup) async throws {
         let responder = self.responder
         let threadPool = self.threadPool
         let bound = try await ServerBootstrap(group: group)
@@ -44,7 +57,7 @@ public final class StatusServer: Sendable {
         channel.withLockedValue { $0 = bound }
     }
 
-    public func stop() async {
+    func stop() async {
         let bound = channel.withLockedValue { $0 }
         try? await bound?.close()
         unlink(path)

@@ -82,7 +82,7 @@ struct DICOMClientFaultTests {
 
     @Test(arguments: ["", "                ", "ABCDEFGHIJKLMNOPQ", "BACK\\SLASH", "CAFÉ"])
     func invalidAETitlesAreRefusedBeforeConnecting(title: String) async throws {
-        let error = await #expect(throws: DICOMClientError.self) {
+        let error = await #expect(throws: DICOMNetworkError.self) {
             _ = try await DICOMClient.connect(
                 host: "127.0.0.1", port: 1, callingAETitle: "CLIENTTEST", calledAETitle: title,
                 presentationContexts: [], group: MultiThreadedEventLoopGroup.singleton, logger: logger)
@@ -92,7 +92,7 @@ struct DICOMClientFaultTests {
 
     @Test func silentPeerTimesOutAndGetsAnAbort() async throws {
         let received = try await withPeer({ _ in [] }) { port in
-            let error = await #expect(throws: DICOMClientError.self) { _ = try await connect(port) }
+            let error = await #expect(throws: DICOMNetworkError.self) { _ = try await connect(port) }
             #expect(error?.code == .timeout)
             #expect(error?.timeout == .association)
         }
@@ -103,7 +103,7 @@ struct DICOMClientFaultTests {
     @Test func peerAbortCarriesTheAbort() async throws {
         let abort = AAbort(source: .serviceProvider, reason: .unrecognizedPDUParameter)
         _ = try await withPeer({ _ in [PDU.abort(abort).encoded()] }) { port in
-            let error = await #expect(throws: DICOMClientError.self) { _ = try await connect(port) }
+            let error = await #expect(throws: DICOMNetworkError.self) { _ = try await connect(port) }
             #expect(error?.code == .aborted)
             #expect(error?.abort == abort)
         }
@@ -111,7 +111,7 @@ struct DICOMClientFaultTests {
 
     @Test func invalidPDUIsAnsweredWithAnAbort() async throws {
         let received = try await withPeer({ _ in [ByteBuffer(bytes: [0x09, 0, 0, 0, 0, 0])] }) { port in
-            let error = await #expect(throws: DICOMClientError.self) { _ = try await connect(port) }
+            let error = await #expect(throws: DICOMNetworkError.self) { _ = try await connect(port) }
             #expect(error?.code == .protocolError)
         }
         #expect(received.last == .abort(AAbort(source: .serviceProvider, reason: .unrecognizedPDU)))
@@ -120,11 +120,11 @@ struct DICOMClientFaultTests {
     @Test func unansweredEchoTimesOut() async throws {
         let received = try await withPeer(Self.acceptAll) { port in
             let association = try await connect(port)
-            let error = await #expect(throws: DICOMClientError.self) { _ = try await association.echo() }
+            let error = await #expect(throws: DICOMNetworkError.self) { _ = try await association.echo() }
             #expect(error?.code == .timeout)
             #expect(error?.timeout == .dimse)
             // The association is over; later calls fail with the same error.
-            let again = await #expect(throws: DICOMClientError.self) { _ = try await association.echo() }
+            let again = await #expect(throws: DICOMNetworkError.self) { _ = try await association.echo() }
             #expect(again?.timeout == .dimse)
         }
         #expect(received.last == .abort(AAbort(source: .serviceUser)))
@@ -162,7 +162,7 @@ struct DICOMClientFaultTests {
             let association = try await connect(port)
             await association.abort()
             #expect(!association.channel.isActive)
-            let error = await #expect(throws: DICOMClientError.self) { _ = try await association.echo() }
+            let error = await #expect(throws: DICOMNetworkError.self) { _ = try await association.echo() }
             #expect(error?.code == .abortedLocally)
         }
         #expect(received.last == .abort(AAbort(source: .serviceUser)))

@@ -103,7 +103,7 @@ struct DICOMClientGatewayTests {
         let (peer, port, _) = try await startGateway(in: directory)
         defer { peer.stop() }
 
-        let error = await #expect(throws: DICOMClientError.self) {
+        let error = await #expect(throws: DICOMNetworkError.self) {
             _ = try await DICOMClient.connect(
                 host: "127.0.0.1", port: port, callingAETitle: "CLIENTTEST", calledAETitle: "NOT_IT",
                 presentationContexts: try DICOMClient.presentationContexts(for: []), timeouts: timeouts,

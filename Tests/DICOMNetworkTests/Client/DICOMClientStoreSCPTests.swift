@@ -47,7 +47,7 @@ struct DICOMClientStoreSCPTests {
         #expect(try await association.echo() == .success)
         try await association.release()
         // After release every operation fails cleanly.
-        await #expect(throws: DICOMClientError.self) { try await association.echo() }
+        await #expect(throws: DICOMNetworkError.self) { try await association.echo() }
     }
 
     @Test func storeArrivesByteIdentical() async throws {
@@ -122,7 +122,7 @@ struct DICOMClientStoreSCPTests {
             host: "127.0.0.1", port: port, callingAETitle: "CLIENTTEST", calledAETitle: "STORESCP",
             presentationContexts: try DICOMClient.presentationContexts(forFiles: [file.path]), timeouts: timeouts,
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let error = await #expect(throws: DICOMClientError.self) { _ = try await association.store(fileAt: file.path) }
+        let error = await #expect(throws: DICOMNetworkError.self) { _ = try await association.store(fileAt: file.path) }
         #expect(error?.code == .aborted || error?.code == .connectionClosed, "\(String(describing: error))")
     }
 
@@ -134,7 +134,7 @@ struct DICOMClientStoreSCPTests {
         let (peer, port) = try await startStoreSCP(output: output, extraArguments: ["--refuse"])
         defer { peer.stop(grace: .seconds(1)) }
 
-        let error = await #expect(throws: DICOMClientError.self) {
+        let error = await #expect(throws: DICOMNetworkError.self) {
             _ = try await DICOMClient.connect(
                 host: "127.0.0.1", port: port, callingAETitle: "CLIENTTEST", calledAETitle: "STORESCP",
                 presentationContexts: try DICOMClient.presentationContexts(for: []), timeouts: timeouts,
@@ -148,7 +148,7 @@ struct DICOMClientStoreSCPTests {
 
     @Test func connectionRefusedIsConnectionFailed() async throws {
         let port = try await ClientTestSupport.freePort()
-        let error = await #expect(throws: DICOMClientError.self) {
+        let error = await #expect(throws: DICOMNetworkError.self) {
             _ = try await DICOMClient.connect(
                 host: "127.0.0.1", port: port, callingAETitle: "CLIENTTEST", calledAETitle: "NOBODY",
                 presentationContexts: try DICOMClient.presentationContexts(for: []), timeouts: timeouts,
@@ -171,7 +171,7 @@ struct DICOMClientStoreSCPTests {
             host: "127.0.0.1", port: port, callingAETitle: "CLIENTTEST", calledAETitle: "STORESCP",
             presentationContexts: try DICOMClient.presentationContexts(for: []), timeouts: timeouts,
             group: MultiThreadedEventLoopGroup.singleton, logger: logger)
-        let error = await #expect(throws: DICOMClientError.self) { _ = try await association.store(fileAt: file.path) }
+        let error = await #expect(throws: DICOMNetworkError.self) { _ = try await association.store(fileAt: file.path) }
         #expect(error?.code == .noAcceptedPresentationContext)
         #expect(error?.message.contains("no accepted presentation context for Secondary Capture Image Storage "
                                         + "(1.2.840.10008.5.1.4.1.1.7) in Explicit VR Little Endian") == true,

@@ -50,7 +50,7 @@ struct PresentationContextsForFilesTests {
         let contexts = try DICOMClient.presentationContexts(for: pairs)
         #expect(contexts.count == 128)
         #expect(contexts.last?.id == 255)
-        let error = #expect(throws: DICOMClientError.self) {
+        let error = #expect(throws: DICOMNetworkError.self) {
             _ = try DICOMClient.presentationContexts(for: pairs + [(sopClass: "1.2.3.999", transferSyntax: Self.explicitLE)])
         }
         #expect(error?.code == .tooManyPresentationContexts)
@@ -61,7 +61,7 @@ struct PresentationContextsForFilesTests {
         defer { try? FileManager.default.removeItem(at: directory) }
         let path = directory.appendingPathComponent("junk.dcm").path
         try Data(repeating: 0x41, count: 300).write(to: URL(fileURLWithPath: path))
-        let error = #expect(throws: DICOMClientError.self) { _ = try DICOMClient.presentationContexts(forFiles: [path]) }
+        let error = #expect(throws: DICOMNetworkError.self) { _ = try DICOMClient.presentationContexts(forFiles: [path]) }
         #expect(error?.code == .invalidFile)
         #expect(error?.message.contains(path) == true)
     }

@@ -12,13 +12,13 @@ struct RequestorHandlerTests {
     struct Pipeline {
         let channel: EmbeddedChannel
         let established: EventLoopPromise<RequestorHandler.Negotiated>
-        let ended: EventLoopPromise<DICOMClientError>
+        let ended: EventLoopPromise<DICOMNetworkError>
     }
 
     func makePipeline() throws -> Pipeline {
         let channel = EmbeddedChannel()
         let established = channel.eventLoop.makePromise(of: RequestorHandler.Negotiated.self)
-        let ended = channel.eventLoop.makePromise(of: DICOMClientError.self)
+        let ended = channel.eventLoop.makePromise(of: DICOMNetworkError.self)
         try channel.pipeline.syncOperations.addHandlers([
             ByteToMessageHandler(PDUDecoder(maximumPDULength: 262144)),
             MessageToByteHandler(PDUEncoder()),
@@ -64,8 +64,8 @@ struct RequestorHandlerTests {
         let ready = channel.eventLoop.makePromise(of: Void.self)
         let readiness = ReadyFlag()
         ready.futureResult.whenComplete { _ in readiness.done = true }
-        try channel.writeOutbound(RequestorHandler.Request.dataSetFragment(
-            ByteBuffer(bytes: [1, 2, 3, 4]), isLast: false, ready: ready))
+        try channel.writeOutbound(RequestorHandler.Request.dataSetBlock(
+            ByteBuffer(bytes: [1, 2, 3, 4]), fragmentLength: 16, isLast: false, ready: ready))
         #expect(try nextPDU(channel) == .pDataTF(PDataTF(values: [
             PresentationDataValue(contextID: 3, isCommand: false, isLast: false, data: ByteBuffer(bytes: [1, 2, 3, 4]))
         ])))
@@ -75,7 +75,8 @@ struct RequestorHandlerTests {
         #expect(readiness.done)
 
         let last = channel.eventLoop.makePromise(of: Void.self)
-        try channel.writeOutbound(RequestorHandler.Request.dataSetFragment(ByteBuffer(bytes: [5, 6]), isLast: true, ready: last))
+        try channel.writeOutbound(RequestorHandler.Request.dataSetBlock(ByteBuffer(bytes: [5, 6]), fragmentLength: 16,
+                                                                        isLast: true, ready: last))
         try last.futureResult.wait()
         _ = try nextPDU(channel)
 
@@ -97,7 +98,7 @@ struct RequestorHandlerTests {
         // A P-DATA-TF longer than our maximum length (262144).
         _ = try? channel.writeInbound(ByteBuffer(bytes: [0x04, 0, 0x00, 0x10, 0x00, 0x00]))
         #expect(try nextPDU(channel) == .abort(AAbort(source: .serviceProvider, reason: .invalidPDUParameterValue)))
-        #expect(throws: DICOMClientError.self) { try response.futureResult.wait() }
+        #expect(throws: DICOMNetworkError.self) { try response.futureResult.wait() }
         // The peer closes: the handler reports why the association ended.
         _ = try? channel.finish()
         #expect(try pipeline.ended.futureResult.wait().code == .protocolError)

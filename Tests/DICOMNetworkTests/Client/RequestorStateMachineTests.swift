@@ -28,7 +28,7 @@ struct RequestorStateMachineTests {
             userInformation: UserInformation(maximumLength: maximumLength))
     }
 
-    static let accepted: [UInt8: DICOMAssociation.PresentationContext] = [
+    static let accepted: [UInt8: PresentationContext] = [
         1: .init(id: 1, abstractSyntax: Fixtures.verification, transferSyntax: Fixtures.implicitLE),
         3: .init(id: 3, abstractSyntax: Fixtures.ctImageStorage, transferSyntax: Fixtures.explicitLE),
     ]
@@ -89,7 +89,7 @@ struct RequestorStateMachineTests {
         let rj = AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.calledAETitleNotRecognized))
         let actions = machine.pduReceived(.associateRJ(rj))
         #expect(actions == [.associateFailed(.rejected(rj)), .close])
-        let error = DICOMClientError.rejected(rj)
+        let error = DICOMNetworkError.rejected(rj)
         #expect(error.code == .associationRejected)
         #expect(error.rejection == rj)
         #expect(error.description.hasPrefix("association rejected permanently by the called AE: called AE title not recognized"))
@@ -106,7 +106,7 @@ struct RequestorStateMachineTests {
          "rejected permanently by the called AE: calling AE title not recognized"),
     ])
     func rejectionDescriptions(reason: AssociateRJ.Reason, result: AssociateRJ.Result, text: String) {
-        #expect(DICOMClientError.rejected(AssociateRJ(result: result, reason: reason)).description.contains(text))
+        #expect(DICOMNetworkError.rejected(AssociateRJ(result: result, reason: reason)).description.contains(text))
     }
 
     @Test func associationTimeoutAbortsThenARTIMCloses() {

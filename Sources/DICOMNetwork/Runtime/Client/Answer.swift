@@ -1,14 +1,14 @@
 import NIOCore
 
-/// A future whose failures are ``DICOMClientError``s.
+/// A future whose failures are ``DICOMNetworkError``s.
 struct Answer<Value: Sendable>: Sendable {
     let future: EventLoopFuture<Value>
 
-    func get() async throws(DICOMClientError) -> Value {
+    func get() async throws(DICOMNetworkError) -> Value {
         do {
             return try await future.get()
         } catch {
-            throw error as? DICOMClientError ?? DICOMClientError(code: .connectionClosed, message: "\(error)")
+            throw error as? DICOMNetworkError ?? DICOMNetworkError(code: .connectionClosed, message: "\(error)")
         }
     }
 }

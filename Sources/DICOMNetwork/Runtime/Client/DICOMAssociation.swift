@@ -8,19 +8,6 @@ import NIOPosix
 /// Operations run one at a time: concurrent calls wait their turn. End it with
 /// ``release()`` (or ``abort()``); an association dropped without either is closed abruptly.
 public actor DICOMAssociation {
-    /// An accepted presentation context.
-    public struct PresentationContext: Sendable, Hashable {
-        public var id: UInt8
-        public var abstractSyntax: String
-        public var transferSyntax: String
-
-        public init(id: UInt8, abstractSyntax: String, transferSyntax: String) {
-            self.id = id
-            self.abstractSyntax = abstractSyntax
-            self.transferSyntax = transferSyntax
-        }
-    }
-
     /// Accepted presentation contexts by ID.
     public nonisolated let acceptedContexts: [UInt8: PresentationContext]
     /// The peer's A-ASSOCIATE-AC (its user information: maximum length, implementation…).
@@ -30,7 +17,7 @@ public actor DICOMAssociation {
 
     nonisolated let channel: any Channel
     /// Completes when the connection is gone, with why the association ended.
-    nonisolated let ended: EventLoopFuture<DICOMClientError>
+    nonisolated let ended: EventLoopFuture<DICOMNetworkError>
     let maximumDataFragmentLength: Int
     let timeouts: DICOMClient.Timeouts
     let threadPool: NIOThreadPool
@@ -41,7 +28,7 @@ public actor DICOMAssociation {
     private var busy = false
     private var waiters: [CheckedContinuation<Void, Never>] = []
 
-    init(channel: any Channel, negotiated: RequestorHandler.Negotiated, ended: EventLoopFuture<DICOMClientError>,
+    init(channel: any Channel, negotiated: RequestorHandler.Negotiated, ended: EventLoopFuture<DICOMNetworkError>,
          callingAETitle: String,
          calledAETitle: String, timeouts: DICOMClient.Timeouts, threadPool: NIOThreadPool, logger: Logger) {
         self.channel = channel
@@ -73,17 +60,17 @@ public actor DICOMAssociation {
     // MARK: Verification
 
     /// C-ECHO (PS3.7 §9.1.5) on the accepted Verification context.
-    public func echo() async throws(DICOMClientError) -> DIMSEStatus {
-        try await exclusively { () async throws(DICOMClientError) -> DIMSEStatus in
+    public func echo() async throws(DICOMNetworkError) -> DIMSEStatus {
+        try await exclusively { () async throws(DICOMNetworkError) -> DIMSEStatus in
             guard let context = acceptedContext(abstractSyntax: CEchoRQ.verificationSOPClassUID) else {
-                throw DICOMClientError(
+                throw DICOMNetworkError(
                     code: .noAcceptedPresentationContext,
                     message: "no accepted presentation context for Verification (\(CEchoRQ.verificationSOPClassUID))")
             }
             let request = CEchoRQ(messageID: takeMessageID())
             let answer = try await perform(.cEchoRQ(request), contextID: context.id).get()
             guard case .cEchoRSP(let response) = answer else {
-                throw DICOMClientError.protocolError("C-ECHO answered by another message")
+                throw DICOMNetworkError.protocolError("C-ECHO answered by another message")
             }
             return response.status
         }
@@ -92,14 +79,14 @@ public actor DICOMAssociation {
     // MARK: Release and abort
 
     /// A-RELEASE (PS3.8 §7.2); a release collision is resolved by the state machine.
-    public func release() async throws(DICOMClientError) {
-        try await exclusively { () async throws(DICOMClientError) -> Void in
+    public func release() async throws(DICOMNetworkError) {
+        try await exclusively { () async throws(DICOMNetworkError) -> Void in
             let promise = channel.eventLoop.makePromise(of: Void.self)
             submit(.release(promise), failing: promise)
             do {
                 try await promise.futureResult.get()
             } catch {
-                throw error as? DICOMClientError ?? .connectionClosed
+                throw error as? DICOMNetworkError ?? .connectionClosed
             }
             logger.debug("association released")
         }
@@ -132,15 +119,9 @@ public actor DICOMAssociation {
     }
 
     /// Sends the next data set fragment and waits until the channel takes more.
-    func sendDataSetBlock(_ bytes: ByteBuffer, fragmentLength: Int, isLast: Bool) async throws(DICOMClientError) {
+    func sendDataSetBlock(_ bytes: ByteBuffer, fragmentLength: Int, isLast: Bool) async throws(DICOMNetworkError) {
         let promise = channel.eventLoop.makePromise(of: Void.self)
         submit(.dataSetBlock(bytes, fragmentLength: fragmentLength, isLast: isLast, ready: promise), failing: promise)
-        try await Answer(future: promise.futureResult).get()
-    }
-
-    func sendDataSetFragment(_ bytes: ByteBuffer, isLast: Bool) async throws(DICOMClientError) {
-        let promise = channel.eventLoop.makePromise(of: Void.self)
-        submit(.dataSetFragment(bytes, isLast: isLast, ready: promise), failing: promise)
         try await Answer(future: promise.futureResult).get()
     }
 
@@ -156,7 +137,7 @@ public actor DICOMAssociation {
     }
 
     /// Runs `body` when no other operation runs (FIFO).
-    func exclusively<T: Sendable>(_ body: () async throws(DICOMClientError) -> T) async throws(DICOMClientError) -> T {
+    func exclusively<T: Sendable>(_ body: () async throws(DICOMNetworkError) -> T) async throws(DICOMNetworkError) -> T {
         if busy {
             await withCheckedContinuation { waiters.append($0) }
         }

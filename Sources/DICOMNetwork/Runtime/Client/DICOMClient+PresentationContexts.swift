@@ -10,7 +10,7 @@ extension DICOMClient {
     /// - odd IDs 1, 3, 5…; more than ``maximumPresentationContexts`` is an error.
     ///
     /// Reads each file's meta information (blocking).
-    public static func presentationContexts(forFiles paths: [String]) throws(DICOMClientError) -> [PresentationContextProposal] {
+    public static func presentationContexts(forFiles paths: [String]) throws(DICOMNetworkError) -> [PresentationContextProposal] {
         var pairs: [(sopClass: String, transferSyntax: String)] = []
         var seen: Set<String> = []
         for path in paths {
@@ -18,7 +18,7 @@ extension DICOMClient {
             guard let sopClass = meta.mediaStorageSOPClassUID, !sopClass.isEmpty,
                   let transferSyntax = meta.transferSyntaxUID, !transferSyntax.isEmpty
             else {
-                throw DICOMClientError(code: .invalidFile, message: "\(path): file meta information lacks "
+                throw DICOMNetworkError(code: .invalidFile, message: "\(path): file meta information lacks "
                                        + "Media Storage SOP Class UID or Transfer Syntax UID")
             }
             if seen.insert(sopClass + "\u{0}" + transferSyntax).inserted {
@@ -32,12 +32,12 @@ extension DICOMClient {
     /// (duplicates kept: the caller dedups).
     public static func presentationContexts(
         for pairs: [(sopClass: String, transferSyntax: String)]
-    ) throws(DICOMClientError) -> [PresentationContextProposal] {
+    ) throws(DICOMNetworkError) -> [PresentationContextProposal] {
         let implicitLE = TransferSyntax.implicitVRLittleEndian.uid
         let explicitLE = TransferSyntax.explicitVRLittleEndian.uid
         let count = pairs.count + 1
         guard count <= maximumPresentationContexts else {
-            throw DICOMClientError(
+            throw DICOMNetworkError(
                 code: .tooManyPresentationContexts,
                 message: "\(pairs.count) distinct (SOP class, transfer syntax) pairs need \(count) presentation "
                     + "contexts with Verification; an association carries at most \(maximumPresentationContexts)")
@@ -56,4 +56,32 @@ extension DICOMClient {
         }
         return proposals
     }
+
+    /// The contexts to propose for sending instances of `sopClasses` in whatever encoding they
+    /// come (a C-MOVE's sub-operations, before the files are at hand): each common transfer
+    /// syntax in a context of its own per SOP class, so that each instance goes as stored —
+    /// uncompressed ones first, and only those when there are too many classes for all.
+    public static func proposals(forSendingSOPClasses sopClasses: Set<String>) -> [PresentationContextProposal] {
+        let classes = sopClasses.sorted()
+        let perClass = classes.count * (uncompressed.count + commonCompressed.count) <= maximumPresentationContexts
+            ? uncompressed + commonCompressed : uncompressed
+        var proposals: [PresentationContextProposal] = []
+        for sopClass in classes {
+            for syntax in perClass where proposals.count < maximumPresentationContexts {
+                proposals.append(PresentationContextProposal(id: UInt8(2 * proposals.count + 1),
+                                                             abstractSyntax: sopClass, transferSyntaxes: [syntax]))
+            }
+        }
+        return proposals
+    }
+
+    private static let uncompressed = [TransferSyntax.explicitVRLittleEndian.uid, TransferSyntax.implicitVRLittleEndian.uid]
+
+    /// The encodings archives commonly hold: JPEG Baseline and Extended, JPEG Lossless SV1,
+    /// JPEG-LS Lossless, JPEG 2000 (lossless and not), RLE, Deflated and Explicit VR Big Endian.
+    private static let commonCompressed = [
+        "1.2.840.10008.1.2.4.50", "1.2.840.10008.1.2.4.51", "1.2.840.10008.1.2.4.70",
+        "1.2.840.10008.1.2.4.80", "1.2.840.10008.1.2.4.90", "1.2.840.10008.1.2.4.91",
+        "1.2.840.10008.1.2.5", TransferSyntax.deflatedExplicitVRLittleEndian.uid, TransferSyntax.explicitVRBigEndian.uid,
+    ]
 }

@@ -32,7 +32,7 @@ public struct DICOMClient: Sendable {
         }
     }
 
-    /// Which wait timed out (``DICOMClientError/timeout``).
+    /// Which wait timed out (``DICOMNetworkError/timeout``).
     public enum TimeoutKind: Sendable, Hashable {
         case connect
         /// A-ASSOCIATE-AC/RJ.
@@ -57,20 +57,20 @@ public struct DICOMClient: Sendable {
 
     /// Connects, proposes `presentationContexts` and waits for the association.
     ///
-    /// Throws ``DICOMClientError``: `.associationRejected` with the peer's ``AssociateRJ``,
+    /// Throws ``DICOMNetworkError``: `.associationRejected` with the peer's ``AssociateRJ``,
     /// `.aborted` with its ``AAbort``, `.timeout`, `.connectionFailed`, `.connectionClosed`.
     public static func connect(
         host: String, port: Int, callingAETitle: String, calledAETitle: String,
         presentationContexts: [PresentationContextProposal], maximumPDULength: UInt32 = 262144,
         timeouts: Timeouts = Timeouts(), group: any EventLoopGroup,
         threadPool: NIOThreadPool = .singleton, logger: Logger
-    ) async throws(DICOMClientError) -> DICOMAssociation {
+    ) async throws(DICOMNetworkError) -> DICOMAssociation {
         for (role, title) in [("calling", callingAETitle), ("called", calledAETitle)] where !isValidAETitle(title) {
-            throw DICOMClientError(code: .invalidAETitle,
+            throw DICOMNetworkError(code: .invalidAETitle,
                                    message: "invalid \(role) AE title \"\(title)\": 1 to 16 printable ASCII characters, no backslash")
         }
         guard presentationContexts.count <= maximumPresentationContexts else {
-            throw DICOMClientError(code: .tooManyPresentationContexts,
+            throw DICOMNetworkError(code: .tooManyPresentationContexts,
                                    message: "\(presentationContexts.count) presentation contexts proposed; "
                                        + "an association carries at most \(maximumPresentationContexts)")
         }
@@ -87,7 +87,7 @@ public struct DICOMClient: Sendable {
         logger[metadataKey: "called_ae"] = "\(calledAETitle)"
         let eventLoop = group.next()
         let established = eventLoop.makePromise(of: RequestorHandler.Negotiated.self)
-        let ended = eventLoop.makePromise(of: DICOMClientError.self)
+        let ended = eventLoop.makePromise(of: DICOMNetworkError.self)
         let handlerLogger = logger
         let bootstrap = ClientBootstrap(group: eventLoop)
             .connectTimeout(timeouts.connect)
@@ -108,10 +108,10 @@ public struct DICOMClient: Sendable {
         do {
             channel = try await bootstrap.connect(host: host, port: port).get()
         } catch {
-            let failure: DICOMClientError = if case ChannelError.connectTimeout = error {
+            let failure: DICOMNetworkError = if case ChannelError.connectTimeout = error {
                 .timedOut(.connect)
             } else {
-                DICOMClientError(code: .connectionFailed, message: "cannot connect to \(host):\(port): \(error)")
+                DICOMNetworkError(code: .connectionFailed, message: "cannot connect to \(host):\(port): \(error)")
             }
             established.fail(failure)
             ended.succeed(failure)
@@ -122,8 +122,8 @@ public struct DICOMClient: Sendable {
             negotiated = try await established.futureResult.get()
         } catch {
             channel.close(promise: nil)
-            throw error as? DICOMClientError
-                ?? DICOMClientError(code: .connectionClosed, message: "association failed: \(error)")
+            throw error as? DICOMNetworkError
+                ?? DICOMNetworkError(code: .connectionClosed, message: "association failed: \(error)")
         }
         logger.debug("association established", metadata: [
             "accepted_contexts": "\(negotiated.acceptedContexts.count)/\(presentationContexts.count)",

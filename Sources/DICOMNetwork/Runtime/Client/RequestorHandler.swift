@@ -17,7 +17,7 @@ final class RequestorHandler: ChannelDuplexHandler {
     /// The outcome of association establishment.
     struct Negotiated: Sendable {
         var associateAC: AssociateAC
-        var acceptedContexts: [UInt8: DICOMAssociation.PresentationContext]
+        var acceptedContexts: [UInt8: PresentationContext]
         /// Largest data set fragment per P-DATA-TF for the peer's maximum length.
         var maximumDataFragmentLength: Int
     }
@@ -25,11 +25,9 @@ final class RequestorHandler: ChannelDuplexHandler {
     enum Request: Sendable {
         /// Send a DIMSE request; `response` gets the response (or the failure).
         case operation(DIMSEMessage, contextID: UInt8, response: EventLoopPromise<DIMSEMessage>)
-        /// The next fragment of the operation's data set; `ready` completes when the next one
-        /// may be sent (channel writable), or fails when the operation failed.
-        case dataSetFragment(ByteBuffer, isLast: Bool, ready: EventLoopPromise<Void>)
-        /// Several fragments at once (a block read from the file cut in `fragmentLength`
-        /// pieces): one hop to the event loop per block rather than per fragment.
+        /// The next block of the operation's data set, cut in `fragmentLength` pieces (one hop
+        /// to the event loop per block rather than per fragment); `ready` completes when the
+        /// next one may be sent (channel writable), or fails when the operation failed.
         case dataSetBlock(ByteBuffer, fragmentLength: Int, isLast: Bool, ready: EventLoopPromise<Void>)
         case release(EventLoopPromise<Void>)
         /// A-ABORT; the channel closes once the peer closed or ARTIM expired.
@@ -42,7 +40,7 @@ final class RequestorHandler: ChannelDuplexHandler {
 
     private var established: EventLoopPromise<Negotiated>?
     /// Completed when the channel goes away, with why the association ended.
-    private let ended: EventLoopPromise<DICOMClientError>
+    private let ended: EventLoopPromise<DICOMNetworkError>
     private var response: EventLoopPromise<DIMSEMessage>?
     private var ready: EventLoopPromise<Void>?
     private var release: EventLoopPromise<Void>?
@@ -53,7 +51,7 @@ final class RequestorHandler: ChannelDuplexHandler {
     private var context: ChannelHandlerContext!
 
     init(request: AssociateRQ, timeouts: DICOMClient.Timeouts, established: EventLoopPromise<Negotiated>,
-         ended: EventLoopPromise<DICOMClientError>, logger: Logger) {
+         ended: EventLoopPromise<DICOMNetworkError>, logger: Logger) {
         self.machine = RequestorStateMachine(request: request)
         self.timeouts = timeouts
         self.established = established
@@ -120,25 +118,14 @@ final class RequestorHandler: ChannelDuplexHandler {
         switch unwrapOutboundIn(data) {
         case .operation(let message, let contextID, let response):
             guard self.response == nil else {
-                response.fail(DICOMClientError.notEstablished("another operation is in progress on this association"))
+                response.fail(DICOMNetworkError.notEstablished("another operation is in progress on this association"))
                 return
             }
             self.response = response
             run(machine.operationRequested(message, contextID: contextID))
-        case .dataSetFragment(let bytes, let isLast, let ready):
-            guard self.response != nil, self.ready == nil else {
-                ready.fail(DICOMClientError.notEstablished("no data set is being sent"))
-                return
-            }
-            self.ready = ready
-            run(machine.dataSetFragment(bytes, isLast: isLast))
-            if let pending = self.ready, context.channel.isWritable {
-                self.ready = nil
-                pending.succeed()
-            }
         case .dataSetBlock(var bytes, let fragmentLength, let isLast, let ready):
             guard self.response != nil, self.ready == nil else {
-                ready.fail(DICOMClientError.notEstablished("no data set is being sent"))
+                ready.fail(DICOMNetworkError.notEstablished("no data set is being sent"))
                 return
             }
             self.ready = ready
@@ -152,7 +139,7 @@ final class RequestorHandler: ChannelDuplexHandler {
             }
         case .release(let promise):
             guard release == nil else {
-                promise.fail(DICOMClientError.notEstablished("the association is being released"))
+                promise.fail(DICOMNetworkError.notEstablished("the association is being released"))
                 return
             }
             release = promise
@@ -181,7 +168,7 @@ final class RequestorHandler: ChannelDuplexHandler {
             case .associateSucceeded(let ac, let accepted):
                 let negotiated = Negotiated(
                     associateAC: ac, acceptedContexts: accepted,
-                    maximumDataFragmentLength: RequestorStateMachine.maximumDataFragmentLength(
+                    maximumDataFragmentLength: PDataTF.maximumDataFragmentLength(
                         peerMaximumPDULength: ac.userInformation.maximumLength))
                 established?.succeed(negotiated)
                 established = nil
@@ -190,7 +177,7 @@ final class RequestorHandler: ChannelDuplexHandler {
                 established?.fail(error)
                 established = nil
             case .operationSucceeded(let message):
-                ready?.fail(DICOMClientError.notEstablished("the operation is complete"))
+                ready?.fail(DICOMNetworkError.notEstablished("the operation is complete"))
                 ready = nil
                 response?.succeed(message)
                 response = nil
@@ -234,8 +221,8 @@ final class RequestorHandler: ChannelDuplexHandler {
     }
 
     /// The channel is gone: nothing pending may wait forever.
-    private func failAll(_ fallback: DICOMClientError) {
-        let error: DICOMClientError
+    private func failAll(_ fallback: DICOMNetworkError) {
+        let error: DICOMNetworkError
         switch machine.state {
         case .failed(let failure): error = failure
         case .closed: error = .released

@@ -31,15 +31,15 @@ struct RequestorStateMachine: Sendable {
         /// (Re)arm the single timer; any previous timer is cancelled.
         case startTimer(Timer)
         case cancelTimer
-        case associateSucceeded(AssociateAC, acceptedContexts: [UInt8: DICOMAssociation.PresentationContext])
-        case associateFailed(DICOMClientError)
+        case associateSucceeded(AssociateAC, acceptedContexts: [UInt8: PresentationContext])
+        case associateFailed(DICOMNetworkError)
         /// The response to the operation in progress.
         case operationSucceeded(DIMSEMessage)
         /// The operation in progress (or the one just requested) failed; its data set, if
         /// being sent, must stop.
-        case operationFailed(DICOMClientError)
+        case operationFailed(DICOMNetworkError)
         case releaseSucceeded
-        case releaseFailed(DICOMClientError)
+        case releaseFailed(DICOMNetworkError)
     }
 
     /// One DIMSE request awaiting its response.
@@ -55,7 +55,7 @@ struct RequestorStateMachine: Sendable {
     }
 
     struct Established: Sendable, Hashable {
-        var acceptedContexts: [UInt8: DICOMAssociation.PresentationContext]
+        var acceptedContexts: [UInt8: PresentationContext]
         var peerMaximumPDULength: UInt32
         var operation: Operation?
     }
@@ -66,7 +66,7 @@ struct RequestorStateMachine: Sendable {
         case established(Established)
         case releasing
         /// The association ended abnormally; later requests fail with this error.
-        case failed(DICOMClientError)
+        case failed(DICOMNetworkError)
         /// Released.
         case closed
     }
@@ -207,17 +207,12 @@ struct RequestorStateMachine: Sendable {
     /// The largest data set fragment one P-DATA-TF may carry for the peer.
     var maximumDataFragmentLength: Int {
         guard case .established(let established) = state else { return 0 }
-        return Self.maximumDataFragmentLength(peerMaximumPDULength: established.peerMaximumPDULength)
-    }
-
-    static func maximumDataFragmentLength(peerMaximumPDULength: UInt32) -> Int {
-        let effective = peerMaximumPDULength == 0 ? PDataTF.defaultMaximumPDULengthForUnlimited : peerMaximumPDULength
-        return Int(max(effective, PDataTF.minimumUsablePDULength)) - 6
+        return PDataTF.maximumDataFragmentLength(peerMaximumPDULength: established.peerMaximumPDULength)
     }
 
     // MARK: Upper Layer actions → runtime actions
 
-    private var unusableError: DICOMClientError {
+    private var unusableError: DICOMNetworkError {
         switch state {
         case .failed(let error): error
         case .closed: .released
@@ -271,10 +266,10 @@ struct RequestorStateMachine: Sendable {
     }
 
     private mutating func associationAccepted(_ ac: AssociateAC) -> [Action] {
-        var accepted: [UInt8: DICOMAssociation.PresentationContext] = [:]
+        var accepted: [UInt8: PresentationContext] = [:]
         for result in ac.presentationContexts where result.result == .acceptance {
             guard let proposal = request.presentationContexts.first(where: { $0.id == result.id }) else { continue }
-            accepted[result.id] = DICOMAssociation.PresentationContext(
+            accepted[result.id] = PresentationContext(
                 id: result.id, abstractSyntax: proposal.abstractSyntax, transferSyntax: result.transferSyntax)
         }
         state = .established(Established(
@@ -348,7 +343,7 @@ struct RequestorStateMachine: Sendable {
         if association.state == .collisionRequestorAwaitingLocalResponse {
             return translate(association.handle(.releaseResponsePrimitive))  // Evt14 → AR-9
         }
-        let error = DICOMClientError.notEstablished("the peer released the association")
+        let error = DICOMNetworkError.notEstablished("the peer released the association")
         let pending = failPending(error)
         state = .failed(error)
         return pending + translate(association.handle(.releaseResponsePrimitive))  // Evt14 → AR-4
@@ -361,17 +356,17 @@ struct RequestorStateMachine: Sendable {
     }
 
     /// Sends an A-ABORT (Evt15) and fails what is pending with `error`.
-    private mutating func abort(with error: DICOMClientError, reason: AAbort.Reason = .notSpecified) -> [Action] {
+    private mutating func abort(with error: DICOMNetworkError, reason: AAbort.Reason = .notSpecified) -> [Action] {
         let source: AAbort.Source = error.code == .protocolError ? .serviceProvider : .serviceUser
         let abortPDU = AAbort(source: source, reason: source == .serviceProvider ? reason : .notSpecified)
-        let error = error.code == .protocolError ? DICOMClientError(
+        let error = error.code == .protocolError ? DICOMNetworkError(
             code: error.code, message: error.message, abort: abortPDU) : error
         let pending = fail(error)
         return translate(association.handle(.abortRequestPrimitive(abortPDU))) + pending  // AA-1
     }
 
     /// Ends the association with `error` (once) and fails the pending request.
-    private mutating func fail(_ error: DICOMClientError) -> [Action] {
+    private mutating func fail(_ error: DICOMNetworkError) -> [Action] {
         switch state {
         case .failed, .closed:
             return []
@@ -382,7 +377,7 @@ struct RequestorStateMachine: Sendable {
         }
     }
 
-    private func failPending(_ error: DICOMClientError) -> [Action] {
+    private func failPending(_ error: DICOMNetworkError) -> [Action] {
         switch state {
         case .idle, .failed, .closed: []
         case .associating: [.associateFailed(error)]

@@ -3,7 +3,7 @@ import DICOMNetwork
 
 /// Who may associate and what they may send: the SCP's acceptance policy (storage, and the
 /// `[[community]]` query/retrieve AE titles). Pure: configuration and an A-ASSOCIATE-RQ in, a decision out.
-public struct StoragePolicy: Sendable {
+public struct AssociationPolicy: Sendable {
     public var calledAETitles: Set<String>
     /// Called AE titles of the community search folders.
     public var queryRetrieveAETitles: Set<String> = []

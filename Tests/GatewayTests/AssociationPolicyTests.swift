@@ -2,8 +2,8 @@ import DICOMNetwork
 import Testing
 @testable import Gateway
 
-@Suite struct StoragePolicyTests {
-    let policy = StoragePolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: ["CT1"], maximumAssociations: 2)
+@Suite struct AssociationPolicyTests {
+    let policy = AssociationPolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: ["CT1"], maximumAssociations: 2)
     let ctImageStorage = "1.2.840.10008.5.1.4.1.1.2"
 
     func request(called: String = "PASSERELLE", calling: String = "CT1",
@@ -44,7 +44,7 @@ import Testing
     @Test func rejectsACallingAETitleOutsideTheAllowList() {
         #expect(rejection(policy.decide(request(calling: "INTRUDER"), activeAssociations: 0))
                 == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.callingAETitleNotRecognized)))
-        let open = StoragePolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: [], maximumAssociations: 2)
+        let open = AssociationPolicy(calledAETitles: ["PASSERELLE"], allowedCallingAETitles: [], maximumAssociations: 2)
         #expect(rejection(open.decide(request(calling: "ANYONE"), activeAssociations: 0)) == nil)
     }
 

@@ -3,22 +3,22 @@
 /// A struct with static codes so new codes never break clients. The association-level
 /// details travel with the error: the peer's ``AssociateRJ`` for a rejection, the
 /// ``AAbort`` for an abort, the ``DICOMClient/TimeoutKind`` for a timeout.
-public struct DICOMClientError: Error, Sendable, Hashable, CustomStringConvertible {
+public struct DICOMNetworkError: Error, Sendable, Hashable, CustomStringConvertible {
     public struct Code: Sendable, Hashable, CustomStringConvertible {
         let name: String
         public var description: String { name }
 
         /// The TCP connection could not be opened (refused, unreachable, name lookup).
         public static let connectionFailed = Code(name: "connectionFailed")
-        /// The called AE answered A-ASSOCIATE-RJ; see ``DICOMClientError/rejection``.
+        /// The called AE answered A-ASSOCIATE-RJ; see ``DICOMNetworkError/rejection``.
         public static let associationRejected = Code(name: "associationRejected")
-        /// The peer sent an A-ABORT; see ``DICOMClientError/abort``.
+        /// The peer sent an A-ABORT; see ``DICOMNetworkError/abort``.
         public static let aborted = Code(name: "aborted")
         /// We aborted because the peer broke the protocol (invalid PDU, unexpected message).
         public static let protocolError = Code(name: "protocolError")
         /// The connection closed without a release or an abort.
         public static let connectionClosed = Code(name: "connectionClosed")
-        /// A timeout expired; see ``DICOMClientError/timeout``. The association was aborted.
+        /// A timeout expired; see ``DICOMNetworkError/timeout``. The association was aborted.
         public static let timeout = Code(name: "timeout")
         /// The association is not (or no longer) established: released, aborted, or lost.
         public static let associationNotEstablished = Code(name: "associationNotEstablished")

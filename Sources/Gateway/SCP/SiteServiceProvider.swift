@@ -4,10 +4,10 @@ import Logging
 import NIOConcurrencyHelpers
 import Spool
 
-/// The site's SCP: applies the `StoragePolicy` to associations, receives C-STORE data sets
+/// The site's SCP: applies the `AssociationPolicy` to associations, receives C-STORE data sets
 /// into the spool and hands query/retrieve requests to the `CommunityProxy`.
-public final class StorageProvider: DICOMServiceProvider {
-    private let policy: NIOLockedValueBox<StoragePolicy>
+public final class SiteServiceProvider: DICOMServiceProvider {
+    private let policy: NIOLockedValueBox<AssociationPolicy>
     private let spool: Spool
     private let logger: Logger
     private let active = NIOLockedValueBox(0)
@@ -18,7 +18,7 @@ public final class StorageProvider: DICOMServiceProvider {
 
     private let community: CommunityProxy?
 
-    public init(policy: StoragePolicy, spool: Spool, logger: Logger, community: CommunityProxy? = nil,
+    public init(policy: AssociationPolicy, spool: Spool, logger: Logger, community: CommunityProxy? = nil,
                 instanceStored: @escaping @Sendable () -> Void = {}) {
         self.instanceStored = instanceStored
         self.community = community
@@ -28,7 +28,7 @@ public final class StorageProvider: DICOMServiceProvider {
     }
 
     /// Replaces the policy for new associations (configuration reload).
-    public func update(policy: StoragePolicy) {
+    public func update(policy: AssociationPolicy) {
         self.policy.withLockedValue { $0 = policy }
     }
 

@@ -14,20 +14,20 @@ struct Part10DataSetFile: Sendable {
     var dataSet: FileByteSource
 
     /// Reads the file meta information (blocking: call off the event loop).
-    static func open(_ path: String) throws(DICOMClientError) -> Part10DataSetFile {
+    static func open(_ path: String) throws(DICOMNetworkError) -> Part10DataSetFile {
         let meta = try readMeta(path)
         guard let sopClassUID = meta.mediaStorageSOPClassUID, !sopClassUID.isEmpty,
               let sopInstanceUID = meta.mediaStorageSOPInstanceUID, !sopInstanceUID.isEmpty,
               let transferSyntaxUID = meta.transferSyntaxUID, !transferSyntaxUID.isEmpty
         else {
-            throw DICOMClientError(code: .invalidFile, message: "\(path): file meta information lacks "
+            throw DICOMNetworkError(code: .invalidFile, message: "\(path): file meta information lacks "
                                    + "Media Storage SOP Class/Instance UID or Transfer Syntax UID")
         }
         let source: FileByteSource
         do {
             source = try FileByteSource(path: path, offset: meta.dataSetOffset, bufferSize: 512)
         } catch {
-            throw DICOMClientError(code: .invalidFile, message: "\(path): \(error)")
+            throw DICOMNetworkError(code: .invalidFile, message: "\(path): \(error)")
         }
         return Part10DataSetFile(
             path: path, sopClassUID: sopClassUID, sopInstanceUID: sopInstanceUID,
@@ -35,21 +35,21 @@ struct Part10DataSetFile: Sendable {
             dataSet: source)
     }
 
-    static func readMeta(_ path: String) throws(DICOMClientError) -> FileMetaInformation {
+    static func readMeta(_ path: String) throws(DICOMNetworkError) -> FileMetaInformation {
         do {
             var source = try FileByteSource(path: path)
             return try Part10.readFileMetaInformation(from: &source)
         } catch {
-            throw DICOMClientError(code: .invalidFile, message: "\(path): not a readable DICOM Part-10 file: \(error)")
+            throw DICOMNetworkError(code: .invalidFile, message: "\(path): not a readable DICOM Part-10 file: \(error)")
         }
     }
 
     /// The next `count` data set bytes (blocking).
-    mutating func read(_ count: Int) throws(DICOMClientError) -> ByteBuffer {
+    mutating func read(_ count: Int) throws(DICOMNetworkError) -> ByteBuffer {
         do {
             return try dataSet.read(count)
         } catch {
-            throw DICOMClientError(code: .invalidFile, message: "\(path): read failed: \(error)")
+            throw DICOMNetworkError(code: .invalidFile, message: "\(path): read failed: \(error)")
         }
     }
 }

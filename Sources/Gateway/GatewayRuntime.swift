@@ -1,0 +1,153 @@
+import DICOMNetwork
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import Prometheus
+import ServiceLifecycle
+import Spool
+
+/// The gateway built from one configuration: the spool opened and recovered, and its
+/// long-running parts as the `Service`s that `passerelled` runs in its `ServiceGroup`
+/// (``services``, in start order; the group stops them in reverse). Reloads go through
+/// ``apply(_:)``; the status socket and systemd read ``statusReport()``.
+public final class GatewayRuntime: Sendable {
+    /// The configuration in force (reloads change part of it).
+    private let running: NIOLockedValueBox<GatewayConfiguration>
+    private let provider: SiteServiceProvider
+    private let uploader: Uploader
+    private let responder: StatusResponder
+    private let listening = ListeningSignal()
+    private let logger: Logger
+    /// In start order.
+    public let services: [any Service]
+
+    /// Opens and recovers the spool and builds every part; nothing listens yet.
+    /// `registry` is the one the daemon bootstrapped swift-metrics with (the status socket
+    /// serves it); `onListening` runs once the DICOM port is bound (systemd READY=1),
+    /// `onStopping` when a graceful stop begins (STOPPING=1); running transfers then get
+    /// `shutdownGracePeriod` before an A-ABORT.
+    public init(configuration: GatewayConfiguration, logger: Logger, registry: PrometheusCollectorRegistry? = nil,
+                shutdownGracePeriod: Duration = .seconds(10),
+                onListening: @escaping @Sendable (Int) -> Void = { _ in },
+                onStopping: @escaping @Sendable () -> Void = {}) throws {
+        let startedAt = Date()
+        let spool: Spool
+        let recovered: (temporary: Int, orphans: Int)
+        do {
+            spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree)
+            recovered = try spool.recover()
+        } catch {
+            throw GatewayError.cannotOpenSpool(path: configuration.spool.path, error)
+        }
+        if recovered.temporary + recovered.orphans > 0 {
+            logger.notice("spool recovered after an interrupted run", metadata: [
+                "temporary_files_removed": "\(recovered.temporary)",
+                "unindexed_files_removed": "\(recovered.orphans)",
+            ])
+        }
+        let dicom = configuration.dicom
+        if dicom.allowedCallingAETitles.isEmpty {
+            logger.warning("dicom.allowed_calling_aets is empty: any calling AE title may store")
+        }
+        let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
+        threadPool.start()
+        let resources = SharedResources(spool: spool, threadPool: threadPool, logger: logger)
+        let community: CommunityProxy?
+        do {
+            community = configuration.communities.isEmpty ? nil
+                : try CommunityProxy(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+        } catch {
+            try? threadPool.syncShutdownGracefully()
+            try? spool.database.close()
+            throw GatewayError.cannotStartCommunity(error)
+        }
+        let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+        let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
+                                           spool: spool, logger: logger, community: community,
+                                           instanceStored: { uploader.instanceArrived() })
+        let listening = self.listening
+        let responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
+                                        listeningPort: { listening.port ?? dicom.port }, registry: registry,
+                                        uploader: uploader, community: community,
+                                        activeAssociations: { provider.activeAssociations })
+        let server = DICOMServer(
+            configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
+                                 idleTimeout: TimeAmount(dicom.idleTimeout)),
+            provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
+        let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
+                                        threadPool: threadPool, logger: logger)
+        let listener = DICOMListener(server: server, configuration: configuration, spool: spool, listening: listening,
+                                     gracePeriod: shutdownGracePeriod, logger: logger, onListening: onListening,
+                                     onStopping: onStopping)
+        // Started in this order, stopped in reverse: the DICOM port first (its running
+        // transfers get their grace period while uploads go on), the shared resources last.
+        var services: [any Service] = [resources, statusServer, UploaderService(uploader: uploader)]
+        if let community { services.append(community) }
+        services.append(listener)
+        self.services = services
+        self.running = NIOLockedValueBox(configuration)
+        self.provider = provider
+        self.uploader = uploader
+        self.responder = responder
+        self.logger = logger
+    }
+
+    /// Returns once the DICOM port accepts associations; nil if it never will.
+    @discardableResult
+    public func waitUntilListening() async -> Int? {
+        await listening.wait()
+    }
+
+    /// The current status (nil before the gateway listens), e.g. for systemd's STATUS= line.
+    public func statusReport() -> StatusReport? {
+        guard listening.port != nil else { return nil }
+        return try? responder.status()
+    }
+
+    /// Applies a reloaded configuration to new associations and to the uploader; running
+    /// associations are untouched, and what needs a restart is named in the log.
+    public func apply(_ configuration: GatewayConfiguration) {
+        let running = self.running.withLockedValue { $0 }
+        let applied = configuration.liveChanges(from: running)
+        let pending = configuration.restartRequiredChanges(from: running)
+        provider.update(policy: Self.policy(configuration.dicom, communities: running.communities))
+        if configuration.upload != running.upload || configuration.destinations != running.destinations {
+            var next = running
+            next.upload = configuration.upload
+            next.destinations = configuration.destinations
+            uploader.apply(next)
+        }
+        self.running.withLockedValue { state in
+            // Keep the running values of what needs a restart, so the next reload compares right.
+            state.dicom.aeTitle = configuration.dicom.aeTitle
+            state.dicom.allowedCallingAETitles = configuration.dicom.allowedCallingAETitles
+            state.dicom.maxAssociations = configuration.dicom.maxAssociations
+            state.upload = configuration.upload
+            state.destinations = configuration.destinations
+        }
+        logger.notice("configuration reloaded", metadata: [
+            "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
+            "needs_restart": "\(pending.isEmpty ? "nothing" : pending.joined(separator: ", "))",
+        ])
+        if configuration.dicom.allowedCallingAETitles.isEmpty && !running.dicom.allowedCallingAETitles.isEmpty {
+            logger.warning("dicom.allowed_calling_aets is now empty: any calling AE title may store")
+        }
+    }
+
+    static func policy(_ dicom: GatewayConfiguration.DICOM, communities: [CommunitySettings]) -> AssociationPolicy {
+        var policy = AssociationPolicy(calledAETitles: [dicom.aeTitle],
+                                       allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
+                                       maximumAssociations: dicom.maxAssociations)
+        policy.queryRetrieveAETitles = Set(communities.map(\.aeTitle))
+        return policy
+    }
+}
+
+extension TimeAmount {
+    init(_ duration: Duration) {
+        let (seconds, attoseconds) = duration.components
+        self = .nanoseconds(seconds * 1_000_000_000 + attoseconds / 1_000_000_000)
+    }
+}

@@ -1,0 +1,122 @@
+import DICOMNetwork
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Spool
+
+/// The site's DICOM port as a `Service`: binds, accepts associations until a graceful stop
+/// is asked, then stops accepting and lets running transfers end within the grace period
+/// (the rest get an A-ABORT: nothing unfinished is ever acknowledged).
+final class DICOMListener: Service, Sendable {
+    private let server: DICOMServer
+    private let configuration: GatewayConfiguration
+    private let spool: Spool
+    private let listening: ListeningSignal
+    /// How long running transfers may continue after a stop is asked.
+    private let gracePeriod: Duration
+    private let logger: Logger
+    private let onListening: @Sendable (Int) -> Void
+    private let onStopping: @Sendable () -> Void
+
+    init(server: DICOMServer, configuration: GatewayConfiguration, spool: Spool, listening: ListeningSignal,
+         gracePeriod: Duration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void, onStopping: @escaping @Sendable () -> Void) {
+        self.server = server
+        self.configuration = configuration
+        self.spool = spool
+        self.listening = listening
+        self.gracePeriod = gracePeriod
+        self.logger = logger
+        self.onListening = onListening
+        self.onStopping = onStopping
+    }
+
+    func run() async throws {
+        let dicom = configuration.dicom
+        let port: Int
+        do {
+            port = try await server.start()
+        } catch {
+            listening.end()
+            throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
+        }
+        let spooled = (try? spool.database.counts().instances) ?? 0
+        logger.info("listening", metadata: [
+            "ae_title": "\(dicom.aeTitle)", "community_ae_titles": "\(configuration.communities.map(\.aeTitle))",
+            "bind": "\(dicom.bind)", "port": "\(port)", "spool": "\(configuration.spool.path)",
+            "spooled_instances": "\(spooled)", "status_socket": "\(configuration.statusSocketPath)",
+        ])
+        onListening(port)
+        listening.bound(port: port)
+        try? await gracefulShutdown()
+        onStopping()
+        logger.info("stopping: no new associations, waiting for running transfers")
+        await server.shutdown(gracePeriod: gracePeriod)
+        listening.end()
+    }
+}
+
+/// Tells who waits for it (the watchdog, systemd's status line, the status socket) once the
+/// DICOM port is bound, and on which port; waiters get nil if it never will be.
+final class ListeningSignal: Sendable {
+    private enum State {
+        case waiting([CheckedContinuation<Int?, Never>])
+        case bound(Int)
+        case ended(Int?)
+    }
+
+    private let state = NIOLockedValueBox(State.waiting([]))
+
+    /// The bound port, nil before (or if it never was).
+    var port: Int? {
+        switch state.withLockedValue({ $0 }) {
+        case .waiting: nil
+        case .bound(let port): port
+        case .ended(let port): port
+        }
+    }
+
+    func bound(port: Int) {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Int?, Never>] in
+            guard case .waiting(let waiters) = state else { return [] }
+            state = .bound(port)
+            return waiters
+        }
+        for waiter in waiters { waiter.resume(returning: port) }
+    }
+
+    /// The listener is gone (stopped, or never bound).
+    func end() {
+        let waiters = state.withLockedValue { state -> [CheckedContinuation<Int?, Never>] in
+            switch state {
+            case .waiting(let waiters):
+                state = .ended(nil)
+                return waiters
+            case .bound(let port):
+                state = .ended(port)
+                return []
+            case .ended:
+                return []
+            }
+        }
+        for waiter in waiters { waiter.resume(returning: nil) }
+    }
+
+    /// Returns the port once bound; nil if the listener ended first.
+    func wait() async -> Int? {
+        await withCheckedContinuation { continuation in
+            let immediate: Int?? = state.withLockedValue { state in
+                switch state {
+                case .waiting(var waiters):
+                    waiters.append(continuation)
+                    state = .waiting(waiters)
+                    return nil
+                case .bound(let port): return .some(port)
+                case .ended(let port): return .some(port)
+                }
+            }
+            if let immediate { continuation.resume(returning: immediate) }
+        }
+    }
+}
