@@ -1,8 +1,10 @@
+import DICOMCore
+
 /// C-ECHO-RQ (PS3.7 §9.3.5.1).
 public struct CEchoRQ: DIMSECommand {
     public static let commandField = CommandField.cEchoRQ
-    /// The Verification SOP Class.
-    public static let verificationSOPClassUID = "1.2.840.10008.1.1"
+    /// The Verification SOP Class (the generated registry's, under the name C-ECHO callers use).
+    public static let verificationSOPClassUID = UIDRegistry.verificationSOPClassUID
 
     public var messageID: UInt16
     public var affectedSOPClassUID: String
