@@ -41,6 +41,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "DICOMQuery",
+            dependencies: [
+                "DICOMCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "DICOMweb",
             dependencies: [
                 "DICOMCore",
@@ -63,7 +70,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "DICOMCore", "DICOMNetwork", "DICOMweb", "Spool",
+                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -121,6 +128,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DICOMQueryTests",
+            dependencies: [
+                "DICOMQuery", "DICOMCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "DICOMwebTests",
             dependencies: [
                 "DICOMweb", "DICOMCore",
@@ -132,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "DICOMCore", "DICOMweb", "Spool",
+                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
             ]

@@ -1,6 +1,7 @@
 import Crypto
 import DICOMCore
 import DICOMNetwork
+import DICOMQuery
 import DICOMweb
 import Foundation
 import Logging
@@ -62,7 +63,7 @@ struct CommunityRetrieve {
                 listed.append(uid)
                 length += uid.utf8.count + 1
             }
-            identifier = IdentifierCodec.encode([QueryAttribute(tag: 0x0008_0058, vr: "UI", values: listed)],
+            identifier = IdentifierCodec.encode([QueryAttribute(tag: .failedSOPInstanceUIDList, vr: "UI", values: listed)],
                                                 requested: .default, transferSyntax: request.transferSyntax)
         }
         responder.respond(QueryRetrieveResponder.message(
