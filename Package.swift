@@ -41,6 +41,13 @@ let package = Package(
             ]
         ),
         .target(
+            name: "DICOMQuery",
+            dependencies: [
+                "DICOMCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "DICOMweb",
             dependencies: [
                 "DICOMCore",
@@ -61,7 +68,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "DICOMCore", "DICOMNetwork", "DICOMweb", "Spool",
+                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -119,6 +126,13 @@ let package = Package(
             ]
         ),
         .testTarget(
+            name: "DICOMQueryTests",
+            dependencies: [
+                "DICOMQuery", "DICOMCore",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
             name: "DICOMwebTests",
             dependencies: [
                 "DICOMweb", "DICOMCore",
@@ -130,7 +144,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMweb", "Spool",
+                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

@@ -40,7 +40,8 @@ CURATED_KEYWORDS = [
     "Modality", "ModalitiesInStudy", "SOPClassesInStudy", "InstitutionName",
     "ReferringPhysicianName", "StudyDescription", "SeriesDescription",
     "ReferencedSOPSequence", "ReferencedSOPClassUID", "ReferencedSOPInstanceUID",
-    "FailedSOPSequence", "FailureReason", "RetrieveURL",
+    "FailedSOPSequence", "FailureReason", "WarningReason", "RetrieveURL",
+    "FailedSOPInstanceUIDList",
     # Patient
     "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
     "UniversalEntityID", "UniversalEntityIDType", "IdentifierTypeCode",
@@ -49,12 +50,23 @@ CURATED_KEYWORDS = [
     "StudyID", "SeriesNumber", "InstanceNumber",
     "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",
     "NumberOfSeriesRelatedInstances", "NumberOfPatientRelatedStudies",
+    "NumberOfPatientRelatedSeries", "NumberOfPatientRelatedInstances",
     # Image pixel
     "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PixelData",
     "FloatPixelData", "DoubleFloatPixelData", "DataSetTrailingPadding",
     # Delimiters, PS3.5 §7.5
     "Item", "ItemDelimitationItem", "SequenceDelimitationItem",
+]
+
+# SOP classes the project refers to by name; each becomes `UIDRegistry.<lowerCamelKeyword>SOPClassUID`.
+CURATED_SOP_CLASSES = [
+    "Verification",  # PS3.4 Annex A
+    # PS3.4 C.6.1 (Patient Root) and C.6.2 (Study Root)
+    "PatientRootQueryRetrieveInformationModelFind", "PatientRootQueryRetrieveInformationModelMove",
+    "PatientRootQueryRetrieveInformationModelGet",
+    "StudyRootQueryRetrieveInformationModelFind", "StudyRootQueryRetrieveInformationModelMove",
+    "StudyRootQueryRetrieveInformationModelGet",
 ]
 
 
@@ -126,9 +138,20 @@ def main():
     write(os.path.join(OUT, "DataDictionary+Generated.swift"), dict_swift)
 
     uid_rows = []
+    uid_by_keyword = {}
     for uid in sorted(ud.UID_dictionary, key=lambda u: [int(p) if p.isdigit() else 0 for p in u.split(".")]):
         name, kind, info, retired, keyword = ud.UID_dictionary[uid][:5]
         uid_rows.append(f"{uid}\t{clean(name)}\t{clean(kind)}\t{clean(keyword)}\t{1 if retired else 0}")
+        if keyword:
+            uid_by_keyword[keyword] = uid
+
+    sop_classes = []
+    for keyword in CURATED_SOP_CLASSES:
+        uid = uid_by_keyword.get(keyword)
+        if uid is None or ud.UID_dictionary[uid][1] != "SOP Class":
+            sys.exit(f"curated SOP class {keyword} not in the UID registry")
+        sop_classes.append(f"    /// {clean(ud.UID_dictionary[uid][0])} — PS3.6 Annex A\n"
+                           f"    public static let {lower_camel(keyword)}SOPClassUID = \"{uid}\"")
 
     def is_storage(uid):
         name, kind = ud.UID_dictionary[uid][0], ud.UID_dictionary[uid][1]
@@ -151,6 +174,7 @@ def main():
         "extension UIDRegistry {\n" + \
         "    /// UID, name, type, keyword, retired (1/0); one UID per line, tab-separated.\n" + \
         "    static let generatedTable = \"\"\"\n" + "\n".join(uid_rows) + "\n\"\"\"\n\n" + \
+        "\n".join(sop_classes) + "\n\n" + \
         f"    /// Every Storage SOP Class of PS3.4 Annex B, retired ones included ({len(storage)}).\n" + \
         "    public static let storageSOPClassUIDs: Set<String> = " + swift_set(storage) + "\n\n" + \
         f"    /// Every transfer syntax of PS3.6 Table A-1 ({len(transfer)}).\n" + \

@@ -30,6 +30,12 @@ public struct Tag: RawRepresentable, Hashable, Comparable, Sendable, CustomStrin
         "(" + Tag.hex(group) + "," + Tag.hex(element) + ")"
     }
 
+    /// "00100010": how the DICOM JSON and XML models (PS3.18 §F.2.1.1, PS3.19 §A.1) and
+    /// QIDO-RS query parameters (PS3.18 §8.3.4.1) name an attribute.
+    public var hexString: String {
+        Tag.hex(group) + Tag.hex(element)
+    }
+
     public static func < (lhs: Tag, rhs: Tag) -> Bool { lhs.rawValue < rhs.rawValue }
 
     static func hex(_ value: UInt16) -> String {

@@ -9,10 +9,8 @@ public struct UIDEntry: Hashable, Sendable {
 }
 
 /// The registry of DICOM unique identifiers, PS3.6 Annex A (generated, see `scripts/gen-dictionary.py`).
+/// Named SOP classes (`verificationSOPClassUID`, the Query/Retrieve classes…) are generated too.
 public enum UIDRegistry {
-    /// Verification SOP Class, PS3.4 Annex A.
-    public static let verificationSOPClassUID = "1.2.840.10008.1.1"
-
     public static func entry(for uid: String) -> UIDEntry? {
         entries[uid]
     }

@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 
 /// A data set as the DICOMweb response bodies carry it: the DICOM JSON Model (PS3.18 §F.2) or
@@ -35,6 +36,12 @@ public struct DICOMModelDataSet: Sendable, Hashable {
     public func items(_ tag: String) -> [DICOMModelDataSet] {
         attributes[tag]?.values.compactMap { if case .item(let item) = $0 { item } else { nil } } ?? []
     }
+
+    // The same by `Tag`, so that tags come from the generated dictionary rather than typed as text.
+    public subscript(tag: Tag) -> DICOMModelAttribute? { attributes[tag.hexString] }
+    public func string(_ tag: Tag) -> String? { string(tag.hexString) }
+    public func uint16(_ tag: Tag) -> UInt16? { uint16(tag.hexString) }
+    public func items(_ tag: Tag) -> [DICOMModelDataSet] { items(tag.hexString) }
 
     public static func trim(_ text: String) -> String {
         var scalars = Substring(text)

@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -61,8 +62,8 @@ public struct QIDOInstancesQuery: Sendable, Hashable {
                                 message: "unreadable QIDO-RS response: \(error.message)")
         }
         return dataSets.compactMap { dataSet in
-            guard let uid = dataSet.string("00080018"), !uid.isEmpty else { return nil }
-            return (uid, dataSet.string("00080016") ?? "")
+            guard let uid = dataSet.string(.sopInstanceUID), !uid.isEmpty else { return nil }
+            return (uid, dataSet.string(.sopClassUID) ?? "")
         }
     }
 }

@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 import NIOCore
 import NIOFoundationCompat
@@ -35,13 +36,6 @@ public struct STOWResponse: Sendable, Hashable {
 
     public init(instances: [Instance]) { self.instances = instances }
 
-    static let referencedSOPSequence = "00081199"
-    static let failedSOPSequence = "00081198"
-    static let referencedSOPClassUID = "00081150"
-    static let referencedSOPInstanceUID = "00081155"
-    static let warningReason = "00081196"
-    static let failureReason = "00081197"
-
     /// Results by SOP Instance UID; an instance in both sequences counts as failed.
     public var results: [String: STOWInstanceResult] {
         var out: [String: STOWInstanceResult] = [:]
@@ -70,16 +64,16 @@ public struct STOWResponse: Sendable, Hashable {
         }
         var instances: [Instance] = []
         for dataSet in dataSets {
-            for item in dataSet.items(referencedSOPSequence) {
-                guard let uid = item.string(referencedSOPInstanceUID) else { continue }
-                instances.append(Instance(sopClassUID: item.string(referencedSOPClassUID), sopInstanceUID: uid,
-                                          result: .stored(warning: item.uint16(warningReason))))
+            for item in dataSet.items(.referencedSOPSequence) {
+                guard let uid = item.string(.referencedSOPInstanceUID) else { continue }
+                instances.append(Instance(sopClassUID: item.string(.referencedSOPClassUID), sopInstanceUID: uid,
+                                          result: .stored(warning: item.uint16(.warningReason))))
             }
-            for item in dataSet.items(failedSOPSequence) {
-                guard let uid = item.string(referencedSOPInstanceUID) else { continue }
+            for item in dataSet.items(.failedSOPSequence) {
+                guard let uid = item.string(.referencedSOPInstanceUID) else { continue }
                 // A failed item without FailureReason: 0x0110 "processing failure" (PS3.4 Annex GG).
-                instances.append(Instance(sopClassUID: item.string(referencedSOPClassUID), sopInstanceUID: uid,
-                                          result: .failed(reason: item.uint16(failureReason) ?? 0x0110)))
+                instances.append(Instance(sopClassUID: item.string(.referencedSOPClassUID), sopInstanceUID: uid,
+                                          result: .failed(reason: item.uint16(.failureReason) ?? 0x0110)))
             }
         }
         return STOWResponse(instances: instances)

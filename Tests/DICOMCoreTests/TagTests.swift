@@ -17,6 +17,12 @@ import Testing
         #expect(Tag.item.description == "(FFFE,E000)")
     }
 
+    @Test func hexStringNamesAttributesAsDICOMwebDoes() {
+        #expect(Tag.studyInstanceUID.hexString == "0020000D")
+        #expect(Tag.patientName.hexString == "00100010")
+        #expect(Tag.item.hexString == "FFFEE000")
+    }
+
     @Test func orderingIsGroupThenElement() {
         #expect(Tag(0x0008, 0xFFFF) < Tag(0x0010, 0x0000))
         #expect(Tag.patientName < Tag.patientID)
@@ -30,6 +36,8 @@ import Testing
         #expect(Tag.queryRetrieveLevel == Tag(0x0008, 0x0052))
         #expect(Tag.transferSyntaxUID == Tag(0x0002, 0x0010))
         #expect(Tag.sequenceDelimitationItem == Tag(0xFFFE, 0xE0DD))
+        #expect(Tag.numberOfPatientRelatedInstances == Tag(0x0020, 0x1204))
+        #expect(Tag.failedSOPInstanceUIDList == Tag(0x0008, 0x0058))
         #expect(Tag(0x0011, 0x0010).isPrivate)
         #expect(!Tag.patientName.isPrivate)
     }

@@ -11,6 +11,14 @@ import Testing
         #expect(UIDRegistry.entry(for: "1.2.3.4") == nil)
     }
 
+    @Test func namedSOPClassesAreGenerated() {
+        #expect(UIDRegistry.verificationSOPClassUID == "1.2.840.10008.1.1")
+        #expect(UIDRegistry.patientRootQueryRetrieveInformationModelFindSOPClassUID == "1.2.840.10008.5.1.4.1.2.1.1")
+        #expect(UIDRegistry.studyRootQueryRetrieveInformationModelGetSOPClassUID == "1.2.840.10008.5.1.4.1.2.2.3")
+        let move = UIDRegistry.entry(for: UIDRegistry.studyRootQueryRetrieveInformationModelMoveSOPClassUID)
+        #expect(move?.keyword == "StudyRootQueryRetrieveInformationModelMove")
+    }
+
     @Test(arguments: [
         "1.2.840.10008.5.1.4.1.1.2",       // CT Image Storage
         "1.2.840.10008.5.1.4.1.1.2.1",     // Enhanced CT Image Storage

@@ -5307,8 +5307,12 @@ extension Tag {
     public static let failedSOPSequence = Tag(0x0008, 0x1198)
     /// Failure Reason — PS3.6
     public static let failureReason = Tag(0x0008, 0x1197)
+    /// Warning Reason — PS3.6
+    public static let warningReason = Tag(0x0008, 0x1196)
     /// Retrieve URL — PS3.6
     public static let retrieveURL = Tag(0x0008, 0x1190)
+    /// Failed SOP Instance UID List — PS3.6
+    public static let failedSOPInstanceUIDList = Tag(0x0008, 0x0058)
     /// Patient's Name — PS3.6
     public static let patientName = Tag(0x0010, 0x0010)
     /// Patient ID — PS3.6
@@ -5343,6 +5347,10 @@ extension Tag {
     public static let numberOfSeriesRelatedInstances = Tag(0x0020, 0x1209)
     /// Number of Patient Related Studies — PS3.6
     public static let numberOfPatientRelatedStudies = Tag(0x0020, 0x1200)
+    /// Number of Patient Related Series — PS3.6
+    public static let numberOfPatientRelatedSeries = Tag(0x0020, 0x1202)
+    /// Number of Patient Related Instances — PS3.6
+    public static let numberOfPatientRelatedInstances = Tag(0x0020, 0x1204)
     /// Samples per Pixel — PS3.6
     public static let samplesPerPixel = Tag(0x0028, 0x0002)
     /// Photometric Interpretation — PS3.6

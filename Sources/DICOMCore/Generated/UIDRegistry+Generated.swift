@@ -487,6 +487,21 @@ extension UIDRegistry {
 1.2.840.10008.15.1.1	Universal Coordinated Time	Synchronization Frame of Reference	UTC	0
 """
 
+    /// Verification SOP Class — PS3.6 Annex A
+    public static let verificationSOPClassUID = "1.2.840.10008.1.1"
+    /// Patient Root Query/Retrieve Information Model - FIND — PS3.6 Annex A
+    public static let patientRootQueryRetrieveInformationModelFindSOPClassUID = "1.2.840.10008.5.1.4.1.2.1.1"
+    /// Patient Root Query/Retrieve Information Model - MOVE — PS3.6 Annex A
+    public static let patientRootQueryRetrieveInformationModelMoveSOPClassUID = "1.2.840.10008.5.1.4.1.2.1.2"
+    /// Patient Root Query/Retrieve Information Model - GET — PS3.6 Annex A
+    public static let patientRootQueryRetrieveInformationModelGetSOPClassUID = "1.2.840.10008.5.1.4.1.2.1.3"
+    /// Study Root Query/Retrieve Information Model - FIND — PS3.6 Annex A
+    public static let studyRootQueryRetrieveInformationModelFindSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.1"
+    /// Study Root Query/Retrieve Information Model - MOVE — PS3.6 Annex A
+    public static let studyRootQueryRetrieveInformationModelMoveSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
+    /// Study Root Query/Retrieve Information Model - GET — PS3.6 Annex A
+    public static let studyRootQueryRetrieveInformationModelGetSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.3"
+
     /// Every Storage SOP Class of PS3.4 Annex B, retired ones included (204).
     public static let storageSOPClassUIDs: Set<String> = [
         "1.2.840.10008.5.1.1.27",

@@ -1,13 +1,13 @@
+import DICOMCore
+
 /// C-ECHO-RQ (PS3.7 §9.3.5.1).
 public struct CEchoRQ: DIMSECommand {
     public static let commandField = CommandField.cEchoRQ
-    /// The Verification SOP Class.
-    public static let verificationSOPClassUID = "1.2.840.10008.1.1"
 
     public var messageID: UInt16
     public var affectedSOPClassUID: String
 
-    public init(messageID: UInt16, affectedSOPClassUID: String = CEchoRQ.verificationSOPClassUID) {
+    public init(messageID: UInt16, affectedSOPClassUID: String = UIDRegistry.verificationSOPClassUID) {
         self.messageID = messageID
         self.affectedSOPClassUID = affectedSOPClassUID
     }

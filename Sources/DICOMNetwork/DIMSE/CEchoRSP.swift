@@ -1,3 +1,5 @@
+import DICOMCore
+
 /// C-ECHO-RSP (PS3.7 §9.3.5.2).
 public struct CEchoRSP: DIMSECommand {
     public static let commandField = CommandField.cEchoRSP
@@ -8,7 +10,7 @@ public struct CEchoRSP: DIMSECommand {
     public var errorComment: String?
 
     public init(
-        messageIDBeingRespondedTo: UInt16, affectedSOPClassUID: String? = CEchoRQ.verificationSOPClassUID,
+        messageIDBeingRespondedTo: UInt16, affectedSOPClassUID: String? = UIDRegistry.verificationSOPClassUID,
         status: DIMSEStatus = .success, errorComment: String? = nil
     ) {
         self.messageIDBeingRespondedTo = messageIDBeingRespondedTo

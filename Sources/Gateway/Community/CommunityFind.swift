@@ -1,5 +1,6 @@
 import DICOMCore
 import DICOMNetwork
+import DICOMQuery
 import DICOMweb
 import Foundation
 import Logging

@@ -1,5 +1,6 @@
 import DICOMCore
 import DICOMNetwork
+import DICOMQuery
 import DICOMweb
 import Foundation
 import Logging
@@ -249,7 +250,7 @@ public final class CommunityProxy: Service, Sendable {
 
 extension QueryAttribute {
     /// A QIDO-RS result attribute as text values (numbers as decimals, PN as "A=I=P").
-    init(tag: UInt32, model attribute: DICOMModelAttribute) {
+    init(tag: Tag, model attribute: DICOMModelAttribute) {
         var values: [String] = []
         var items: [[QueryAttribute]] = []
         for value in attribute.values {
@@ -261,7 +262,7 @@ extension QueryAttribute {
             case .other: values.append("")
             }
         }
-        let vr = attribute.vr ?? DataDictionary.entry(for: Tag(rawValue: tag))?.vr?.rawValue ?? "UN"
+        let vr = attribute.vr ?? DataDictionary.entry(for: tag)?.vr?.rawValue ?? "UN"
         self.init(tag: tag, vr: vr, values: values, items: items)
     }
 
@@ -269,7 +270,7 @@ extension QueryAttribute {
     static func attributes(_ dataSet: DICOMModelDataSet) -> QIDOAttributes {
         var result: QIDOAttributes = [:]
         for (key, attribute) in dataSet.attributes {
-            guard let tag = UInt32(key, radix: 16) else { continue }
+            guard let tag = UInt32(key, radix: 16).map(Tag.init(rawValue:)) else { continue }
             result[tag] = QueryAttribute(tag: tag, model: attribute)
         }
         return result
@@ -277,8 +278,8 @@ extension QueryAttribute {
 
     /// "PatientName=DUR*, StudyDate=2020-" for logs and the access trace (the level apart).
     static func describe(_ attributes: [QueryAttribute]) -> String {
-        attributes.filter { (!$0.values.isEmpty || !$0.items.isEmpty) && $0.tag != 0x0008_0052 }.map { attribute in
-            let name = DataDictionary.entry(for: Tag(rawValue: attribute.tag))?.keyword ?? hex(attribute.tag)
+        attributes.filter { (!$0.values.isEmpty || !$0.items.isEmpty) && $0.tag != .queryRetrieveLevel }.map { attribute in
+            let name = DataDictionary.entry(for: attribute.tag)?.keyword ?? attribute.tag.hexString
             if attribute.vr == "SQ" {
                 return "\(name)=[\(attribute.items.map { describe($0) }.joined(separator: "; "))]"
             }

@@ -1,5 +1,6 @@
 import DICOMCore
 import DICOMNetwork
+import DICOMQuery
 import DICOMweb
 import Foundation
 import Logging
@@ -50,7 +51,7 @@ struct CommunityRetrieve {
         var identifier: ByteBuffer?
         let failed = outcome.tally.failedSOPInstanceUIDList
         if !failed.isEmpty {
-            identifier = IdentifierCodec.encode([QueryAttribute(tag: 0x0008_0058, vr: "UI", values: failed)],
+            identifier = IdentifierCodec.encode([QueryAttribute(tag: .failedSOPInstanceUIDList, vr: "UI", values: failed)],
                                                 requested: .default, transferSyntax: request.transferSyntax)
         }
         responder.respond(QueryRetrieveResponder.message(

@@ -1,3 +1,5 @@
+import DICOMCore
+import DICOMQuery
 import DICOMweb
 import Foundation
 import NIOPosix
@@ -52,11 +54,13 @@ struct RetrievePlanner {
     func plan(_ query: RetrieveQuery) async throws -> Plan {
         var studies = query.studyUIDs
         if query.level == .patient {
-            var parameters: [(name: String, value: String)] = [("00100020", query.patientID ?? "")]
-            if let issuer = query.issuerOfPatientID, !issuer.isEmpty { parameters.append(("00100021", issuer)) }
-            parameters.append(("includefield", "0020000D"))
+            var parameters: [(name: String, value: String)] = [(Tag.patientID.hexString, query.patientID ?? "")]
+            if let issuer = query.issuerOfPatientID, !issuer.isEmpty {
+                parameters.append((Tag.issuerOfPatientID.hexString, issuer))
+            }
+            parameters.append(("includefield", Tag.studyInstanceUID.hexString))
             studies = try await hub.search("studies", parameters: parameters + [("limit", "1000")])
-                .compactMap { $0.string("0020000D") }
+                .compactMap { $0.string(.studyInstanceUID) }
         }
         var plan = Plan()
         switch query.level {
@@ -67,7 +71,7 @@ struct RetrievePlanner {
                 if studies.count == 1 {
                     try await planStudy(studies[0], series: series, into: &plan)
                 } else {
-                    let found = try await search("instances", [("0020000E", series)])
+                    let found = try await search("instances", [(Tag.seriesInstanceUID.hexString, series)])
                     let cached = try await cachedInstances(found.map(\.sopInstance))
                     plan.known += found.map { cached[$0.sopInstance] ?? $0 }
                 }
@@ -79,12 +83,12 @@ struct RetrievePlanner {
             plan.known += wanted.compactMap { cached[$0] }
             for batch in stride(from: 0, to: missing.count, by: 100) {
                 let uids = missing[batch..<min(batch + 100, missing.count)].joined(separator: ",")
-                var filter: [(name: String, value: String)] = [("00080018", uids)]
+                var filter: [(name: String, value: String)] = [(Tag.sopInstanceUID.hexString, uids)]
                 var path = "instances"
                 if studies.count == 1 {
                     path = "studies/\(studies[0])/instances"
                 } else if !studies.isEmpty {
-                    filter.append(("0020000D", studies.joined(separator: ",")))
+                    filter.append((Tag.studyInstanceUID.hexString, studies.joined(separator: ",")))
                 }
                 plan.known += try await search(path, filter)
             }
@@ -102,14 +106,16 @@ struct RetrievePlanner {
             return
         }
         let cached = try await cachedInstances(ofStudy: study)
-        var filter: [(name: String, value: String)] = [("includefield", "0020000E"), ("includefield", "00080016"),
-                                                       ("includefield", "00201209")]
-        if let only { filter.append(("0020000E", only)) }
+        var filter: [(name: String, value: String)] = [("includefield", Tag.seriesInstanceUID.hexString),
+                                                       ("includefield", Tag.sopClassUID.hexString),
+                                                       ("includefield", Tag.numberOfSeriesRelatedInstances.hexString)]
+        if let only { filter.append((Tag.seriesInstanceUID.hexString, only)) }
         for result in try await hub.search("studies/\(study)/series", parameters: filter) {
-            guard let series = result.string("0020000E"), only == nil || series == only else { continue }
+            guard let series = result.string(.seriesInstanceUID), only == nil || series == only else { continue }
             let here = cached.filter { $0.series == series }
             plan.known += here
-            if let sopClass = result.string("00080016"), let count = result.string("00201209").flatMap(Int.init) {
+            if let sopClass = result.string(.sopClassUID),
+               let count = result.string(.numberOfSeriesRelatedInstances).flatMap(Int.init) {
                 if count > here.count {
                     plan.series.append(SeriesPlan(study: study, series: series, sopClass: sopClass,
                                                   expected: count - here.count, cached: Set(here.map(\.sopInstance))))
@@ -191,14 +197,15 @@ struct RetrievePlanner {
     static let instancePage = 1000
 
     static func instanceSearch(_ filter: [QIDOParameter], offset: Int) -> [QIDOParameter] {
-        filter + [("includefield", "0020000D"), ("includefield", "0020000E"), ("includefield", "00080016"),
+        filter + [("includefield", Tag.studyInstanceUID.hexString), ("includefield", Tag.seriesInstanceUID.hexString),
+                  ("includefield", Tag.sopClassUID.hexString),
                   ("limit", "\(instancePage)"), ("offset", "\(offset)")]
     }
 
     static func items(_ results: [DICOMModelDataSet]) -> [Item] {
         results.compactMap { result in
-            guard let study = result.string("0020000D"), let series = result.string("0020000E"),
-                  let sop = result.string("00080018"), let sopClass = result.string("00080016") else { return nil }
+            guard let study = result.string(.studyInstanceUID), let series = result.string(.seriesInstanceUID),
+                  let sop = result.string(.sopInstanceUID), let sopClass = result.string(.sopClassUID) else { return nil }
             return Item(study: study, series: series, sopInstance: sop, sopClass: sopClass)
         }
     }

@@ -12,7 +12,7 @@ struct PresentationContextsForFilesTests {
 
     @Test func verificationAloneForNoFiles() throws {
         #expect(try DICOMClient.presentationContexts(forFiles: []) == [
-            PresentationContextProposal(id: 1, abstractSyntax: CEchoRQ.verificationSOPClassUID, transferSyntaxes: [Self.implicitLE]),
+            PresentationContextProposal(id: 1, abstractSyntax: UIDRegistry.verificationSOPClassUID, transferSyntaxes: [Self.implicitLE]),
         ])
     }
 
@@ -25,7 +25,7 @@ struct PresentationContextsForFilesTests {
                                                       transferSyntax: .implicitVRLittleEndian, pixelBytes: 100)
         let contexts = try DICOMClient.presentationContexts(forFiles: [a.path, b.path, c.path])
         #expect(contexts == [
-            PresentationContextProposal(id: 1, abstractSyntax: CEchoRQ.verificationSOPClassUID, transferSyntaxes: [Self.implicitLE]),
+            PresentationContextProposal(id: 1, abstractSyntax: UIDRegistry.verificationSOPClassUID, transferSyntaxes: [Self.implicitLE]),
             PresentationContextProposal(id: 3, abstractSyntax: ClientTestSupport.secondaryCaptureImageStorage,
                                         transferSyntaxes: [Self.explicitLE, Self.implicitLE]),
             PresentationContextProposal(id: 5, abstractSyntax: ClientTestSupport.secondaryCaptureImageStorage,

@@ -62,10 +62,10 @@ public actor DICOMAssociation {
     /// C-ECHO (PS3.7 §9.1.5) on the accepted Verification context.
     public func echo() async throws(DICOMNetworkError) -> DIMSEStatus {
         try await exclusively { () async throws(DICOMNetworkError) -> DIMSEStatus in
-            guard let context = acceptedContext(abstractSyntax: CEchoRQ.verificationSOPClassUID) else {
+            guard let context = acceptedContext(abstractSyntax: UIDRegistry.verificationSOPClassUID) else {
                 throw DICOMNetworkError(
                     code: .noAcceptedPresentationContext,
-                    message: "no accepted presentation context for Verification (\(CEchoRQ.verificationSOPClassUID))")
+                    message: "no accepted presentation context for Verification (\(UIDRegistry.verificationSOPClassUID))")
             }
             let request = CEchoRQ(messageID: takeMessageID())
             let answer = try await perform(.cEchoRQ(request), contextID: context.id).get()

@@ -42,7 +42,7 @@ extension DICOMClient {
                 message: "\(pairs.count) distinct (SOP class, transfer syntax) pairs need \(count) presentation "
                     + "contexts with Verification; an association carries at most \(maximumPresentationContexts)")
         }
-        var proposals = [PresentationContextProposal(id: 1, abstractSyntax: CEchoRQ.verificationSOPClassUID,
+        var proposals = [PresentationContextProposal(id: 1, abstractSyntax: UIDRegistry.verificationSOPClassUID,
                                                      transferSyntaxes: [implicitLE])]
         for (index, pair) in pairs.enumerated() {
             var transferSyntaxes = [pair.transferSyntax]

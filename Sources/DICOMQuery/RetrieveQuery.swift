@@ -1,3 +1,5 @@
+import DICOMCore
+
 /// A C-MOVE or C-GET identifier (PS3.4 C.4.2.1.4, C.4.3.1.3): which entities to retrieve.
 /// PS3.4 C.4.2.2.1 allows unique keys only; other keys are ignored rather than refused.
 public struct RetrieveQuery: Sendable, Equatable {
@@ -16,21 +18,21 @@ public struct RetrieveQuery: Sendable, Equatable {
         self.model = model
         level = try QueryLevel.read(from: identifier, model: model)
 
-        func values(_ tag: UInt32) throws(QueryError) -> [String] {
+        func values(_ tag: Tag) throws(QueryError) -> [String] {
             let values = (identifier.first { $0.tag == tag }?.values ?? [])
                 .flatMap { $0.split(separator: "\\") }
                 .map(QueryAttribute.trimmed).filter { !$0.isEmpty }
             // Unique keys name entities: no wildcard, no universal matching.
             guard !values.contains(where: QueryMatching.hasWildcard) else {
-                throw QueryError("\(QueryAttribute.display(tag)) has a wildcard, not a unique key", tag: tag)
+                throw QueryError("\(tag) has a wildcard, not a unique key", tag: tag)
             }
             return values
         }
-        let patientIDs = try values(QueryTag.patientID)
-        studyUIDs = try values(QueryTag.studyInstanceUID)
-        seriesUIDs = try values(QueryTag.seriesInstanceUID)
-        sopInstanceUIDs = try values(QueryTag.sopInstanceUID)
-        issuerOfPatientID = identifier.first { $0.tag == QueryTag.issuerOfPatientID }?.trimmedValues.first
+        let patientIDs = try values(Tag.patientID)
+        studyUIDs = try values(Tag.studyInstanceUID)
+        seriesUIDs = try values(Tag.seriesInstanceUID)
+        sopInstanceUIDs = try values(Tag.sopInstanceUID)
+        issuerOfPatientID = identifier.first { $0.tag == Tag.issuerOfPatientID }?.trimmedValues.first
 
         let own = switch level {
         case .patient: patientIDs
@@ -38,10 +40,10 @@ public struct RetrieveQuery: Sendable, Equatable {
         case .series: seriesUIDs
         case .image: sopInstanceUIDs
         }
-        guard !own.isEmpty else { throw .missing(level.uniqueKeyName, level.uniqueKeyTag) }
+        guard !own.isEmpty else { throw .missing(level.uniqueKeyTag) }
         // A patient is one ID (PS3.4 C.4.2.2.1: a single value at PATIENT level).
         guard patientIDs.count <= 1 else {
-            throw QueryError("Patient ID (0010,0020) has several values", tag: QueryTag.patientID)
+            throw QueryError("\(QueryError.name(of: .patientID)) \(Tag.patientID) has several values", tag: .patientID)
         }
         patientID = patientIDs.first
     }

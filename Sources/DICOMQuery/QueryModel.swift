@@ -1,3 +1,5 @@
+import DICOMCore
+
 /// Query/Retrieve information models (PS3.4 C.6) and their SOP classes.
 public enum QueryModel: String, Sendable, CaseIterable {
     case patientRoot
@@ -12,16 +14,15 @@ public enum QueryModel: String, Sendable, CaseIterable {
     public var moveSOPClassUID: String { sopClassUID(for: .move) }
     public var getSOPClassUID: String { sopClassUID(for: .get) }
 
-    /// PS3.4 Table C.6-1 (Patient Root) and C.6-2 (Study Root) SOP classes.
+    /// PS3.4 Table C.6-1 (Patient Root) and C.6-2 (Study Root) SOP classes, from the generated registry.
     public func sopClassUID(for operation: Operation) -> String {
-        let root = switch self {
-        case .patientRoot: "1.2.840.10008.5.1.4.1.2.1"
-        case .studyRoot: "1.2.840.10008.5.1.4.1.2.2"
-        }
-        return switch operation {
-        case .find: root + ".1"
-        case .move: root + ".2"
-        case .get: root + ".3"
+        switch (self, operation) {
+        case (.patientRoot, .find): UIDRegistry.patientRootQueryRetrieveInformationModelFindSOPClassUID
+        case (.patientRoot, .move): UIDRegistry.patientRootQueryRetrieveInformationModelMoveSOPClassUID
+        case (.patientRoot, .get): UIDRegistry.patientRootQueryRetrieveInformationModelGetSOPClassUID
+        case (.studyRoot, .find): UIDRegistry.studyRootQueryRetrieveInformationModelFindSOPClassUID
+        case (.studyRoot, .move): UIDRegistry.studyRootQueryRetrieveInformationModelMoveSOPClassUID
+        case (.studyRoot, .get): UIDRegistry.studyRootQueryRetrieveInformationModelGetSOPClassUID
         }
     }
 

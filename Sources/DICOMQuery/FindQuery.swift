@@ -1,6 +1,12 @@
+import DICOMCore
+
 /// A C-FIND identifier (PS3.4 C.4.1.1.3), read once: its level, the keys to return and the keys
-/// to match. Pure: the hub is asked with `qidoRequest(excludeOwnIssuer:)`, each of its results
-/// is checked with `matches(_:site:)` and answered with `response(for:site:)`.
+/// to match. Pure: a QIDO-RS service is asked with `qidoRequest(computedKeys:includeFields:otherPatientIDIssuers:)`,
+/// each of its results is checked with `matches(_:computed:)` and answered with `response(for:computed:)`.
+///
+/// Computed keys are those the answering application gives itself rather than the QIDO-RS
+/// service (a directory's institution name, a private block): they are never sent as
+/// parameters, and are matched and returned from the `computed` attributes of each result.
 public struct FindQuery: Sendable, Equatable {
     public let model: QueryModel
     public let level: QueryLevel
@@ -10,8 +16,8 @@ public struct FindQuery: Sendable, Equatable {
     /// The requested keys that are not universal (C.2.2.2.3): non-empty values, or a sequence
     /// whose item has such a key.
     public let matchingKeys: [QueryAttribute]
-    /// When set, a requested Retrieve AE Title (0008,0054) says this (the community's AE title)
-    /// rather than the hub's: the requestor is to C-MOVE from us.
+    /// When set, a requested Retrieve AE Title (0008,0054) says this (the answering AE title)
+    /// rather than the hub's: the requestor is to C-MOVE from the answering application.
     public var retrieveAETitle: String?
 
     /// Reads an identifier. Hierarchical rules (PS3.4 C.4.1.2.1): the level must be one of the
@@ -20,11 +26,11 @@ public struct FindQuery: Sendable, Equatable {
     public init(identifier: [QueryAttribute], model: QueryModel) throws(QueryError) {
         self.model = model
         level = try QueryLevel.read(from: identifier, model: model)
-        var seen = Set<UInt32>()
+        var seen = Set<Tag>()
         requestedKeys = identifier
             .filter { attribute in
-                attribute.tag != QueryTag.specificCharacterSet && attribute.tag != QueryTag.queryRetrieveLevel
-                    && attribute.tag & 0xFFFF != 0  // group lengths are not keys
+                attribute.tag != .specificCharacterSet && attribute.tag != .queryRetrieveLevel
+                    && attribute.tag.element != 0  // group lengths are not keys
                     && seen.insert(attribute.tag).inserted
             }
             .sorted { $0.tag < $1.tag }
@@ -38,11 +44,12 @@ public struct FindQuery: Sendable, Equatable {
         }
     }
 
-    func requestedKey(_ tag: UInt32) -> QueryAttribute? { requestedKeys.first { $0.tag == tag } }
-    func matchingKey(_ tag: UInt32) -> QueryAttribute? { matchingKeys.first { $0.tag == tag } }
+    /// The requested key of `tag`, if any.
+    public func requestedKey(_ tag: Tag) -> QueryAttribute? { requestedKeys.first { $0.tag == tag } }
+    func matchingKey(_ tag: Tag) -> QueryAttribute? { matchingKeys.first { $0.tag == tag } }
 
     /// The value of a key that names a single entity: one UID, no wildcard.
-    func singleUID(_ tag: UInt32) -> String? {
+    func singleUID(_ tag: Tag) -> String? {
         guard let values = matchingKey(tag)?.trimmedValues, values.count == 1,
               !QueryMatching.hasWildcard(values[0]) else { return nil }
         return values[0]
@@ -55,39 +62,26 @@ public struct FindQuery: Sendable, Equatable {
         case .patient, .study:
             return (nil, nil)
         case .series:
-            return (singleUID(QueryTag.studyInstanceUID), nil)
+            return (singleUID(.studyInstanceUID), nil)
         case .image:
-            guard let study = singleUID(QueryTag.studyInstanceUID) else { return (nil, nil) }
-            return (study, singleUID(QueryTag.seriesInstanceUID))
+            guard let study = singleUID(.studyInstanceUID) else { return (nil, nil) }
+            return (study, singleUID(.seriesInstanceUID))
         }
     }
 
-    var pathTags: Set<UInt32> {
+    var pathTags: Set<Tag> {
         let (study, series) = pathUIDs
-        return Set([study.map { _ in QueryTag.studyInstanceUID }, series.map { _ in QueryTag.seriesInstanceUID }]
+        return Set([study.map { _ in Tag.studyInstanceUID }, series.map { _ in Tag.seriesInstanceUID }]
             .compactMap { $0 })
     }
 
-    /// (0009,10xx) are Passerelle's unless the identifier names another private creator.
-    var ownsPrivateBlock: Bool {
-        guard let creator = requestedKey(QueryTag.privateCreator)?.trimmedValues.first else { return true }
-        return creator == QueryTag.privateCreatorValue
-    }
+    /// PATIENT level counts, which `patients(from:)` computes from the studies.
+    static let patientCounts: Set<Tag> = [
+        .numberOfPatientRelatedStudies, .numberOfPatientRelatedSeries, .numberOfPatientRelatedInstances,
+    ]
 
-    /// Keys Passerelle computes rather than the hub returns (docs/community.md): never sent as
-    /// QIDO-RS parameters, matched against the computed value.
-    func isComputed(_ tag: UInt32) -> Bool {
-        switch tag {
-        case QueryTag.privateCreator,
-             _ where QueryTag.isInPrivateBlock(tag):
-            return true  // ours, or another creator's in a group the hub has no business with
-        case QueryTag.institutionName:
-            return true  // the site directory's name, which may differ from the hub's value
-        case QueryTag.numberOfPatientRelatedStudies, QueryTag.numberOfPatientRelatedSeries,
-             QueryTag.numberOfPatientRelatedInstances:
-            return level == .patient  // counted by `patients(from:)`
-        default:
-            return false
-        }
+    /// Keys computed here rather than returned by the hub: never sent as QIDO-RS parameters.
+    func isComputedHere(_ tag: Tag) -> Bool {
+        level == .patient && Self.patientCounts.contains(tag)
     }
 }

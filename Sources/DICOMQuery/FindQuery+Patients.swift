@@ -1,3 +1,5 @@
+import DICOMCore
+
 extension FindQuery {
     /// PATIENT level results from the studies QIDO-RS found: one per (PatientID,
     /// IssuerOfPatientID), in order of first appearance. Identities of different issuers are
@@ -16,7 +18,7 @@ extension FindQuery {
             var instances: Int?
             var modalities: [String] = []
         }
-        func first(_ study: QIDOAttributes, _ tag: UInt32) -> String {
+        func first(_ study: QIDOAttributes, _ tag: Tag) -> String {
             study[tag]?.trimmedValues.first ?? ""
         }
         func add(_ count: Int?, _ sum: Int?) -> Int? {
@@ -27,22 +29,22 @@ extension FindQuery {
         var order: [[String]] = []
         var patients: [[String]: Patient] = [:]
         for study in studies {
-            var identity = [first(study, QueryTag.patientID), first(study, QueryTag.issuerOfPatientID)]
+            var identity = [first(study, Tag.patientID), first(study, Tag.issuerOfPatientID)]
             if identity[0].isEmpty {
-                identity += [first(study, QueryTag.patientName), first(study, QueryTag.patientBirthDate)]
+                identity += [first(study, Tag.patientName), first(study, Tag.patientBirthDate)]
             }
             if patients[identity] == nil {
                 order.append(identity)
                 patients[identity] = Patient(attributes: study.filter { tag, _ in
-                    tag >> 16 == 0x0010 || tag == QueryTag.institutionName
+                    tag.group == 0x0010 || tag == .institutionName
                 })
             }
             patients[identity]!.studies += 1
-            let count: (UInt32) -> Int? = { study[$0]?.trimmedValues.first.flatMap { Int($0) } }
-            patients[identity]!.series = add(count(QueryTag.numberOfStudyRelatedSeries), patients[identity]!.series)
-            patients[identity]!.instances = add(count(QueryTag.numberOfStudyRelatedInstances),
+            let count: (Tag) -> Int? = { study[$0]?.trimmedValues.first.flatMap { Int($0) } }
+            patients[identity]!.series = add(count(Tag.numberOfStudyRelatedSeries), patients[identity]!.series)
+            patients[identity]!.instances = add(count(Tag.numberOfStudyRelatedInstances),
                                                 patients[identity]!.instances)
-            for modality in study[QueryTag.modalitiesInStudy]?.trimmedValues ?? []
+            for modality in study[Tag.modalitiesInStudy]?.trimmedValues ?? []
             where !patients[identity]!.modalities.contains(modality) {
                 patients[identity]!.modalities.append(modality)
             }
@@ -51,15 +53,15 @@ extension FindQuery {
         return order.map { identity in
             let patient = patients[identity]!
             var attributes = patient.attributes
-            func set(_ tag: UInt32, _ vr: String, _ values: [String]) {
+            func set(_ tag: Tag, _ vr: String, _ values: [String]) {
                 attributes[tag] = QueryAttribute(tag: tag, vr: vr, values: values)
             }
-            set(QueryTag.numberOfPatientRelatedStudies, "IS", [String(patient.studies)])
-            if let series = patient.series { set(QueryTag.numberOfPatientRelatedSeries, "IS", [String(series)]) }
+            set(Tag.numberOfPatientRelatedStudies, "IS", [String(patient.studies)])
+            if let series = patient.series { set(Tag.numberOfPatientRelatedSeries, "IS", [String(series)]) }
             if let instances = patient.instances {
-                set(QueryTag.numberOfPatientRelatedInstances, "IS", [String(instances)])
+                set(Tag.numberOfPatientRelatedInstances, "IS", [String(instances)])
             }
-            if !patient.modalities.isEmpty { set(QueryTag.modalitiesInStudy, "CS", patient.modalities) }
+            if !patient.modalities.isEmpty { set(Tag.modalitiesInStudy, "CS", patient.modalities) }
             return attributes
         }
     }

@@ -2,23 +2,21 @@ import DICOMCore
 import Foundation
 import NIOCore
 
-/// C-FIND/C-MOVE identifiers between their encoding and `QueryAttribute` text values, with the
-/// Specific Character Set (0008,0005) honoured both ways (docs/community.md).
-enum IdentifierCodec {
-    static let specificCharacterSet: UInt32 = 0x0008_0005
-
+/// C-FIND/C-MOVE/C-GET identifiers between their encoding and `QueryAttribute` text values,
+/// with the Specific Character Set (0008,0005) honoured both ways (docs/community.md).
+public enum IdentifierCodec {
     /// Decodes an identifier; returns its attributes (without (0008,0005)) and character set.
-    static func decode(_ buffer: ByteBuffer, transferSyntax uid: String) throws(DataSetError)
+    public static func decode(_ buffer: ByteBuffer, transferSyntax uid: String) throws(DataSetError)
         -> (attributes: [QueryAttribute], characterSet: SpecificCharacterSet)
     {
         let transferSyntax = TransferSyntax(uid: uid) ?? .implicitVRLittleEndian
         let elements = try DataSetParser.parse(buffer, transferSyntax: transferSyntax)
         var characterSet = SpecificCharacterSet.default
-        if let element = elements.first(where: { $0.tag.rawValue == specificCharacterSet }) {
+        if let element = elements.first(where: { $0.tag == .specificCharacterSet }) {
             characterSet = SpecificCharacterSet(rawValue: String(decoding: element.value.readableBytesView, as: UTF8.self)
                 .trimmingCharacters(in: CharacterSet(charactersIn: " \0")))
         }
-        let attributes = elements.filter { $0.tag.rawValue != specificCharacterSet }
+        let attributes = elements.filter { $0.tag != .specificCharacterSet }
             .map { attribute($0, characterSet: characterSet, littleEndian: transferSyntax.isLittleEndian) }
         return (attributes, characterSet)
     }
@@ -27,7 +25,7 @@ enum IdentifierCodec {
                                   littleEndian: Bool) -> QueryAttribute {
         let vr = element.vr
         if vr == .SQ {
-            return QueryAttribute(tag: element.tag.rawValue, vr: "SQ", items: element.items.map { item in
+            return QueryAttribute(tag: element.tag, vr: "SQ", items: element.items.map { item in
                 item.map { attribute($0, characterSet: characterSet, littleEndian: littleEndian) }
             })
         }
@@ -48,7 +46,7 @@ enum IdentifierCodec {
             values = parts.map { trim($0, leading: !single) }
             if values.count == 1, values[0].isEmpty { values = [] }
         }
-        return QueryAttribute(tag: element.tag.rawValue, vr: vr.rawValue, values: values)
+        return QueryAttribute(tag: element.tag, vr: vr.rawValue, values: values)
     }
 
     private static func trim(_ text: String, leading: Bool) -> String {
@@ -86,14 +84,14 @@ enum IdentifierCodec {
     }
 
     /// Encodes an answer in `transferSyntax` (Implicit/Explicit VR LE, Explicit BE), in tag order.
-    static func encode(_ attributes: [QueryAttribute], requested: SpecificCharacterSet,
+    public static func encode(_ attributes: [QueryAttribute], requested: SpecificCharacterSet,
                        transferSyntax uid: String) -> ByteBuffer {
         let transferSyntax = TransferSyntax(uid: uid) ?? .implicitVRLittleEndian
         var writer = DataSetWriter(transferSyntax: transferSyntax)
-        var attributes = attributes.filter { $0.tag != specificCharacterSet }
+        var attributes = attributes.filter { $0.tag != .specificCharacterSet }
         let term = characterSet(for: attributes, requested: requested)
         if let term {
-            attributes.append(QueryAttribute(tag: specificCharacterSet, vr: "CS", values: [term]))
+            attributes.append(QueryAttribute(tag: .specificCharacterSet, vr: "CS", values: [term]))
         }
         let encoding = term.flatMap { encodings[$0.split(separator: "\\").first.map(String.init) ?? ""] } ?? .utf8
         write(attributes, into: &writer, encoding: encoding)
@@ -103,7 +101,7 @@ enum IdentifierCodec {
     private static func write(_ attributes: [QueryAttribute], into writer: inout DataSetWriter,
                               encoding: String.Encoding) {
         for attribute in attributes.sorted(by: { $0.tag < $1.tag }) {
-            let tag = Tag(rawValue: attribute.tag)
+            let tag = attribute.tag
             let vr = VR(rawValue: attribute.vr) ?? DataDictionary.entry(for: tag)?.vr ?? .UN
             if vr == .SQ {
                 writer.beginSequence(tag)

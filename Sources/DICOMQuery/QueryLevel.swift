@@ -1,3 +1,5 @@
+import DICOMCore
+
 /// Query/Retrieve Level (0008,0052), PS3.4 C.6.
 public enum QueryLevel: String, Sendable, CaseIterable, Comparable {
     case patient = "PATIENT"
@@ -18,31 +20,25 @@ public enum QueryLevel: String, Sendable, CaseIterable, Comparable {
     public static func < (lhs: QueryLevel, rhs: QueryLevel) -> Bool { lhs.depth < rhs.depth }
 
     /// The level's Unique Key (PS3.4 C.6.1.1 / C.6.2.1).
-    public var uniqueKeyTag: UInt32 {
+    public var uniqueKeyTag: Tag {
         switch self {
-        case .patient: QueryTag.patientID
-        case .study: QueryTag.studyInstanceUID
-        case .series: QueryTag.seriesInstanceUID
-        case .image: QueryTag.sopInstanceUID
+        case .patient: .patientID
+        case .study: .studyInstanceUID
+        case .series: .seriesInstanceUID
+        case .image: .sopInstanceUID
         }
     }
 
-    var uniqueKeyName: String {
-        switch self {
-        case .patient: "Patient ID"
-        case .study: "Study Instance UID"
-        case .series: "Series Instance UID"
-        case .image: "SOP Instance UID"
-        }
-    }
+    /// "Study Instance UID", as PS3.6 names it.
+    var uniqueKeyName: String { QueryError.name(of: uniqueKeyTag) }
 
     /// Reads (0008,0052) of an identifier: missing, multi-valued, unknown, or a level the
     /// information model does not have (Study Root has no PATIENT level) is an error.
     static func read(from identifier: [QueryAttribute], model: QueryModel) throws(QueryError) -> QueryLevel {
-        let tag = QueryTag.queryRetrieveLevel
+        let tag = Tag.queryRetrieveLevel
         guard let attribute = identifier.first(where: { $0.tag == tag }),
               let text = attribute.trimmedValues.first else {
-            throw .missing("Query/Retrieve Level", tag)
+            throw .missing(tag)
         }
         // CS is upper case; lower case is read too, as the check is loose.
         guard attribute.trimmedValues.count == 1, let level = QueryLevel(rawValue: text.uppercased()) else {

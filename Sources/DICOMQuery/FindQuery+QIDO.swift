@@ -1,12 +1,18 @@
+import DICOMCore
 import Foundation
 
 extension FindQuery {
     /// The QIDO-RS search for this C-FIND (PS3.18 §10.6). The hub may match more loosely than
-    /// PS3.4 (or ignore a parameter): its results are checked again by `matches(_:site:)`.
+    /// PS3.4 (or ignore a parameter): its results are checked again by `matches(_:computed:)`.
     ///
-    /// - Parameter excludeOwnIssuer: the site's IssuerOfPatientID when `exclude_own_site`;
-    ///   QIDO-RS cannot exclude, so it only makes sure results carry (0010,0021) to filter on.
-    public func qidoRequest(excludeOwnIssuer: String?) -> QIDORequest {
+    /// - Parameters:
+    ///   - computedKeys: keys the caller answers itself: neither sent nor asked for.
+    ///   - includeFields: attributes the caller needs besides the requested keys (`includefield`).
+    ///   - otherPatientIDIssuers: assigning authorities whose patient ID, in an Other Patient IDs
+    ///     Sequence (0010,1002) key, is put to the hub (nested attribute matching); other sequence
+    ///     keys are matched locally only.
+    public func qidoRequest(computedKeys: Set<Tag> = [], includeFields: Set<Tag> = [],
+                            otherPatientIDIssuers: Set<String> = []) -> QIDORequest {
         let (study, series) = pathUIDs
         let path = switch (level, study, series) {
         case (.patient, _, _), (.study, _, _): "studies"
@@ -17,38 +23,34 @@ extension FindQuery {
         case (.image, nil, _): "instances"
         }
         let pathTags = self.pathTags
+        let isComputed = { (tag: Tag) in computedKeys.contains(tag) || self.isComputedHere(tag) }
 
         var parameters: [(name: String, value: String)] = []
-        var sent = Set<UInt32>()
+        var sent = Set<Tag>()
         for key in matchingKeys where !pathTags.contains(key.tag) && !isComputed(key.tag) {
             if key.isSequence {
-                // Only the INS is worth asking the hub for (nested attribute matching,
-                // PS3.18 §8.3.4.1); other sequence keys are matched locally.
-                if let ins = Self.insPatientID(key) {
-                    parameters.append((name: Self.insParameterName, value: ins.id))
-                    parameters.append((name: Self.insIssuerParameterName, value: ins.issuer))
+                // Only a patient ID of a known authority is worth asking the hub for (nested
+                // attribute matching, PS3.18 §8.3.4.1); other sequence keys are matched locally.
+                if let other = Self.otherPatientID(key, issuers: otherPatientIDIssuers) {
+                    parameters.append((name: Self.otherPatientIDParameterName, value: other.id))
+                    parameters.append((name: Self.otherIssuerParameterName, value: other.issuer))
                 }
             } else if let value = Self.qidoValue(key) {
-                parameters.append((name: QueryAttribute.hex(key.tag), value: value))
+                parameters.append((name: key.tag.hexString, value: value))
                 sent.insert(key.tag)
             }
         }
 
         // Matching attributes come back anyway; the others must be asked for.
-        var fields = Set(requestedKeys.map(\.tag)).subtracting(sent).filter { tag in
-            !isComputed(tag) || tag == QueryTag.institutionName
-        }
-        fields.insert(QueryTag.institutionName)  // the hub's value when the site is unknown
-        if level <= .study {
-            // Site columns, the report flag and the counts of PATIENT level grouping.
-            fields.formUnion([QueryTag.issuerOfPatientID, QueryTag.modalitiesInStudy,
-                              QueryTag.numberOfStudyRelatedSeries, QueryTag.numberOfStudyRelatedInstances])
-        } else if excludeOwnIssuer != nil || requestedKeys.contains(where: { isComputed($0.tag) }) {
-            fields.insert(QueryTag.issuerOfPatientID)  // to exclude the own site, or find the site
+        var fields = Set(requestedKeys.map(\.tag)).subtracting(sent).filter { !isComputed($0) }
+        fields.formUnion(includeFields)
+        if level == .patient {
+            // What `patients(from:)` groups by (IDs are qualified by their issuer) and counts.
+            fields.formUnion([.issuerOfPatientID, .numberOfStudyRelatedSeries, .numberOfStudyRelatedInstances])
         }
         fields.subtract(sent)
         for tag in fields.sorted() {
-            parameters.append((name: "includefield", value: QueryAttribute.hex(tag)))
+            parameters.append((name: "includefield", value: tag.hexString))
         }
         return QIDORequest(path: path, parameters: parameters)
     }
@@ -57,20 +59,20 @@ extension FindQuery {
     static let hubSafe: Set<Character> = Set("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-._~*")
 
     /// `00101002.00100020`: PatientID inside Other Patient IDs Sequence (PS3.18 §8.3.4.1).
-    static let insParameterName = QueryAttribute.hex(QueryTag.otherPatientIDsSequence) + "."
-        + QueryAttribute.hex(QueryTag.patientID)
+    static let otherPatientIDParameterName = Tag.otherPatientIDsSequence.hexString + "." + Tag.patientID.hexString
 
-    static let insIssuerParameterName = QueryAttribute.hex(QueryTag.otherPatientIDsSequence) + "."
-        + QueryAttribute.hex(QueryTag.issuerOfPatientID)
+    /// `00101002.00100021`: its IssuerOfPatientID.
+    static let otherIssuerParameterName = Tag.otherPatientIDsSequence.hexString + "."
+        + Tag.issuerOfPatientID.hexString
 
-    /// The INS of an Other Patient IDs Sequence key: the first item whose IssuerOfPatientID is
-    /// an INS OID and that has a single PatientID.
-    static func insPatientID(_ key: QueryAttribute) -> (id: String, issuer: String)? {
-        guard key.tag == QueryTag.otherPatientIDsSequence else { return nil }
+    /// The patient ID of an Other Patient IDs Sequence key to put to the hub: the first item
+    /// whose IssuerOfPatientID is one of `issuers` and that has a single PatientID.
+    static func otherPatientID(_ key: QueryAttribute, issuers: Set<String>) -> (id: String, issuer: String)? {
+        guard key.tag == .otherPatientIDsSequence else { return nil }
         for item in key.items {
-            guard let issuer = item.first(where: { $0.tag == QueryTag.issuerOfPatientID })?.trimmedValues.first,
-                  QueryTag.insIssuers.contains(issuer),
-                  let ids = item.first(where: { $0.tag == QueryTag.patientID })?.trimmedValues, ids.count == 1,
+            guard let issuer = item.first(where: { $0.tag == .issuerOfPatientID })?.trimmedValues.first,
+                  issuers.contains(issuer),
+                  let ids = item.first(where: { $0.tag == .patientID })?.trimmedValues, ids.count == 1,
                   !QueryMatching.hasWildcard(ids[0]) else { continue }
             return (ids[0], issuer)
         }

@@ -1,11 +1,10 @@
 import DICOMCore
-import DICOMNetwork
 import NIOCore
 import Testing
-@testable import Gateway
+@testable import DICOMQuery
 
 /// Identifiers between their encoding and text values (docs/community.md, Specific Character
-/// Set both ways), and the presentation contexts a search folder accepts.
+/// Set both ways).
 @Suite struct IdentifierCodecTests {
     let implicitLE = TransferSyntax.implicitVRLittleEndian.uid
 
@@ -31,19 +30,19 @@ import Testing
         let (attributes, characterSet) = try IdentifierCodec.decode(latin1Identifier(transferSyntax: transferSyntax),
                                                                     transferSyntax: transferSyntax.uid)
         #expect(characterSet.values == ["ISO_IR 100"])
-        #expect(!attributes.contains { $0.tag == 0x0008_0005 })
-        #expect(attributes.first { $0.tag == 0x0010_0010 }?.values == ["DURAND^Hélène"])
-        #expect(attributes.first { $0.tag == 0x0010_0020 }?.values == [])
-        let sequence = try #require(attributes.first { $0.tag == 0x0010_1002 })
+        #expect(!attributes.contains { $0.tag == Tag(0x0008, 0x0005) })
+        #expect(attributes.first { $0.tag == Tag(0x0010, 0x0010) }?.values == ["DURAND^Hélène"])
+        #expect(attributes.first { $0.tag == Tag(0x0010, 0x0020) }?.values == [])
+        let sequence = try #require(attributes.first { $0.tag == Tag(0x0010, 0x1002) })
         #expect(sequence.vr == "SQ")
         #expect(sequence.items.count == 1)
-        #expect(sequence.items[0].first { $0.tag == 0x0010_0021 }?.values == ["1.2.250.1.213.1.4.8"])
-        #expect(attributes.first { $0.tag == 0x0028_0010 }?.values == ["512"])
+        #expect(sequence.items[0].first { $0.tag == Tag(0x0010, 0x0021) }?.values == ["1.2.250.1.213.1.4.8"])
+        #expect(attributes.first { $0.tag == Tag(0x0028, 0x0010) }?.values == ["512"])
     }
 
     @Test func answersInTheRequestedCharacterSetWhenEveryValueFits() throws {
         let latin1 = SpecificCharacterSet(rawValue: "ISO_IR 100")
-        let name = QueryAttribute(tag: 0x0010_0010, vr: "PN", values: ["DURAND^Hélène"])
+        let name = QueryAttribute(tag: Tag(0x0010, 0x0010), vr: "PN", values: ["DURAND^Hélène"])
         let encoded = IdentifierCodec.encode([name], requested: latin1, transferSyntax: implicitLE)
         let bytes = Array(encoded.readableBytesView)
         #expect(bytes.contains(0xE9))  // é in Latin-1, not UTF-8's C3 A9
@@ -53,7 +52,7 @@ import Testing
     }
 
     @Test func answersInUTF8WhenAValueDoesNotFit() throws {
-        let name = QueryAttribute(tag: 0x0010_0010, vr: "PN", values: ["KOWALSKI^Łukasz"])
+        let name = QueryAttribute(tag: Tag(0x0010, 0x0010), vr: "PN", values: ["KOWALSKI^Łukasz"])
         for requested in [SpecificCharacterSet.default, SpecificCharacterSet(rawValue: "ISO_IR 100")] {
             let encoded = IdentifierCodec.encode([name], requested: requested, transferSyntax: implicitLE)
             let (decoded, characterSet) = try IdentifierCodec.decode(encoded, transferSyntax: implicitLE)
@@ -63,9 +62,9 @@ import Testing
     }
 
     @Test func plainASCIIAnswersNameNoCharacterSet() throws {
-        let attributes = [QueryAttribute(tag: 0x0008_0052, vr: "CS", values: ["STUDY"]),
-                          QueryAttribute(tag: 0x0010_0010, vr: "PN", values: ["MARTIN^JEAN"]),
-                          QueryAttribute(tag: 0x0020_1208, vr: "IS", values: ["40"])]
+        let attributes = [QueryAttribute(tag: Tag(0x0008, 0x0052), vr: "CS", values: ["STUDY"]),
+                          QueryAttribute(tag: Tag(0x0010, 0x0010), vr: "PN", values: ["MARTIN^JEAN"]),
+                          QueryAttribute(tag: Tag(0x0020, 0x1208), vr: "IS", values: ["40"])]
         let encoded = IdentifierCodec.encode(attributes, requested: .default,
                                              transferSyntax: TransferSyntax.explicitVRLittleEndian.uid)
         let elements = try DataSetParser.parse(encoded, transferSyntax: .explicitVRLittleEndian)
@@ -86,33 +85,5 @@ import Testing
         #expect(throws: DataSetError.self) {
             try IdentifierCodec.decode(cut, transferSyntax: TransferSyntax.explicitVRLittleEndian.uid)
         }
-    }
-
-    // MARK: Negotiation
-
-    func negotiate(_ contexts: [PresentationContextProposal], roles: [RoleSelection] = []) -> PresentationContextNegotiator.Outcome {
-        var userInformation = UserInformation()
-        userInformation.roleSelections = roles
-        let request = AssociateRQ(calledAETitle: "MIRC", callingAETitle: "PACS", presentationContexts: contexts,
-                                  userInformation: userInformation)
-        return PresentationContextNegotiator(policy: CommunityProxy.negotiationPolicy(for: request)).negotiate(request)
-    }
-
-    @Test func acceptsQueryRetrieveAndStorageOnlyWithTheSCPRole() {
-        let ct = "1.2.840.10008.5.1.4.1.1.2", mr = "1.2.840.10008.5.1.4.1.1.4"
-        let outcome = negotiate([
-            PresentationContextProposal(id: 1, abstractSyntax: QueryModel.studyRoot.findSOPClassUID, transferSyntaxes: [implicitLE]),
-            PresentationContextProposal(id: 3, abstractSyntax: QueryModel.patientRoot.getSOPClassUID,
-                                        transferSyntaxes: ["1.2.840.10008.1.2.4.50"]),
-            PresentationContextProposal(id: 5, abstractSyntax: ct, transferSyntaxes: ["1.2.840.10008.1.2.4.70", implicitLE]),
-            PresentationContextProposal(id: 7, abstractSyntax: mr, transferSyntaxes: [implicitLE]),
-        ], roles: [RoleSelection(sopClassUID: ct, scuRole: true, scpRole: true)])
-        let results = Dictionary(uniqueKeysWithValues: outcome.presentationContexts.map { ($0.id, $0) })
-        #expect(results[1]?.result == .acceptance)
-        #expect(results[3]?.result == .transferSyntaxesNotSupported)  // identifiers travel uncompressed
-        #expect(results[5]?.result == .acceptance)
-        #expect(results[5]?.transferSyntax == "1.2.840.10008.1.2.4.70")  // the requestor's first choice
-        #expect(results[7]?.result == .userRejection)  // no SCP role: it could only push C-STOREs here
-        #expect(outcome.roleSelections == [RoleSelection(sopClassUID: ct, scuRole: false, scpRole: true)])
     }
 }
