@@ -48,6 +48,17 @@ final class DestinationUploader: Sendable {
         return try await threadPool.runIfActive { try body(database) }
     }
 
+    /// Runs a spool write that must happen even when the task is cancelled. The async
+    /// `runIfActive` (used by `database`) drops work not started yet once its task is
+    /// cancelled; the future-returning one does not look at the task, and `get()` waits for
+    /// the future whatever happens to the waiter. Structured: the caller waits for the write.
+    func record<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
+        let database = spool.database
+        return try await threadPool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+            try body(database)
+        }.get()
+    }
+
     func makeClient() throws -> DICOMwebClient {
         let tls: TLSSettings? = settings.url.scheme?.lowercased() == "https"
             ? TLSSettings(caFile: settings.ca, certificateFile: settings.clientCertificate,
@@ -132,12 +143,9 @@ final class DestinationUploader: Sendable {
         let name = settings.name
         let recorded = outcomes
         do {
-            // In a task of its own: a reload cancels this worker, and its outcomes must still be
-            // written (else the rows would stay in flight until the next start).
-            let database = spool.database
-            let threadPool = self.threadPool
-            try await Task { try await threadPool.runIfActive { try database.complete(destination: name, outcomes: recorded) } }
-                .value
+            // Even when a reload or a shutdown cancelled this task: else the rows would stay in
+            // flight until the next start.
+            try await record { try $0.complete(destination: name, outcomes: recorded) }
         } catch {
             // The rows stay in flight and go back to the queue at the next start.
             logger.error("cannot record upload outcomes", metadata: ["error": "\(error)"])

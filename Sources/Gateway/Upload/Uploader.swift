@@ -102,7 +102,7 @@ public final class Uploader: Sendable {
     }
 
     /// The scheduler of destination `name`, made on first use.
-    private func scheduler(_ name: String) -> NIOLockedValueBox<DestinationScheduler> {
+    func scheduler(_ name: String) -> NIOLockedValueBox<DestinationScheduler> {
         let settings = DestinationScheduler.Settings(configuration.upload)
         return schedulers.withLockedValue { boxes in
             if let box = boxes[name] { return box }
