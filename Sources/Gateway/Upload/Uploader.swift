@@ -3,12 +3,16 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Spool
 
 /// Delivers the spool to the destinations (docs/upload.md): routes new instances, runs one
 /// `DestinationUploader` per destination, purges verified studies. A reload replaces the
 /// destinations' workers; in-flight chunks go back to the queue.
-public final class Uploader: Sendable {
+///
+/// A `Service`: `run()` ends when its task is cancelled or, in a `ServiceGroup`, at graceful
+/// shutdown.
+public final class Uploader: Service {
     private struct Live {
         var configuration: GatewayConfiguration
         var generation = 0
@@ -66,14 +70,22 @@ public final class Uploader: Sendable {
         return configuration
     }
 
+    /// Delivers until the task is cancelled or a graceful shutdown begins; uploads in flight
+    /// are then abandoned (queued again). Not throwing, which satisfies `Service.run()`.
     public func run() async {
+        await cancelWhenGracefulShutdown { await self.deliver() }
+    }
+
+    private func deliver() async {
         do {
             let reset = try await database { try $0.resetInFlight() }
             if reset > 0 { logger.notice("uploads interrupted by the last stop are queued again", metadata: ["instances": "\(reset)"]) }
             let paused = try await database { try $0.pausedDestinations() }
             for name in paused { scheduler(name).withLockedValue { $0.setPaused(true) } }
-        } catch {
+        } catch where !Task.isCancelled {
             logger.error("upload queue unavailable", metadata: ["error": "\(error)"])
+        } catch {
+            return
         }
         while !Task.isCancelled {
             let (configuration, generation) = live.withLockedValue { ($0.configuration, $0.generation) }
@@ -163,8 +175,10 @@ public final class Uploader: Sendable {
                 }
                 try await purge(candidate, reason: "min_free")
             }
-        } catch {
+        } catch where !Task.isCancelled {
             logger.error("purge failed", metadata: ["error": "\(error)"])
+        } catch {
+            // Stopping: the next start purges.
         }
     }
 
