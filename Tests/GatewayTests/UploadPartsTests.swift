@@ -25,7 +25,7 @@ import Testing
 
     @Test func tokenBucketHoldsOneSecondOfCreditAndMakesSendersWaitForTheRest() {
         let start = ContinuousClock.now
-        let bucket = TokenBucket(bytesPerSecond: 1000, start: start)
+        var bucket = TokenBucket(bytesPerSecond: 1000, start: start)
         #expect(bucket.reserve(600, at: start) == nil, "a full bucket pays at once")
         #expect(bucket.reserve(900, at: start) == .milliseconds(500), "400 left: 500 bytes on credit")
         // Half a second later the debt is paid; another 1000 bytes wait a full second.
@@ -33,7 +33,7 @@ import Testing
         // A long idle period refills to one second's worth, not more.
         #expect(bucket.reserve(1000, at: start + .seconds(60)) == nil)
         #expect(bucket.reserve(1, at: start + .seconds(60)) == .milliseconds(1))
-        let unlimited = TokenBucket(bytesPerSecond: nil, start: start)
+        var unlimited = TokenBucket(bytesPerSecond: nil, start: start)
         #expect(unlimited.reserve(1 << 30, at: start) == nil)
     }
 

@@ -8,39 +8,35 @@ import Spool
 /// Delivers the queue of one destination: up to `parallel` STOW-RS chunks at a time, then
 /// verifies complete studies by QIDO-RS. Runs until cancelled (reload, shutdown); what was in
 /// flight then goes back to the queue.
+///
+/// Only I/O lives here: every decision (what to start, when to wake up, how long to hold the
+/// destination) is the `DestinationScheduler`'s, asked and fed under its lock.
 final class DestinationUploader: Sendable {
     let settings: DestinationSettings
     let upload: UploadSettings
     let spool: Spool
     let threadPool: NIOThreadPool
-    let bucket: TokenBucket
-    let health: NIOLockedValueBox<DestinationHealth>
-    let paused: NIOLockedValueBox<Bool>
+    /// The bandwidth cap of all destinations together.
+    let bucket: NIOLockedValueBox<TokenBucket>
+    /// This destination's scheduling, shared with the `Uploader` (status, operator, reloads).
+    let scheduler: NIOLockedValueBox<DestinationScheduler>
     /// Filled into instances lacking IssuerOfPatientID; nil: sent unchanged.
     let issuer: String?
     let logger: Logger
     let wakeup = Wakeup()
-    private let inFlight = NIOLockedValueBox(0)
-    /// A verification pass runs beside the sends, one at a time.
-    private let verifying = NIOLockedValueBox(false)
-    private let lastVerification = NIOLockedValueBox(Date.distantPast)
-    /// Verification (QIDO-RS) costs the hub; it waits for a lull in sending, but not longer.
-    static let verificationMaximumDelay: TimeInterval = 30
 
     var name: String { settings.name }
-    var backoff: Backoff { Backoff(minimum: upload.retryMin, maximum: upload.retryMax) }
 
     init(settings: DestinationSettings, upload: UploadSettings, issuer: String?, spool: Spool,
-         threadPool: NIOThreadPool, bucket: TokenBucket, health: NIOLockedValueBox<DestinationHealth>,
-         paused: NIOLockedValueBox<Bool>, logger: Logger) {
+         threadPool: NIOThreadPool, bucket: NIOLockedValueBox<TokenBucket>,
+         scheduler: NIOLockedValueBox<DestinationScheduler>, logger: Logger) {
         self.settings = settings
         self.upload = upload
         self.issuer = upload.fillIssuerOfPatientID ? issuer : nil
         self.spool = spool
         self.threadPool = threadPool
         self.bucket = bucket
-        self.health = health
-        self.paused = paused
+        self.scheduler = scheduler
         var logger = logger
         logger[metadataKey: "destination"] = "\(settings.name)"
         self.logger = logger
@@ -50,6 +46,17 @@ final class DestinationUploader: Sendable {
     func database<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
         let database = spool.database
         return try await threadPool.runIfActive { try body(database) }
+    }
+
+    /// Runs a spool write that must happen even when the task is cancelled. The async
+    /// `runIfActive` (used by `database`) drops work not started yet once its task is
+    /// cancelled; the future-returning one does not look at the task, and `get()` waits for
+    /// the future whatever happens to the waiter. Structured: the caller waits for the write.
+    func record<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
+        let database = spool.database
+        return try await threadPool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+            try body(database)
+        }.get()
     }
 
     func makeClient() throws -> DICOMwebClient {
@@ -68,14 +75,10 @@ final class DestinationUploader: Sendable {
         let client: DICOMwebClient
         do {
             client = try makeClient()
-            health.withLockedValue { $0.configurationError = nil }
+            scheduler.withLockedValue { $0.clientCreated() }
         } catch {
             let message = "\(error)"
-            health.withLockedValue {
-                $0.configurationError = message
-                $0.lastError = message
-                $0.lastErrorAt = Date()
-            }
+            scheduler.withLockedValue { $0.clientUnavailable(message, at: Date()) }
             logger.error("destination unusable: fix the configuration and reload", metadata: ["error": "\(message)"])
             // Nothing is sent; instances wait in the queue until a reload brings a usable client.
             while !Task.isCancelled { try? await Task.sleep(for: .seconds(3600)) }
@@ -83,47 +86,32 @@ final class DestinationUploader: Sendable {
         }
         await withDiscardingTaskGroup { group in
             while !Task.isCancelled {
-                let now = Date()
-                let held = health.withLockedValue { $0.holdUntil.map { $0 > now } ?? false }
-                if !paused.withLockedValue({ $0 }) && !held {
-                    var drained = false
-                    while inFlight.withLockedValue({ $0 }) < upload.parallel, !Task.isCancelled {
-                        guard let chunk = try? await takeChunk(), !chunk.isEmpty else {
-                            drained = true
-                            break
-                        }
-                        inFlight.withLockedValue { $0 += 1 }
-                        group.addTask {
-                            await self.send(chunk, client: client)
-                            self.inFlight.withLockedValue { $0 -= 1 }
-                            self.wakeup.signal()
-                        }
+                switch scheduler.withLockedValue({ $0.next(now: Date()) }) {
+                case .takeChunk:
+                    guard let chunk = try? await takeChunk(), !chunk.isEmpty else {
+                        scheduler.withLockedValue { $0.nothingDue() }
+                        continue
                     }
-                    let lull = drained && inFlight.withLockedValue { $0 } == 0
-                    let overdue = now.timeIntervalSince(lastVerification.withLockedValue { $0 }) > Self.verificationMaximumDelay
-                    let start = (lull || overdue) && verifying.withLockedValue { running in
-                        defer { running = true }
-                        return !running
+                    // Taken means in flight: even when cancelled now, `send` records the
+                    // chunk (requeued), so it must run.
+                    scheduler.withLockedValue { $0.chunkTaken() }
+                    group.addTask {
+                        await self.send(chunk, client: client)
+                        self.scheduler.withLockedValue { $0.chunkFinished() }
+                        self.wakeup.signal()
                     }
-                    if start {
-                        lastVerification.withLockedValue { $0 = now }
-                        group.addTask {
-                            await self.verifyDueStudies(client: client)
-                            self.verifying.withLockedValue { $0 = false }
-                        }
+                case .verify:
+                    group.addTask {
+                        await self.verifyDueStudies(client: client)
+                        self.scheduler.withLockedValue { $0.verificationFinished() }
                     }
+                case .wait(let until):
+                    let seconds = until.map { max(0, $0.timeIntervalSinceNow) } ?? 3600
+                    await wakeup.wait(upTo: .milliseconds(Int64(seconds * 1000)))
                 }
-                await wakeup.wait(upTo: nextWake(now: Date()))
             }
         }
         try? await client.shutdown()
-    }
-
-    /// At most a second, so retries fall due and the schedule is followed.
-    private func nextWake(now: Date) -> Duration {
-        let hold = health.withLockedValue { $0.holdUntil }
-        guard let hold, hold > now else { return .seconds(1) }
-        return .milliseconds(Int64(min(1, max(0.01, hold.timeIntervalSince(now))) * 1000))
     }
 
     private func takeChunk() async throws -> [ChunkInstance] {
@@ -155,12 +143,9 @@ final class DestinationUploader: Sendable {
         let name = settings.name
         let recorded = outcomes
         do {
-            // In a task of its own: a reload cancels this worker, and its outcomes must still be
-            // written (else the rows would stay in flight until the next start).
-            let database = spool.database
-            let threadPool = self.threadPool
-            try await Task { try await threadPool.runIfActive { try database.complete(destination: name, outcomes: recorded) } }
-                .value
+            // Even when a reload or a shutdown cancelled this task: else the rows would stay in
+            // flight until the next start.
+            try await record { try $0.complete(destination: name, outcomes: recorded) }
         } catch {
             // The rows stay in flight and go back to the queue at the next start.
             logger.error("cannot record upload outcomes", metadata: ["error": "\(error)"])
@@ -179,9 +164,11 @@ final class DestinationUploader: Sendable {
         // 1 MiB reads: four times fewer hops through the HTTP client than the 256 KiB default.
         let body = STOWRequestBody(parts: prepared.map(\.outgoing.part), chunkSize: 1 << 20)
         var pace: (@Sendable (Int) async throws -> Void)?
-        if bucket.bytesPerSecond != nil || !upload.bandwidthSchedule.isEmpty {
+        if bucket.withLockedValue({ $0.bytesPerSecond }) != nil || !upload.bandwidthSchedule.isEmpty {
             let bucket = self.bucket
-            pace = { @Sendable bytes in try await bucket.acquire(bytes) }
+            pace = { @Sendable bytes in
+                if let wait = bucket.withLockedValue({ $0.reserve(bytes, at: .now) }) { try await Task.sleep(for: wait) }
+            }
         }
         do {
             let uids = prepared.map(\.instance.sopInstanceUID)
@@ -194,17 +181,8 @@ final class DestinationUploader: Sendable {
                 results = try await client.store(body, sopInstanceUIDs: uids, pace: pace)
             }
             let now = Date()
-            let recovered = health.withLockedValue { health -> Bool in
-                let wasFailing = health.consecutiveFailures > 0
-                health.succeeded(at: now)
-                return wasFailing
-            }
-            if recovered {
-                logger.notice("destination answers again")
-                let name = settings.name
-                try? await database { try $0.expediteRetries(destination: name) }
-            }
-            let backoff = self.backoff
+            await hubAnswered(at: now)
+            let backoff = scheduler.withLockedValue { $0.settings.backoff }
             return ChunkVerdict.outcomes(for: prepared.map { ($0.instance, $0.outgoing.sentSHA256) }, results: results,
                                          now: now, retryDelay: { backoff.delay(afterFailures: $0) })
         } catch {
@@ -232,16 +210,23 @@ final class DestinationUploader: Sendable {
         }
     }
 
+    /// Tells the scheduler; a destination that was failing gets its retries due at once.
+    private func hubAnswered(at now: Date) async {
+        guard case .expediteRetries = scheduler.withLockedValue({ $0.hubAnswered(at: now) }) else { return }
+        logger.notice("destination answers again")
+        let name = settings.name
+        try? await database { try $0.expediteRetries(destination: name) }
+    }
+
     /// Holds the destination after a failure; returns until when.
     private func destinationFailed(_ error: DICOMwebError) -> Date {
-        let backoff = self.backoff
-        let (until, failures) = health.withLockedValue { health in
-            (health.failed(error.description, at: Date(), backoff: backoff), health.consecutiveFailures)
+        let hold = scheduler.withLockedValue {
+            $0.hubFailed(error.description, at: Date(), jitter: .random(in: -1...1))
         }
         logger.warning("destination failed: holding it", metadata: [
-            "error": "\(error)", "kind": "\(error.kind)", "consecutive_failures": "\(failures)",
-            "next_attempt": "\(until)"])
-        return until
+            "error": "\(error)", "kind": "\(error.kind)", "consecutive_failures": "\(hold.consecutiveFailures)",
+            "next_attempt": "\(hold.until)"])
+        return hold.until
     }
 
     // MARK: Verification
@@ -267,7 +252,7 @@ final class DestinationUploader: Sendable {
                     logger.warning("instances missing at the hub after upload: queued again", metadata: [
                         "study_uid": "\(candidate.studyInstanceUID)", "missing": "\(missing.count)"])
                 }
-                health.withLockedValue { $0.succeeded(at: Date()) }
+                await hubAnswered(at: Date())
             } catch let error as DICOMwebError {
                 if Task.isCancelled { return }
                 let until = destinationFailed(error)

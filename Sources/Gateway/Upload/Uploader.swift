@@ -3,12 +3,16 @@ import Logging
 import NIOConcurrencyHelpers
 import NIOPosix
 import NIOSSL
+import ServiceLifecycle
 import Spool
 
 /// Delivers the spool to the destinations (docs/upload.md): routes new instances, runs one
 /// `DestinationUploader` per destination, purges verified studies. A reload replaces the
 /// destinations' workers; in-flight chunks go back to the queue.
-public final class Uploader: Sendable {
+///
+/// A `Service`: `run()` ends when its task is cancelled or, in a `ServiceGroup`, at graceful
+/// shutdown.
+public final class Uploader: Service {
     private struct Live {
         var configuration: GatewayConfiguration
         var generation = 0
@@ -19,10 +23,10 @@ public final class Uploader: Sendable {
     private let spool: Spool
     private let threadPool: NIOThreadPool
     private let logger: Logger
-    private let bucket: TokenBucket
-    /// Kept across reloads, so status keeps its history.
-    private let healths = NIOLockedValueBox<[String: NIOLockedValueBox<DestinationHealth>]>([:])
-    private let pausedFlags = NIOLockedValueBox<[String: NIOLockedValueBox<Bool>]>([:])
+    /// The bandwidth cap of all destinations together.
+    private let bucket: NIOLockedValueBox<TokenBucket>
+    /// One per destination name, kept across reloads, so status keeps its history.
+    private let schedulers = NIOLockedValueBox<[String: NIOLockedValueBox<DestinationScheduler>]>([:])
     private let housekeeping = Wakeup()
     private let reloaded = Wakeup()
 
@@ -34,7 +38,8 @@ public final class Uploader: Sendable {
         self.spool = spool
         self.threadPool = threadPool
         self.logger = logger
-        bucket = TokenBucket(bytesPerSecond: configuration.upload.bandwidth(at: Date()))
+        bucket = NIOLockedValueBox(TokenBucket(bytesPerSecond: configuration.upload.bandwidth(at: Date()),
+                                               start: .now))
     }
 
     var configuration: GatewayConfiguration { live.withLockedValue { $0.configuration } }
@@ -65,22 +70,31 @@ public final class Uploader: Sendable {
         return configuration
     }
 
+    /// Delivers until the task is cancelled or a graceful shutdown begins; uploads in flight
+    /// are then abandoned (queued again). Not throwing, which satisfies `Service.run()`.
     public func run() async {
+        await cancelWhenGracefulShutdown { await self.deliver() }
+    }
+
+    private func deliver() async {
         do {
             let reset = try await database { try $0.resetInFlight() }
             if reset > 0 { logger.notice("uploads interrupted by the last stop are queued again", metadata: ["instances": "\(reset)"]) }
             let paused = try await database { try $0.pausedDestinations() }
-            for name in paused { flag(name).withLockedValue { $0 = true } }
-        } catch {
+            for name in paused { scheduler(name).withLockedValue { $0.setPaused(true) } }
+        } catch where !Task.isCancelled {
             logger.error("upload queue unavailable", metadata: ["error": "\(error)"])
+        } catch {
+            return
         }
         while !Task.isCancelled {
             let (configuration, generation) = live.withLockedValue { ($0.configuration, $0.generation) }
             let workers = configuration.destinations.map { destination in
-                DestinationUploader(settings: destination, upload: configuration.upload,
-                                    issuer: configuration.site.issuerOfPatientID, spool: spool,
-                                    threadPool: threadPool, bucket: bucket, health: health(destination.name),
-                                    paused: flag(destination.name), logger: logger)
+                let scheduler = self.scheduler(destination.name)
+                scheduler.withLockedValue { $0.apply(.init(configuration.upload)) }
+                return DestinationUploader(settings: destination, upload: configuration.upload,
+                                           issuer: configuration.site.issuerOfPatientID, spool: spool,
+                                           threadPool: threadPool, bucket: bucket, scheduler: scheduler, logger: logger)
             }
             live.withLockedValue { $0.workers = Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0) }) }
             if workers.isEmpty {
@@ -99,21 +113,14 @@ public final class Uploader: Sendable {
         }
     }
 
-    private func health(_ name: String) -> NIOLockedValueBox<DestinationHealth> {
-        healths.withLockedValue { boxes in
+    /// The scheduler of destination `name`, made on first use.
+    func scheduler(_ name: String) -> NIOLockedValueBox<DestinationScheduler> {
+        let settings = DestinationScheduler.Settings(configuration.upload)
+        return schedulers.withLockedValue { boxes in
             if let box = boxes[name] { return box }
-            let box = NIOLockedValueBox(DestinationHealth())
+            let box = NIOLockedValueBox(DestinationScheduler(settings: settings))
             boxes[name] = box
             return box
-        }
-    }
-
-    private func flag(_ name: String) -> NIOLockedValueBox<Bool> {
-        pausedFlags.withLockedValue { flags in
-            if let flag = flags[name] { return flag }
-            let flag = NIOLockedValueBox(false)
-            flags[name] = flag
-            return flag
         }
     }
 
@@ -122,7 +129,8 @@ public final class Uploader: Sendable {
     private func housekeep(_ configuration: GatewayConfiguration, workers: [DestinationUploader]) async {
         var lastPurge = Date.distantPast
         while !Task.isCancelled {
-            bucket.setRate(configuration.upload.bandwidth(at: Date()))
+            let rate = configuration.upload.bandwidth(at: Date())
+            bucket.withLockedValue { $0.setRate(rate) }
             if !configuration.destinations.isEmpty, let routed = try? await route(configuration.destinations), routed > 0 {
                 for worker in workers { worker.wakeup.signal() }
             }
@@ -167,8 +175,10 @@ public final class Uploader: Sendable {
                 }
                 try await purge(candidate, reason: "min_free")
             }
-        } catch {
+        } catch where !Task.isCancelled {
             logger.error("purge failed", metadata: ["error": "\(error)"])
+        } catch {
+            // Stopping: the next start purges.
         }
     }
 
@@ -186,8 +196,8 @@ public final class Uploader: Sendable {
     /// Queues again the retries and rejections of a study, or of all; returns how many.
     public func retry(study: String?) throws -> Int {
         let count = try spool.database.requeue(studyInstanceUID: study)
-        for name in live.withLockedValue({ Array($0.workers.keys) }) {
-            health(name).withLockedValue { $0.holdUntil = nil }
+        for destination in configuration.destinations {
+            scheduler(destination.name).withLockedValue { $0.retryNow() }
         }
         wakeWorkers()
         return count
@@ -197,7 +207,7 @@ public final class Uploader: Sendable {
     public func setPaused(_ paused: Bool, destination: String) throws -> Bool {
         guard configuration.destinations.contains(where: { $0.name == destination }) else { return false }
         try spool.database.setPaused(paused, destination: destination)
-        flag(destination).withLockedValue { $0 = paused }
+        scheduler(destination).withLockedValue { $0.setPaused(paused) }
         logger.notice(paused ? "destination paused" : "destination resumed", metadata: ["destination": "\(destination)"])
         wakeWorkers()
         return true
@@ -223,8 +233,8 @@ public final class Uploader: Sendable {
         let stableBefore = Date().addingTimeInterval(-Backoff.seconds(configuration.upload.stableAfter))
         let studies = try spool.database.studyDeliveries(stableBefore: stableBefore)
         return try configuration.destinations.map { destination in
-            let health = self.health(destination.name).withLockedValue { $0 }
-            let paused = flag(destination.name).withLockedValue { $0 }
+            // One lock: health, hold and pause read at the same moment.
+            let (health, paused) = scheduler(destination.name).withLockedValue { ($0.health, $0.paused) }
             var instances: [String: DeliveryTotals] = [:]
             for state in DeliveryState.allCases {
                 instances[state.rawValue] = totals[destination.name]?[state] ?? DeliveryTotals()
@@ -243,7 +253,7 @@ public final class Uploader: Sendable {
             return StatusReport.Destination(
                 name: destination.name, url: destination.url.absoluteString, health: state, paused: paused,
                 instances: instances, studies: studyStates, lastSuccessAt: health.lastSuccessAt,
-                lastError: health.lastError.map { .init(at: health.lastErrorAt ?? Date(), message: $0) },
+                lastError: health.lastError.map { .init(at: $0.at, message: $0.message) },
                 nextRetryAt: pending > 0 ? nextRetry : nil,
                 clientCertificateExpiresAt: destination.clientCertificate.flatMap(Self.expiry),
                 caExpiresAt: destination.ca.flatMap(Self.expiry))
