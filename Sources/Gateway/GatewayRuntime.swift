@@ -83,7 +83,7 @@ public final class GatewayRuntime: Sendable {
                                      onStopping: onStopping)
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
-        var services: [any Service] = [resources, statusServer, UploaderService(uploader: uploader)]
+        var services: [any Service] = [resources, statusServer, uploader]
         if let community { services.append(community) }
         services.append(listener)
         self.services = services

@@ -13,13 +13,14 @@ import Spool
 /// A `Service`: `run()` ends when its task is cancelled or, in a `ServiceGroup`, at graceful
 /// shutdown.
 public final class Uploader: Service {
-    private struct Live {
+    /// The configuration in force, its generation (bumped by each reload) and its workers.
+    private struct InForce {
         var configuration: GatewayConfiguration
         var generation = 0
         var workers: [String: DestinationUploader] = [:]
     }
 
-    private let live: NIOLockedValueBox<Live>
+    private let inForce: NIOLockedValueBox<InForce>
     private let spool: Spool
     private let threadPool: NIOThreadPool
     private let logger: Logger
@@ -34,7 +35,7 @@ public final class Uploader: Service {
     static let purgeInterval: TimeInterval = 5
 
     public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger) {
-        live = NIOLockedValueBox(Live(configuration: Self.sending(configuration)))
+        inForce = NIOLockedValueBox(InForce(configuration: Self.sending(configuration)))
         self.spool = spool
         self.threadPool = threadPool
         self.logger = logger
@@ -42,7 +43,7 @@ public final class Uploader: Service {
                                                start: .now))
     }
 
-    var configuration: GatewayConfiguration { live.withLockedValue { $0.configuration } }
+    var configuration: GatewayConfiguration { inForce.withLockedValue { $0.configuration } }
 
     func database<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
         let database = spool.database
@@ -56,7 +57,7 @@ public final class Uploader: Service {
 
     /// Replaces upload settings and destinations (SIGHUP).
     public func apply(_ configuration: GatewayConfiguration) {
-        live.withLockedValue {
+        inForce.withLockedValue {
             $0.configuration = Self.sending(configuration)
             $0.generation += 1
         }
@@ -88,7 +89,7 @@ public final class Uploader: Service {
             return
         }
         while !Task.isCancelled {
-            let (configuration, generation) = live.withLockedValue { ($0.configuration, $0.generation) }
+            let (configuration, generation) = inForce.withLockedValue { ($0.configuration, $0.generation) }
             let workers = configuration.destinations.map { destination in
                 let scheduler = self.scheduler(destination.name)
                 scheduler.withLockedValue { $0.apply(.init(configuration.upload)) }
@@ -96,7 +97,7 @@ public final class Uploader: Service {
                                            issuer: configuration.site.issuerOfPatientID, spool: spool,
                                            threadPool: threadPool, bucket: bucket, scheduler: scheduler, logger: logger)
             }
-            live.withLockedValue { $0.workers = Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0) }) }
+            inForce.withLockedValue { $0.workers = Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0) }) }
             if workers.isEmpty {
                 logger.notice("no upload destination configured: studies wait in the spool")
             } else {
@@ -105,7 +106,7 @@ public final class Uploader: Service {
             await withTaskGroup(of: Void.self) { group in
                 for worker in workers { group.addTask { await worker.run() } }
                 group.addTask { await self.housekeep(configuration, workers: workers) }
-                while !Task.isCancelled, live.withLockedValue({ $0.generation }) == generation {
+                while !Task.isCancelled, inForce.withLockedValue({ $0.generation }) == generation {
                     await reloaded.wait(upTo: .seconds(3600))
                 }
                 group.cancelAll()
@@ -220,7 +221,7 @@ public final class Uploader: Service {
     }
 
     private func wakeWorkers() {
-        for worker in live.withLockedValue({ Array($0.workers.values) }) { worker.wakeup.signal() }
+        for worker in inForce.withLockedValue({ Array($0.workers.values) }) { worker.wakeup.signal() }
     }
 
     // MARK: Status
