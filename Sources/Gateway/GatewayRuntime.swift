@@ -84,7 +84,7 @@ public final class GatewayRuntime: Sendable {
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
         var services: [any Service] = [resources, statusServer, uploader]
-        if let community { services.append(community) }
+        if let community { services += [community, CacheHousekeeping(community: community)] }
         services.append(listener)
         self.services = services
         self.running = NIOLockedValueBox(configuration)

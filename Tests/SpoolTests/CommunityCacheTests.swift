@@ -34,6 +34,32 @@ import Testing
         #expect(try database.cachedFilePaths().isEmpty)
     }
 
+    @Test func admissionMovesTheFileUnderAHashedNameAndRecordsIt() throws {
+        let root = NSTemporaryDirectory() + "cache-admission-" + UUID().uuidString
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        try FileManager.default.createDirectory(atPath: spool.cacheStagingDirectory, withIntermediateDirectories: true)
+        let staged = spool.cacheStagingDirectory + "/part-1"
+        try Data("DICM".utf8).write(to: URL(fileURLWithPath: staged))
+        let instance = CachedInstance(community: "hub", studyInstanceUID: "1.2.3", seriesInstanceUID: "1.2.3.1",
+                                      sopInstanceUID: "../../etc/passwd", sopClassUID: "1.2.840.10008.5.1.4.1.1.2", size: 4)
+        // Names come from hashes: a UID off the wire never makes a path.
+        #expect(instance.filePath.hasPrefix("cache/"))
+        #expect(!instance.filePath.contains(".."))
+        #expect(instance.filePath == Spool.cachePath(community: "hub", studyInstanceUID: "1.2.3",
+                                                     sopInstanceUID: "../../etc/passwd"))
+        let admitted = try spool.admitToCache(fileAt: staged, instance)
+        #expect(admitted == spool.files.absolutePath(instance.filePath))
+        #expect(FileManager.default.fileExists(atPath: admitted))
+        #expect(!FileManager.default.fileExists(atPath: staged))
+        #expect(try spool.database.cachedFilePaths() == [instance.filePath])
+        // A failed admission (here: the staged file is gone) leaves nothing behind.
+        var other = instance
+        other.sopInstanceUID = "1.2.3.9"
+        #expect(throws: CacheAdmissionError.self) { try spool.admitToCache(fileAt: staged, other) }
+        #expect(try spool.database.cachedFilePaths() == [instance.filePath])
+    }
+
     @Test func instancesOfPartialRetrievalsExpireByTheirFetchTime() throws {
         let database = try SpoolDatabase()
         let now = Date()

@@ -23,4 +23,11 @@ public struct CStoreResult: Sendable, Hashable {
         self.contextID = contextID
         self.dataSetLength = dataSetLength
     }
+
+    /// The peer's answer to the C-STORE of `file` on `contextID`.
+    init(_ response: CStoreRSP, file: Part10DataSetFile, contextID: UInt8) {
+        self.init(status: response.status, errorComment: response.errorComment, sopClassUID: file.sopClassUID,
+                  sopInstanceUID: file.sopInstanceUID, transferSyntaxUID: file.transferSyntaxUID,
+                  contextID: contextID, dataSetLength: file.dataSetLength)
+    }
 }

@@ -52,4 +52,11 @@ struct Part10DataSetFile: Sendable {
             throw DICOMNetworkError(code: .invalidFile, message: "\(path): read failed: \(error)")
         }
     }
+
+    /// "… for CT Image Storage (1.2.840.10008.5.1.4.1.1.2) in Explicit VR Little Endian".
+    func noFittingContext(_ what: String) -> DICOMNetworkError {
+        let sopClass = UIDRegistry.entry(for: sopClassUID).map { "\($0.name) (\(sopClassUID))" } ?? sopClassUID
+        let syntax = TransferSyntax(uid: transferSyntaxUID).map(\.description) ?? transferSyntaxUID
+        return DICOMNetworkError(code: .noAcceptedPresentationContext, message: "\(what) for \(sopClass) in \(syntax)")
+    }
 }

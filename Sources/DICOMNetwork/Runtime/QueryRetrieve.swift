@@ -102,10 +102,7 @@ public final class QueryRetrieveResponder: Sendable {
             .filter { $0.abstractSyntax == file.sopClassUID && $0.transferSyntax == file.transferSyntaxUID }
             .map(\.id).sorted()
         guard let contextID = candidates.first else {
-            throw DICOMNetworkError(
-                code: .noAcceptedPresentationContext,
-                message: "no presentation context with the SCP role for \(DICOMAssociation.describe(sopClass: file.sopClassUID)) "
-                    + "in \(DICOMAssociation.describe(transferSyntax: file.transferSyntaxUID))")
+            throw file.noFittingContext("no presentation context with the SCP role")
         }
         let started = eventLoop.submit { handler.value.beginSubOperation(file, contextID: contextID) }
         guard let (messageID, response) = try await Self.value(of: started) else {
@@ -126,10 +123,7 @@ public final class QueryRetrieveResponder: Sendable {
             // The association ended: the response's future says how.
         }
         let rsp = try await Self.value(of: response)
-        return CStoreResult(
-            status: rsp.status, errorComment: rsp.errorComment, sopClassUID: file.sopClassUID,
-            sopInstanceUID: file.sopInstanceUID, transferSyntaxUID: file.transferSyntaxUID,
-            contextID: contextID, dataSetLength: file.dataSetLength)
+        return CStoreResult(rsp, file: file, contextID: contextID)
     }
 
     private static func value<T>(of future: EventLoopFuture<T>) async throws(DICOMNetworkError) -> T {

@@ -13,7 +13,7 @@ import Spool
 /// The `[[community]]` search folders (docs/community.md): which contexts a query/retrieve
 /// association gets, and C-FIND, C-MOVE and C-GET answered from the community's DICOMweb
 /// service. As a `Service`, it runs each request as a child task of its own (C-CANCEL and the
-/// association's end cancel it), purges the cache, and closes its HTTP clients at the end.
+/// association's end cancel it) and closes its HTTP clients at the end.
 public final class CommunityProxy: Service, Sendable {
     /// One search folder: its settings and its DICOMweb clients (searches and retrievals
     /// have their own timeouts).
@@ -74,12 +74,11 @@ public final class CommunityProxy: Service, Sendable {
 
     public var calledAETitles: Set<String> { Set(folders.keys) }
 
-    /// Runs the requests and the cache housekeeping until a graceful stop (the DICOM listener,
-    /// stopped before, has ended every association and so cancelled every request by then).
+    /// Runs the requests until a graceful stop (the DICOM listener, stopped before, has ended
+    /// every association and so cancelled every request by then).
     public func run() async throws {
         await withGracefulShutdownHandler {
             await withDiscardingTaskGroup { group in
-                group.addTask { await self.runHousekeeping() }
                 for await request in requests {
                     group.addTask { await request.run() }
                 }
@@ -233,16 +232,6 @@ public final class CommunityProxy: Service, Sendable {
             }
         } catch {
             logger.warning("community cache purge failed", metadata: ["error": "\(error)"])
-        }
-    }
-
-    /// Purges the cache until cancelled: every 10 minutes, or every half `cache_retention`
-    /// when that is shorter (at least every second).
-    private func runHousekeeping() async {
-        let interval = max(.seconds(1), min(.seconds(600), configuration.spool.cacheRetention / 2))
-        while !Task.isCancelled {
-            await purgeCache()
-            try? await Task.sleep(for: interval)
         }
     }
 }

@@ -21,10 +21,7 @@ extension DICOMAssociation {
         let file = try await DataSetSender.open(path, threadPool: threadPool)
         guard let context = acceptedContext(abstractSyntax: file.sopClassUID, transferSyntax: file.transferSyntaxUID)
         else {
-            throw DICOMNetworkError(
-                code: .noAcceptedPresentationContext,
-                message: "no accepted presentation context for \(Self.describe(sopClass: file.sopClassUID)) "
-                    + "in \(Self.describe(transferSyntax: file.transferSyntaxUID))")
+            throw file.noFittingContext("no accepted presentation context")
         }
         let request = CStoreRQ(messageID: takeMessageID(), affectedSOPClassUID: file.sopClassUID,
                                affectedSOPInstanceUID: file.sopInstanceUID,
@@ -48,18 +45,6 @@ extension DICOMAssociation {
         guard case .cStoreRSP(let rsp) = response else {
             throw DICOMNetworkError.protocolError("C-STORE answered by another message")
         }
-        return CStoreResult(
-            status: rsp.status, errorComment: rsp.errorComment, sopClassUID: file.sopClassUID,
-            sopInstanceUID: file.sopInstanceUID, transferSyntaxUID: file.transferSyntaxUID,
-            contextID: context.id, dataSetLength: file.dataSetLength)
-    }
-
-    static func describe(sopClass uid: String) -> String {
-        guard let entry = UIDRegistry.entry(for: uid) else { return uid }
-        return "\(entry.name) (\(uid))"
-    }
-
-    static func describe(transferSyntax uid: String) -> String {
-        TransferSyntax(uid: uid).map(\.description) ?? uid
+        return CStoreResult(rsp, file: file, contextID: context.id)
     }
 }
