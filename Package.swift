@@ -125,10 +125,12 @@ let package = Package(
                 .product(name: "NIOEmbedded", package: "swift-nio"),
             ]
         ),
+        // Fixtures shared by the query suites of DICOMQueryTests and GatewayTests.
+        .target(name: "QueryTestSupport", dependencies: ["DICOMQuery", "DICOMCore"], path: "Tests/QueryTestSupport"),
         .testTarget(
             name: "DICOMQueryTests",
             dependencies: [
-                "DICOMQuery", "DICOMCore",
+                "DICOMQuery", "DICOMCore", "QueryTestSupport",
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
@@ -144,7 +146,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
+                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "QueryTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

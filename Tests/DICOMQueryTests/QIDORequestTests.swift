@@ -1,4 +1,5 @@
 import DICOMCore
+import QueryTestSupport
 import Testing
 @testable import DICOMQuery
 

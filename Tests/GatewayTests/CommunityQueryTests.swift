@@ -1,58 +1,16 @@
 import DICOMCore
 import DICOMQuery
+import QueryTestSupport
 import Testing
 @testable import Gateway
 
 /// The community search folders' side of a C-FIND (docs/community.md): the keys Passerelle
 /// computes (site columns, report flag, its private block), the INS, what the hub is asked for,
 /// and the own site. The query model itself is tested in DICOMQueryTests.
-@Suite struct CommunityQueryTests {
+@Suite struct CommunityQueryTests: QueryFixtures {
     // MARK: Helpers
 
-    func key(_ tag: DICOMCore.Tag, _ vr: String, _ values: String...) -> QueryAttribute {
-        QueryAttribute(tag: tag, vr: vr, values: values)
-    }
-
-    func level(_ level: String) -> QueryAttribute { key(Tag.queryRetrieveLevel, "CS", level) }
-
-    func find(_ level: String, _ keys: QueryAttribute..., model: QueryModel = .studyRoot) throws -> FindQuery {
-        try FindQuery(identifier: [self.level(level)] + keys, model: model)
-    }
-
-    func result(_ attributes: QueryAttribute...) -> QIDOAttributes {
-        Dictionary(attributes.map { ($0.tag, $0) }, uniquingKeysWith: { first, _ in first })
-    }
-
     let tours = SiteDirectoryEntry(id: 401, emitter: "cstrs37000", name: "CHRU Tours", issuerOfPatientID: "CHRU-TOURS")
-
-    let insNIR = "1.2.250.1.213.1.4.8"
-
-    let otherPatientIDs = Tag.otherPatientIDsSequence
-
-    func insKey(_ id: String, issuer: String) -> QueryAttribute {
-        QueryAttribute(tag: Tag.otherPatientIDsSequence, vr: "SQ", items: [[
-            key(Tag.patientID, "LO", id), key(Tag.issuerOfPatientID, "LO", issuer),
-        ]])
-    }
-
-    /// The unique keys of the levels above (hierarchical queries, PS3.4 C.4.1.2.1).
-    var upper: [QueryAttribute] {
-        [key(Tag.patientID, "LO", "IPP1"), key(Tag.studyInstanceUID, "UI", "1.2.3"),
-         key(Tag.seriesInstanceUID, "UI", "1.2.3.4")]
-    }
-
-    func study(_ id: String, _ issuer: String, name: String = "DURAND^HELENE", series: String? = nil,
-               instances: String? = nil, modalities: [String] = ["CT"]) -> QIDOAttributes {
-        var attributes = result(key(Tag.patientID, "LO", id), key(Tag.issuerOfPatientID, "LO", issuer),
-                                key(Tag.patientName, "PN", name), key(Tag.patientBirthDate, "DA", "19800101"),
-                                key(Tag.studyInstanceUID, "UI", "1.2.\(id).\(issuer.count)"),
-                                QueryAttribute(tag: Tag.modalitiesInStudy, vr: "CS", values: modalities))
-        if let series { attributes[Tag.numberOfStudyRelatedSeries] = key(Tag.numberOfStudyRelatedSeries, "IS", series) }
-        if let instances {
-            attributes[Tag.numberOfStudyRelatedInstances] = key(Tag.numberOfStudyRelatedInstances, "IS", instances)
-        }
-        return attributes
-    }
 
     func result(attributes: [QueryAttribute]) -> QIDOAttributes {
         Dictionary(attributes.map { ($0.tag, $0) }, uniquingKeysWith: { first, _ in first })
