@@ -94,27 +94,28 @@ public final class DICOMServer: Sendable {
 
     /// Stops accepting, lets open associations finish for up to `gracePeriod`, then aborts
     /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged).
-    /// Returns once every connection is closed.
+    /// Returns once every connection is closed: it waits on their close futures and one timer,
+    /// and looks again for a connection accepted just before the listening socket closed.
     public func shutdown(gracePeriod: Duration) async {
         await stopAccepting()
-        let open = state.withLockedValue { Array($0.connections.values) }
-        guard !open.isEmpty else { return }
-        let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
-        await withTaskGroup(of: Void.self) { tasks in
-            tasks.addTask { [self] in
-                do {
-                    try await Task.sleep(for: gracePeriod)
-                } catch {
-                    return  // every association ended in time
+        let deadline = ContinuousClock.now + gracePeriod
+        while case let open = state.withLockedValue({ Array($0.connections.values) }), !open.isEmpty {
+            let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
+            await withTaskGroup(of: Void.self) { tasks in
+                tasks.addTask { [self] in
+                    do {
+                        try await Task.sleep(until: deadline)
+                    } catch {
+                        return  // these associations ended in time
+                    }
+                    logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(open.count)"])
+                    for channel in open {
+                        channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
+                    }
                 }
-                let remaining = state.withLockedValue { Array($0.connections.values) }
-                logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(remaining.count)"])
-                for channel in remaining {
-                    channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
-                }
+                try? await allClosed.get()
+                tasks.cancelAll()
             }
-            try? await allClosed.get()
-            tasks.cancelAll()
         }
     }
 
