@@ -427,11 +427,33 @@ def pn_associate(port: int, contexts=((Verification, None),), aet: str = "PYSCU"
         else:
             ae.add_requested_context(abstract)
     assoc = ae.associate("127.0.0.1", port, ae_title=aec, **ae_kw)
+    if assoc.is_established:
+        _keep_early_responses(assoc)
     if nodelay and assoc.is_established:
         sock = getattr(getattr(assoc.dul, "socket", None), "socket", None)
         if sock is not None:
             sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     return assoc
+
+
+def _keep_early_responses(assoc) -> None:
+    """Works around a pynetdicom 3.0.4 race: when a request follows the previous final response
+    within a few ms, the association's reactor (resuming from its pause) may take the new
+    request's first response off the DIMSE queue and drop it as "unexpected", and the request
+    then waits for its DIMSE timeout. A response the reactor takes goes back to the front of
+    the queue, in order, for the request that waits for it."""
+    serve = assoc._serve_request
+    messages = assoc.dimse.msg_queue
+
+    def serve_or_put_back(msg, context_id):
+        if msg is not None and not msg.is_valid_request and msg.is_valid_response:
+            with messages.mutex:
+                messages.queue.appendleft((context_id, msg))
+                messages.not_empty.notify()
+            return
+        serve(msg, context_id)
+
+    assoc._serve_request = serve_or_put_back
 
 
 def rejection_of(assoc) -> tuple[int, int, int] | None:

@@ -1084,6 +1084,35 @@ def pn_get_study(gw, tmp_path, study_uid: str, sop_classes: list[str]):
     return responses, got
 
 
+def test_cancel_during_get_keeps_the_association(gateway_for, proxy, hub, tmp_path):
+    """C-CANCEL in the middle of a C-GET (the hub slowed so that the cancel lands while
+    instances are being sent on the requestor's own association): the instance being sent is
+    finished, the final response is Cancel (FE00) with what was completed, and the
+    association is still there to release — a cancel never aborts it."""
+    study = hub.study("tours_ct_big")
+    gw = gateway_for(proxy.url + "/dicom-web")
+    proxy.delay(0.4)
+    assoc = qr_associate(gw.port, FOLDER, aet=CALLING, services=("get",), storage_scp=[cm.CT_IMAGE],
+                         timeout=HANG, evt_handlers=[(evt.EVT_C_STORE, lambda event: 0x0000)])
+    assert assoc.is_established
+    try:
+        responses = pn_get(assoc, identifier("STUDY", StudyInstanceUID=study.study_uid), cancel_after_pending=2)
+        assert assoc.is_established, "the cancel aborted the association"
+        # The association still serves requests after the cancel.
+        first = study.series[0]
+        again = pn_get(assoc, identifier("IMAGE", StudyInstanceUID=study.study_uid,
+                                         SeriesInstanceUID=first.series_uid, SOPInstanceUID=first.sop_uids[0]),
+                       msg_id=2)
+    finally:
+        if assoc.is_established:
+            assoc.release()
+    final = final_of(responses)
+    assert final is not None and final.status == STATUS_CANCEL, [hex(r.status or 0) for r in responses]
+    assert final.completed is not None and 0 < final.completed < study.n_instances, final
+    assert final_of(again).status == STATUS_SUCCESS, [hex(r.status or 0) for r in again]
+    assert not assoc.is_aborted
+
+
 def test_get_with_role_selection_pynetdicom(gw, hub, tmp_path):
     study = hub.study("tours_ct_big")
     responses, got = pn_get_study(gw, tmp_path, study.study_uid, [cm.CT_IMAGE])

@@ -54,8 +54,7 @@ extension AcceptorStateMachine {
             established.inbound = .storeDataSet(request, contextID: contextID, finishing: false)
             state = .established(established)
             if request.affectedSOPClassUID != presentation.abstractSyntax {
-                return [.refuseStore(request, outcome: StoreRefusal(status: .sopClassNotSupported,
-                                                                    errorComment: Self.sopClassMismatch))]
+                return [.refuseStore(Refusal(status: .sopClassNotSupported, errorComment: Self.sopClassMismatch))]
             }
             return [.beginStore(request, transferSyntax: presentation.transferSyntax, association: association)]
         case .cFindRQ(let request):
@@ -98,11 +97,11 @@ extension AcceptorStateMachine {
         var reception = IdentifierReception(command: command, contextID: contextID,
                                             transferSyntax: presentation.transferSyntax, buffer: ByteBuffer())
         if sopClass != presentation.abstractSyntax {
-            reception.refusal = StoreRefusal(status: .sopClassNotSupported, errorComment: Self.sopClassMismatch)
+            reception.refusal = Refusal(status: .sopClassNotSupported, errorComment: Self.sopClassMismatch)
         }
         guard hasDataSet else {
             // PS3.7 §9.3.2.1: the identifier is mandatory.
-            reception.refusal = StoreRefusal(status: .cannotUnderstand, errorComment: "request without an identifier")
+            reception.refusal = Refusal(status: .cannotUnderstand, errorComment: "request without an identifier")
             return identifierComplete(reception)
         }
         established.inbound = .identifier(reception)
@@ -118,7 +117,7 @@ extension AcceptorStateMachine {
             state = .established(established)
             var bytes = bytes
             if reception.buffer.readableBytes + bytes.readableBytes > configuration.maximumIdentifierLength {
-                reception.refusal = StoreRefusal(
+                reception.refusal = Refusal(
                     status: .cannotUnderstand,
                     errorComment: "identifier larger than \(configuration.maximumIdentifierLength) bytes")
                 reception.buffer.clear()

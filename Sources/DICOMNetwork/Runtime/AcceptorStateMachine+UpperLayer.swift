@@ -5,7 +5,7 @@ import NIOCore
 extension AcceptorStateMachine {
     /// A-RELEASE-RP only once the last response is out (PS3.8 §7.2: no release while busy).
     mutating func releaseIfIdle() -> [Action] {
-        guard case .established(let established) = state, established.releaseRequested, !established.isBusy else {
+        guard case .established(let established) = state, established.releaseRequested, established.isIdle else {
             return []
         }
         return translate(upperLayer.handle(.releaseResponsePrimitive))  // Evt14 → AR-4

@@ -42,8 +42,8 @@ struct AcceptorStateMachine: Sendable {
         case verify(CEchoRQ, contextID: UInt8, association: AssociationContext)
         /// Open the provider's receiver for this C-STORE: its data set follows as ``storeData(_:isLast:)``.
         case beginStore(CStoreRQ, transferSyntax: String, association: AssociationContext)
-        /// The data set of this C-STORE is read and dropped, then answered with `outcome`.
-        case refuseStore(CStoreRQ, outcome: StoreRefusal)
+        /// The data set of this C-STORE is read and dropped, then answered with this refusal.
+        case refuseStore(Refusal)
         /// The next bytes of the C-STORE data set. On the last, make it durable and answer with
         /// ``storeFinished(_:)`` (reading pauses meanwhile: one operation at a time).
         case storeData(ByteBuffer, isLast: Bool)
@@ -67,8 +67,9 @@ struct AcceptorStateMachine: Sendable {
         case associationEnded(AssociationContext, AssociationEndReason)
     }
 
-    /// A C-STORE refused before its data set is read (the data set must still be drained).
-    struct StoreRefusal: Sendable, Hashable {
+    /// A request refused by the protocol layer, without the provider: a C-STORE (whose data
+    /// set must still be drained) or a query/retrieve (answered once its identifier is read).
+    struct Refusal: Sendable, Hashable {
         var status: DIMSEStatus
         var errorComment: String
     }
@@ -88,7 +89,7 @@ struct AcceptorStateMachine: Sendable {
         var transferSyntax: String
         var buffer: ByteBuffer
         /// Set when the request cannot be served: answered with this failure once the identifier is read.
-        var refusal: StoreRefusal?
+        var refusal: Refusal?
     }
 
     /// A C-GET C-STORE sub-operation we sent, awaiting its C-STORE-RSP.
@@ -110,8 +111,16 @@ struct AcceptorStateMachine: Sendable {
         /// The peer asked for the release: answered once nothing is outstanding (PS3.8 §7.2).
         var releaseRequested = false
 
-        var isBusy: Bool {
-            inbound != .none || !operations.isEmpty || !subOperations.isEmpty
+        /// Nothing outstanding either way: the release may be answered (PS3.8 §7.2).
+        var isIdle: Bool {
+            inbound == .none && operations.isEmpty && subOperations.isEmpty
+        }
+
+        /// We are the ones working (answering, sending, making an instance durable): the
+        /// peer's silence then is not idleness. A peer that stops mid-data-set is idle.
+        var isWorking: Bool {
+            if case .storeDataSet(_, _, finishing: true) = inbound { return true }
+            return !operations.isEmpty || !subOperations.isEmpty
         }
     }
 
@@ -142,8 +151,6 @@ struct AcceptorStateMachine: Sendable {
     var association: AssociationContext? {
         if case .established(let established) = state { established.association } else { nil }
     }
-
-    var isEstablished: Bool { upperLayer.isEstablished }
 
     /// The requestor's Maximum Length, once established (0: unlimited).
     var peerMaximumPDULength: UInt32 {
@@ -178,7 +185,7 @@ struct AcceptorStateMachine: Sendable {
     mutating func readTimeoutFired() -> [Action] {
         switch state {
         case .established(let established):
-            guard !established.isBusy else { return [] }
+            guard !established.isWorking else { return [] }
             return abort(source: .serviceUser, reason: .notSpecified, because: "idle timeout")
         case .idle, .awaitingAssociateRQ, .negotiating, .ended:
             // No association (or one being torn down): the silence counts as ARTIM expiry.

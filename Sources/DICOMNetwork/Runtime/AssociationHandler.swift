@@ -157,7 +157,7 @@ final class AssociationHandler: ChannelDuplexHandler {
                 run(machine.respond(.cEchoRSP(CEchoRSP(respondingTo: request, status: status)), contextID: contextID))
             case .beginStore(let request, let transferSyntax, let association):
                 startReception(provider.beginStore(request, transferSyntax: transferSyntax, association: association))
-            case .refuseStore(_, let refusal):
+            case .refuseStore(let refusal):
                 startReception(RefusingStoreReceiver(StoreOutcome(status: refusal.status,
                                                                   errorComment: refusal.errorComment)))
             case .storeData(let bytes, let isLast):
@@ -212,14 +212,7 @@ final class AssociationHandler: ChannelDuplexHandler {
         let running = operations.values
         operations = [:]
         for operation in running { operation.cancel() }
-        let waiting = subOperations.values
-        subOperations = [:]
-        for promise in waiting {
-            promise.fail(DICOMNetworkError(code: .aborted, message: "the association ended: \(reason)"))
-        }
-        if case .aborted(let why) = reason {
-            logger.info("association aborted", metadata: ["reason": "\(why)"])
-        }
+        // (Sub-operations were failed by the machine's actions just before.)
         provider.associationEnded(association, reason: reason)
     }
 

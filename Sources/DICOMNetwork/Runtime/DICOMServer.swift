@@ -66,6 +66,7 @@ public final class DICOMServer: Sendable {
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id = register(channel)
+                    channel.closeFuture.whenComplete { [self] _ in unregister(channel) }
                     var logger = self.logger
                     logger[metadataKey: "association"] = "\(id)"
                     let handlers: [any ChannelHandler] = [
@@ -78,7 +79,6 @@ public final class DICOMServer: Sendable {
                             provider: provider, threadPool: threadPool, associationID: id, logger: logger),
                     ]
                     try channel.pipeline.syncOperations.addHandlers(handlers)
-                    channel.closeFuture.whenComplete { [self] _ in unregister(channel) }
                 }
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
@@ -93,34 +93,39 @@ public final class DICOMServer: Sendable {
     }
 
     /// Stops accepting, lets open associations finish for up to `gracePeriod`, then aborts
-    /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged).
-    /// Returns once every connection is closed: it waits on their close futures and one timer,
-    /// and looks again for a connection accepted just before the listening socket closed.
+    /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged);
+    /// at once if the calling task is cancelled. Returns once the connections it saw are
+    /// closed: it waits on their close futures and one timer, and looks again for those
+    /// accepted while the listening socket was closing.
     public func shutdown(gracePeriod: Duration) async {
         await stopAccepting()
         let deadline = ContinuousClock.now + gracePeriod
         while case let open = state.withLockedValue({ Array($0.connections.values) }), !open.isEmpty {
             let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
-            await withTaskGroup(of: Void.self) { tasks in
-                tasks.addTask { [self] in
-                    do {
-                        try await Task.sleep(until: deadline)
-                    } catch {
-                        return  // these associations ended in time
+            await withTaskCancellationHandler {
+                await withTaskGroup(of: Void.self) { tasks in
+                    tasks.addTask { [self] in
+                        do {
+                            try await Task.sleep(until: deadline)
+                        } catch {
+                            return  // these associations ended in time (or the abort below came first)
+                        }
+                        abort(open)
                     }
-                    logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(open.count)"])
-                    for channel in open {
-                        channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
-                    }
+                    try? await allClosed.get()
+                    tasks.cancelAll()
                 }
-                try? await allClosed.get()
-                tasks.cancelAll()
+            } onCancel: { [self] in
+                abort(open)
             }
         }
     }
 
-    public var activeConnections: Int {
-        state.withLockedValue { $0.connections.count }
+    private func abort(_ connections: [any Channel]) {
+        logger.notice("aborting associations still open at shutdown", metadata: ["count": "\(connections.count)"])
+        for channel in connections {
+            channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
+        }
     }
 
     private func register(_ channel: any Channel) -> UInt64 {

@@ -13,8 +13,9 @@ enum DataSetSender {
     }
 
     /// Opens the file and reads its meta information, on `threadPool`.
-    static func open(_ path: String, threadPool: NIOThreadPool) async throws(DICOMNetworkError) -> Part10DataSetFile {
-        try await onThreadPool(threadPool) { () throws(DICOMNetworkError) in try Part10DataSetFile.open(path) }
+    static func open(_ path: String, threadPool: NIOThreadPool,
+                     eventLoop: any EventLoop) async throws(DICOMNetworkError) -> Part10DataSetFile {
+        try await onThreadPool(threadPool, eventLoop) { () throws(DICOMNetworkError) in try Part10DataSetFile.open(path) }
     }
 
     /// Hands the whole data set to `send`, block by block (`isLast` on the final one; an empty
@@ -22,7 +23,7 @@ enum DataSetSender {
     /// the data set cannot be completed, and the caller must abort the association (PS3.7 §9.1.1).
     /// Errors thrown by `send` end the stream as they are.
     static func send(
-        _ file: Part10DataSetFile, fragmentLength: Int, threadPool: NIOThreadPool,
+        _ file: Part10DataSetFile, fragmentLength: Int, threadPool: NIOThreadPool, eventLoop: any EventLoop,
         isolation: isolated (any Actor)? = #isolation,
         to send: (ByteBuffer, _ isLast: Bool) async throws(DICOMNetworkError) -> Void
     ) async throws(DICOMNetworkError) {
@@ -36,7 +37,7 @@ enum DataSetSender {
         while remaining > 0 {
             let count = min(blockSize, remaining)
             let source = file
-            let (bytes, advanced) = try await onThreadPool(threadPool) { () throws(DICOMNetworkError) in
+            let (bytes, advanced) = try await onThreadPool(threadPool, eventLoop) { () throws(DICOMNetworkError) in
                 var source = source
                 let bytes = try source.read(count)
                 return (bytes, source)
@@ -47,12 +48,16 @@ enum DataSetSender {
         }
     }
 
-    /// Blocking file work, off the event loops and the cooperative pool.
+    /// Blocking file work, off the event loops and the cooperative pool. Not cancellable on
+    /// purpose (the future, not the async `runIfActive`): a data set once started is sent
+    /// whole, so a C-CANCEL ends the operation after the current instance rather than aborting
+    /// the association mid-data-set; only a real read failure does that.
     private static func onThreadPool<T: Sendable>(
-        _ threadPool: NIOThreadPool, _ body: @escaping @Sendable () throws(DICOMNetworkError) -> T
+        _ threadPool: NIOThreadPool, _ eventLoop: any EventLoop,
+        _ body: @escaping @Sendable () throws(DICOMNetworkError) -> T
     ) async throws(DICOMNetworkError) -> T {
         do {
-            return try await threadPool.runIfActive { try body() }
+            return try await threadPool.runIfActive(eventLoop: eventLoop) { try body() }.get()
         } catch let error as DICOMNetworkError {
             throw error
         } catch {

@@ -97,7 +97,7 @@ public final class QueryRetrieveResponder: Sendable {
     /// Returns the requestor's C-STORE-RSP; throws when no context fits or the association ended.
     public func store(fileAt path: String) async throws(DICOMNetworkError) -> CStoreResult {
         let handler = self.handler
-        let file = try await DataSetSender.open(path, threadPool: threadPool)
+        let file = try await DataSetSender.open(path, threadPool: threadPool, eventLoop: eventLoop)
         let candidates = association.acceptedContexts.values
             .filter { $0.abstractSyntax == file.sopClassUID && $0.transferSyntax == file.transferSyntaxUID }
             .map(\.id).sorted()
@@ -110,7 +110,8 @@ public final class QueryRetrieveResponder: Sendable {
         }
         let fragmentLength = PDataTF.maximumDataFragmentLength(peerMaximumPDULength: peerMaximumPDULength)
         do {
-            try await DataSetSender.send(file, fragmentLength: fragmentLength, threadPool: threadPool) {
+            try await DataSetSender.send(file, fragmentLength: fragmentLength, threadPool: threadPool,
+                                         eventLoop: eventLoop) {
                 (bytes, isLast) async throws(DICOMNetworkError) in
                 try await Self.value(of: eventLoop.flatSubmit {
                     handler.value.subOperationData(messageID: messageID, bytes, isLast: isLast)

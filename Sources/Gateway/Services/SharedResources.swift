@@ -4,7 +4,7 @@ import ServiceLifecycle
 import Spool
 
 /// What the other services share — the thread pool for blocking work and the spool
-/// database — closed once they have all stopped (it starts first, so it stops last).
+/// database — closed once they have all stopped gracefully (it starts first, so it stops last).
 final class SharedResources: Service, Sendable {
     private let spool: Spool
     private let threadPool: NIOThreadPool
@@ -17,7 +17,15 @@ final class SharedResources: Service, Sendable {
     }
 
     func run() async throws {
-        try? await gracefulShutdown()
+        do {
+            try await gracefulShutdown()
+        } catch {
+            // The group was cancelled (a service failed): every service stops at once, so the
+            // others may still be using the pool and the database. Leave them to the process's
+            // exit rather than close them under a running write.
+            logger.debug("shared resources left open: the services were cancelled, not stopped")
+            return
+        }
         try? await threadPool.shutdownGracefully()
         do {
             try spool.database.close()

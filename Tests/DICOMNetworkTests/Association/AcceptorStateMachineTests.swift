@@ -138,7 +138,7 @@ import Testing
         var machine = Self.established()
         let store = CStoreRQ(messageID: 4, affectedSOPClassUID: "1.2.840.10008.5.1.4.1.1.4", affectedSOPInstanceUID: "1.2.4")
         #expect(machine.pduReceived(Self.command(.cStoreRQ(store), contextID: 3)) == [
-            .refuseStore(store, outcome: .init(status: .sopClassNotSupported, errorComment: Machine.sopClassMismatch)),
+            .refuseStore(.init(status: .sopClassNotSupported, errorComment: Machine.sopClassMismatch)),
         ])
     }
 
@@ -321,6 +321,14 @@ import Testing
         let actions = machine.readTimeoutFired()
         #expect(actions.first == .write(.abort(AAbort(source: .serviceUser, reason: .notSpecified))))
         #expect(Self.endReason(actions) == .aborted("idle timeout"))
+    }
+
+    @Test func aPeerSilentMidRequestIsIdle() {
+        var machine = Self.established()
+        _ = machine.pduReceived(Self.command(.cFindRQ(CFindRQ(messageID: 3, affectedSOPClassUID: Self.findSOPClass)), contextID: 5))
+        _ = machine.pduReceived(Self.data(identifier(4), contextID: 5, isLast: false))
+        // Half an identifier, then nothing: the peer owes us the rest, we are not working.
+        #expect(Self.endReason(machine.readTimeoutFired()) == .aborted("idle timeout"))
     }
 
     @Test func silenceBeforeTheRequestIsARTIMExpiry() {

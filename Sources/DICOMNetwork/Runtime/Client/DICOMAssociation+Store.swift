@@ -18,7 +18,7 @@ extension DICOMAssociation {
     }
 
     private func storeNow(_ path: String, moveOriginator: (String, UInt16)?) async throws(DICOMNetworkError) -> CStoreResult {
-        let file = try await DataSetSender.open(path, threadPool: threadPool)
+        let file = try await DataSetSender.open(path, threadPool: threadPool, eventLoop: channel.eventLoop)
         guard let context = acceptedContext(abstractSyntax: file.sopClassUID, transferSyntax: file.transferSyntaxUID)
         else {
             throw file.noFittingContext("no accepted presentation context")
@@ -29,7 +29,8 @@ extension DICOMAssociation {
         let answer = perform(.cStoreRQ(request), contextID: context.id)
         let fragmentLength = maximumDataFragmentLength
         do {
-            try await DataSetSender.send(file, fragmentLength: fragmentLength, threadPool: threadPool) {
+            try await DataSetSender.send(file, fragmentLength: fragmentLength, threadPool: threadPool,
+                                         eventLoop: channel.eventLoop) {
                 (bytes, isLast) async throws(DICOMNetworkError) in
                 try await sendDataSetBlock(bytes, fragmentLength: fragmentLength, isLast: isLast)
             }
