@@ -22,7 +22,7 @@ struct WatchdogPinger: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             // systemd arms the watchdog at READY=1: ping from then on.
             // Never bound (the group is stopping): wait for our turn to stop.
             guard await gateway.waitUntilListening() != nil else { return try? await gracefulShutdown() }
@@ -38,7 +38,7 @@ struct StatusLineService: Service {
     var period: Duration = .seconds(10)
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             // Never bound (the group is stopping): wait for our turn to stop.
             guard await gateway.waitUntilListening() != nil else { return try? await gracefulShutdown() }
             while !Task.isCancelled {

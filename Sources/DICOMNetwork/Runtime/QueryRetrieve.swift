@@ -127,7 +127,7 @@ public final class QueryRetrieveResponder: Sendable {
         return CStoreResult(rsp, file: file, contextID: contextID)
     }
 
-    private static func value<T>(of future: EventLoopFuture<T>) async throws(DICOMNetworkError) -> T {
+    private static func value<T: Sendable>(of future: EventLoopFuture<T>) async throws(DICOMNetworkError) -> T {
         do {
             return try await future.get()
         } catch let error as DICOMNetworkError {

@@ -10,7 +10,7 @@ struct CacheHousekeeping: Service {
     }
 
     func run() async throws {
-        try await cancelWhenGracefulShutdown {
+        await cancelWhenGracefulShutdown {
             while !Task.isCancelled {
                 await community.purgeCache()
                 try? await Task.sleep(for: interval)
