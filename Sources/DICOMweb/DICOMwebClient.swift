@@ -29,8 +29,8 @@ public final class DICOMwebClient: Sendable {
         }
         var configuration = HTTPClient.Configuration(
             redirectConfiguration: .disallow,
-            timeout: .init(connect: .nanoseconds(timeouts.connect.nanoseconds),
-                           read: .nanoseconds(timeouts.read.nanoseconds)))
+            timeout: .init(connect: TimeAmount(timeouts.connect),
+                           read: TimeAmount(timeouts.read)))
         // A refused connection or a failed TLS handshake fails the request at once: the
         // caller has its own backoff and must see the destination as failing, not waiting.
         configuration.connectionPool.retryConnectionEstablishment = false
@@ -113,7 +113,7 @@ public final class DICOMwebClient: Sendable {
 
     func execute(_ request: HTTPClientRequest) async throws(DICOMwebError) -> HTTPClientResponse {
         do {
-            return try await http.execute(request, timeout: .nanoseconds(timeouts.request.nanoseconds), logger: logger)
+            return try await http.execute(request, timeout: TimeAmount(timeouts.request), logger: logger)
         } catch {
             throw DICOMwebClient.transportError(error, url: request.url)
         }
@@ -372,13 +372,6 @@ public final class DICOMwebClient: Sendable {
         }
         // Refused, reset, unreachable, DNS (NIOConnectionError, IOError, ChannelError): try later.
         return DICOMwebError(kind: .retryable, code: .connection, url: url, message: "connection failed: \(error)")
-    }
-}
-
-extension Duration {
-    var nanoseconds: Int64 {
-        let (seconds, attoseconds) = components
-        return seconds * 1_000_000_000 + attoseconds / 1_000_000_000
     }
 }
 
