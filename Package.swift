@@ -58,6 +58,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Audit",
+            dependencies: [
+                .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+            ]
+        ),
+        .target(
             name: "Spool",
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -68,7 +78,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool",
+                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -110,7 +120,7 @@ let package = Package(
         .executableTarget(
             name: "passerellectl",
             dependencies: [
-                "Gateway", "Spool", "DICOMNetwork",
+                "Gateway", "Spool", "DICOMNetwork", "Audit",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -143,6 +153,14 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(
+            name: "AuditTests",
+            dependencies: [
+                "Audit",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "GatewayTests",
             dependencies: [

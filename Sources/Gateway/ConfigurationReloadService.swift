@@ -49,6 +49,7 @@ extension GatewayConfiguration {
         if communities != running.communities { changed.append("community") }
         if knownAEs != running.knownAEs { changed.append("ae") }
         if siteDirectory != running.siteDirectory { changed.append("site_directory") }
+        if audit != running.audit { changed.append("audit") }
         return changed
     }
 

@@ -19,6 +19,10 @@ public struct GatewayError: Error, CustomStringConvertible {
         GatewayError(description: "cannot set up the [[community]] search folders: \(reason(error))")
     }
 
+    static func cannotStartAudit(_ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot set up the [audit] repository: \(reason(error))")
+    }
+
     private static func reason(_ error: any Error) -> String {
         if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
         return "\(error)"

@@ -1,3 +1,4 @@
+import Audit
 import DICOMNetwork
 import Foundation
 import Logging
@@ -20,6 +21,8 @@ public final class GatewayRuntime: Sendable {
     private let responder: StatusResponder
     private let listening = ListeningSignal()
     private let logger: Logger
+    /// The audit trail: every act as one hash-chained row (docs/audit.md).
+    public let audit: AuditTrail
     /// In start order.
     public let services: [any Service]
 
@@ -54,24 +57,38 @@ public final class GatewayRuntime: Sendable {
         let threadPool = NIOThreadPool(numberOfThreads: max(4, dicom.maxAssociations / 4))
         threadPool.start()
         let resources = SharedResources(spool: spool, threadPool: threadPool, logger: logger)
+        let audit = AuditTrail(database: spool.database, threadPool: threadPool, enabled: configuration.audit.enabled,
+                               siteIssuer: configuration.site.issuerOfPatientID, logger: logger)
+        let auditSender: AuditSender
+        do {
+            auditSender = try AuditSender(trail: audit, database: spool.database, threadPool: threadPool,
+                                          configuration: configuration, logger: logger)
+        } catch {
+            try? threadPool.syncShutdownGracefully()
+            try? spool.database.close()
+            throw GatewayError.cannotStartAudit(error)
+        }
         let community: CommunityProxy?
         do {
             community = configuration.communities.isEmpty ? nil
-                : try CommunityProxy(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+                : try CommunityProxy(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger,
+                                     audit: audit)
         } catch {
             try? threadPool.syncShutdownGracefully()
             try? spool.database.close()
             throw GatewayError.cannotStartCommunity(error)
         }
-        let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger)
+        let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger,
+                                audit: audit)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
-                                           spool: spool, logger: logger, community: community,
+                                           spool: spool, logger: logger, community: community, audit: audit,
                                            instanceStored: { uploader.instanceArrived() })
         let listening = self.listening
-        let responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
+        var responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
                                         listeningPort: { listening.port ?? dicom.port }, registry: registry,
                                         uploader: uploader, community: community,
                                         activeAssociations: { provider.activeAssociations })
+        responder.audit = auditSender
         let server = DICOMServer(
             configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
                                  idleTimeout: TimeAmount(dicom.idleTimeout)),
@@ -83,7 +100,8 @@ public final class GatewayRuntime: Sendable {
                                      onStopping: onStopping)
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
-        var services: [any Service] = [resources, statusServer, uploader]
+        // The audit sender stops after everything that records acts, before the spool closes.
+        var services: [any Service] = [resources, auditSender, statusServer, uploader]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         services.append(listener)
         self.services = services
@@ -92,6 +110,7 @@ public final class GatewayRuntime: Sendable {
         self.uploader = uploader
         self.responder = responder
         self.logger = logger
+        self.audit = audit
     }
 
     /// Returns once the DICOM port accepts associations; nil if it never will.
@@ -127,6 +146,9 @@ public final class GatewayRuntime: Sendable {
             state.upload = configuration.upload
             state.destinations = configuration.destinations
         }
+        audit.post(AuditEvent(action: .configurationReload, actor: .gateway,
+                              details: ["applied": applied.joined(separator: ", "),
+                                        "needs_restart": pending.joined(separator: ", ")]))
         logger.notice("configuration reloaded", metadata: [
             "applied": "\(applied.isEmpty ? "nothing changed" : applied.joined(separator: ", "))",
             "needs_restart": "\(pending.isEmpty ? "nothing" : pending.joined(separator: ", "))",

@@ -114,6 +114,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v3-community") { db in
             try migrateCommunity(db)
         }
+        migrator.registerMigration("v4-audit") { db in
+            try migrateAudit(db)
+        }
         return migrator
     }
 

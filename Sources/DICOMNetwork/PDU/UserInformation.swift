@@ -185,3 +185,13 @@ public struct UserIdentityResponse: Sendable, Hashable {
         self.serverResponse = serverResponse
     }
 }
+
+extension UserInformation {
+    /// The user name an audit trail may record: the primary field of a User Identity of type 1
+    /// (username) or 2 (username and passcode); the passcode is never part of it.
+    public var auditUserName: String? {
+        guard let identity = userIdentity, identity.type == .username || identity.type == .usernameAndPasscode,
+              !identity.primaryField.isEmpty else { return nil }
+        return identity.primaryFieldString
+    }
+}

@@ -219,7 +219,7 @@ struct AcceptorStateMachine: Sendable {
         }
         let association = AssociationContext(
             callingAETitle: request.callingAETitle, calledAETitle: request.calledAETitle, peer: peer,
-            acceptedContexts: accepted, id: associationID)
+            acceptedContexts: accepted, id: associationID, userName: request.userInformation.auditUserName)
         var userInformation = UserInformation()
         userInformation.maximumLength = configuration.maximumPDULength
         userInformation.implementationClassUID = Implementation.classUID

@@ -59,6 +59,9 @@ public struct AssociationContext: Sendable, Hashable {
     public var acceptedContexts: [UInt8: PresentationContext]
     /// A number identifying the association in logs.
     public var id: UInt64
+    /// The user name of a User Identity sub-item of type 1 or 2 (PS3.7 D.3.3.7), never its
+    /// passcode; nil when none was negotiated.
+    public var userName: String? = nil
 }
 
 /// Receives one C-STORE data set as it arrives. Its methods block (file I/O, fsync,

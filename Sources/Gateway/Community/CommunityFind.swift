@@ -35,7 +35,7 @@ struct CommunityFind {
             "level": "\(access.level ?? "?")", "keys": "\(access.query)", "results": "\(access.results)",
             "status": "\(status)", "duration_ms": "\(ms(elapsed))", "hub_ms": "\(ms(hubTime))",
         ].merging(comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
-        await proxy.trace(access)
+        await proxy.trace(access, association: association, sopClassUID: request.affectedSOPClassUID)
     }
 
     /// Sends the pending responses; returns the final status.

@@ -1,3 +1,4 @@
+import Audit
 import DICOMCore
 import DICOMNetwork
 import DICOMQuery
@@ -43,7 +44,11 @@ public final class CommunityProxy: Service, Sendable {
     /// WADO-RS requests of one retrieval running at once, ahead of the C-STOREs.
     static let parallelFetches = 4
 
-    public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger) throws {
+    let audit: AuditTrail?
+
+    public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
+                audit: AuditTrail? = nil) throws {
+        self.audit = audit
         var folders: [String: Folder] = [:]
         for community in configuration.communities {
             guard let destination = configuration.destinations.first(where: { $0.name == community.destination }) else {
@@ -204,9 +209,10 @@ public final class CommunityProxy: Service, Sendable {
         }
     }
 
-    /// Writes the trace of a query or retrieval, cancelled or not.
-    func trace(_ access: CommunityAccess) async {
+    /// Writes the trace of a query or retrieval, cancelled or not, and its audit row.
+    func trace(_ access: CommunityAccess, association: AssociationContext? = nil, sopClassUID: String? = nil) async {
         account(access)
+        await audit?.record(Self.auditEvent(access, association: association, sopClassUID: sopClassUID))
         let database = spool.database
         let threadPool = self.threadPool
         do {
@@ -218,6 +224,33 @@ public final class CommunityProxy: Service, Sendable {
         } catch {
             logger.error("community access not recorded", metadata: ["error": "\(error)"])
         }
+    }
+
+    /// C-FIND is a query (level and keys); C-MOVE and C-GET are retrievals of their studies
+    /// to the move destination (or the requestor).
+    static func auditEvent(_ access: CommunityAccess, association: AssociationContext?, sopClassUID: String?) -> AuditEvent {
+        let status = DIMSEStatus(access.status)
+        let outcome: AuditEvent.Outcome = switch status.kind {
+        case .success, .pending: .success
+        case .warning, .cancel: .minorFailure
+        default: .seriousFailure
+        }
+        var details = ["keys": access.query, "status": String(format: "%04X", access.status)]
+        if let level = access.level { details["level"] = level }
+        if let sopClassUID { details["sop_class_uid"] = sopClassUID }
+        let actor = AuditEvent.Actor(aeTitle: access.callingAETitle, address: association?.peer,
+                                     userName: association?.userName)
+        if access.operation == "FIND" {
+            details["results"] = String(access.results)
+            return AuditEvent(action: .query, at: access.at, outcome: outcome, outcomeDescription: access.error,
+                              actor: actor, destination: access.calledAETitle, details: details)
+        }
+        details["operation"] = access.operation
+        details["count"] = String(access.completed + access.warnings)
+        details["failed"] = String(access.failed)
+        return AuditEvent(action: .retrieve, at: access.at, outcome: outcome, outcomeDescription: access.error,
+                          actor: actor, destination: access.moveDestination ?? access.callingAETitle,
+                          studies: access.studyUIDs, details: details)
     }
 
     /// Drops cached foreign studies older than `cache_retention`.

@@ -70,7 +70,7 @@ struct CommunityRetrieve {
             "duration_ms": "\(access.durationMilliseconds)", "waiting_for_hub_ms": "\(milliseconds(outcome.waiting))",
             "sending_ms": "\(milliseconds(outcome.sending))",
         ].merging(outcome.comment.map { ["error": "\($0)"] } ?? [:]) { a, _ in a })
-        await proxy.trace(access)
+        await proxy.trace(access, association: association, sopClassUID: request.affectedSOPClassUID)
     }
 
     private func perform(_ access: inout CommunityAccess) async -> Outcome {

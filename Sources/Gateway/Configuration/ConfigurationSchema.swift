@@ -95,12 +95,14 @@ enum ConfigurationSchema {
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
         ]),
         "status": .table(["socket": .string]),
+        "audit": .table([
+            "enabled": .bool, "repository": .string, "ca": .file, "client_cert": .file, "client_key": .file,
+        ]),
     ]
 
     /// Sections of DESIGN.md's reference that this version does not implement yet: refused with
     /// a clear word rather than accepted and silently ignored.
     static let notYetImplemented: [String: String] = [
-        "audit": "the audit trail (IHE ATNA export) is not implemented in this version; remove [audit]",
         "consent": "oppositions and consent are not implemented in this version; remove [consent]",
         "hl7": "the HL7 v2 listener is not implemented in this version; remove [hl7]",
     ]
@@ -187,6 +189,7 @@ extension Settings {
         if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
         try parseUpload(into: &configuration)
         try parseCommunity(into: &configuration)
+        try parseAudit(into: &configuration)
         return configuration
     }
 }

@@ -1,3 +1,4 @@
+import Audit
 import DICOMCore
 import DICOMNetwork
 import Logging
@@ -7,6 +8,31 @@ import Spool
 /// The site's SCP: applies the `AssociationPolicy` to associations, receives C-STORE data sets
 /// into the spool and hands query/retrieve requests to the `CommunityProxy`.
 public final class SiteServiceProvider: DICOMServiceProvider {
+    /// Counts each instance received (stored or a duplicate) for the association's audit rows.
+    private func receivedTally(_ id: UInt64) -> @Sendable (_ study: String, _ patientID: String, _ issuer: String) -> Void {
+        guard let audit else { return { _, _, _ in } }
+        return { [received] study, patientID, issuer in
+            received.withLockedValue { all in
+                all[id, default: [:]][study, default: ReceivedStudy(patient: audit.patient(id: patientID, issuer: issuer))]
+                    .count += 1
+            }
+        }
+    }
+
+    /// Association accepted or rejected, with the user identity when one was negotiated.
+    static func auditEvent(_ request: AssociateRQ, peer: String, decision: AssociationDecision) -> AuditEvent {
+        let actor = AuditEvent.Actor(aeTitle: request.callingAETitle, address: peer,
+                                     userName: request.userInformation.auditUserName)
+        switch decision {
+        case .accept:
+            return AuditEvent(action: .associationAccepted, actor: actor, destination: request.calledAETitle)
+        case .reject(let rejection):
+            return AuditEvent(action: .associationRejected, outcome: .minorFailure,
+                              outcomeDescription: "\(rejection.reason)", actor: actor,
+                              destination: request.calledAETitle)
+        }
+    }
+
     private let policy: NIOLockedValueBox<AssociationPolicy>
     private let spool: Spool
     private let logger: Logger
@@ -17,9 +43,18 @@ public final class SiteServiceProvider: DICOMServiceProvider {
     private let instanceStored: @Sendable () -> Void
 
     private let community: CommunityProxy?
+    private let audit: AuditTrail?
+    /// Instances received per association and study, written to the audit trail when the association ends.
+    private let received = NIOLockedValueBox<[UInt64: [String: ReceivedStudy]]>([:])
+
+    struct ReceivedStudy {
+        var patient: AuditEvent.Patient
+        var count = 0
+    }
 
     public init(policy: AssociationPolicy, spool: Spool, logger: Logger, community: CommunityProxy? = nil,
-                instanceStored: @escaping @Sendable () -> Void = {}) {
+                audit: AuditTrail? = nil, instanceStored: @escaping @Sendable () -> Void = {}) {
+        self.audit = audit
         self.instanceStored = instanceStored
         self.community = community
         self.policy = NIOLockedValueBox(policy)
@@ -46,11 +81,20 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         case .accept: metrics.associationsAccepted.increment()
         case .reject: metrics.associationsRejected.increment()
         }
+        audit?.post(Self.auditEvent(request, peer: peer, decision: decision))
         return decision
     }
 
     public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
         active.withLockedValue { $0 -= 1 }
+        if let audit, let studies = received.withLockedValue({ $0.removeValue(forKey: association.id) }) {
+            let actor = AuditEvent.Actor(aeTitle: association.callingAETitle, address: association.peer,
+                                         userName: association.userName)
+            audit.post(studies.sorted { $0.key < $1.key }.map { study, tally in
+                AuditEvent(action: .instancesReceived, actor: actor, destination: association.calledAETitle,
+                           patients: [tally.patient], studies: [study], details: ["count": String(tally.count)])
+            })
+        }
         if case .aborted(let why) = reason {
             metrics.associationsAborted.increment()
             logger.info("association ended by abort", metadata: [
@@ -84,6 +128,6 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
                                  callingAETitle: association.callingAETitle, logger: logger, metrics: metrics,
-                                 onStored: instanceStored)
+                                 onStored: instanceStored, onReceived: receivedTally(association.id))
     }
 }

@@ -134,6 +134,21 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var destinations: [Destination]
     /// `[[community]]` search folders.
     public var communities: [Community] = []
+    /// The audit trail and its repository queue.
+    public var audit: Audit?
+
+    /// `[audit]`: the chain head and the ATNA outbox.
+    public struct Audit: Codable, Sendable, Equatable {
+        public var enabled: Bool
+        public var repository: String?
+        /// Rows waiting for the repository.
+        public var queueDepth: Int
+        public var headSeq: Int64?
+        public var head: String?
+        public var lastSentAt: Date?
+        /// Set while the repository is failing.
+        public var lastError: Destination.LastError?
+    }
 }
 
 /// The version shown by `status` and `--version`.

@@ -14,6 +14,8 @@ public struct StatusResponder: Sendable {
     let registry: PrometheusCollectorRegistry?
     let uploader: Uploader?
     let community: CommunityProxy?
+    /// Set by `GatewayRuntime` once the audit sender exists.
+    var audit: AuditSender?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: @escaping @Sendable () -> Int,
                 registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
@@ -93,7 +95,7 @@ public struct StatusResponder: Sendable {
         for (state, value) in totals {
             states[state] = .init(instances: value.instances, bytes: value.bytes)
         }
-        return StatusReport(
+        var report = StatusReport(
             version: PasserelleVersion.current,
             startedAt: startedAt,
             uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
@@ -105,6 +107,8 @@ public struct StatusResponder: Sendable {
                          minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes),
             destinations: try uploader?.destinationStatuses() ?? [],
             communities: try community?.status() ?? [])
+        report.audit = try audit?.status()
+        return report
     }
 
     private func metricsText() throws -> String {
@@ -140,6 +144,10 @@ public struct StatusResponder: Sendable {
                 .set(Int64(community.health == "failing" ? 0 : 1))
             registry.makeGauge(name: "passerelle_community_cache_bytes", labels: [("community", community.aeTitle)],
                                help: "Bytes of foreign studies kept in cache/").set(Int64(community.cachedBytes))
+        }
+        if let audit = report.audit {
+            registry.makeGauge(name: "passerelle_audit_queue_depth", help: "Audit messages waiting for the ATNA repository")
+                .set(Int64(audit.queueDepth))
         }
         var buffer: [UInt8] = []
         registry.emit(into: &buffer)

@@ -25,9 +25,13 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private var headerSize = 0
     private var failure: StoreOutcome?
     private let onStored: @Sendable () -> Void
+    /// Every instance received (stored or a duplicate): study, patient ID, issuer.
+    private let onReceived: @Sendable (String, String, String) -> Void
 
     init(spool: Spool, request: CStoreRQ, transferSyntaxUID: String, callingAETitle: String, logger: Logger,
-         metrics: StorageMetrics = StorageMetrics(), onStored: @escaping @Sendable () -> Void = {}) {
+         metrics: StorageMetrics = StorageMetrics(), onStored: @escaping @Sendable () -> Void = {},
+         onReceived: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in }) {
+        self.onReceived = onReceived
         self.metrics = metrics
         self.onStored = onStored
         self.spool = spool
@@ -95,6 +99,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             }
             log(result, attributes: attributes, size: finished.size)
             if case .duplicate = result.outcome {} else { onStored() }
+            onReceived(attributes.studyInstanceUID, attributes.patientID, attributes.issuerOfPatientID)
             metrics.storeDuration.record(duration: ContinuousClock.now - started)
             return StoreOutcome(status: .success)
         } catch let outcome as StoreOutcome {

@@ -1,3 +1,4 @@
+import Audit
 import DICOMweb
 import Foundation
 import Logging
@@ -24,12 +25,14 @@ final class DestinationUploader: Sendable {
     let issuer: String?
     let logger: Logger
     let wakeup = Wakeup()
+    let audit: AuditTrail?
 
     var name: String { settings.name }
 
     init(settings: DestinationSettings, upload: UploadSettings, issuer: String?, spool: Spool,
          threadPool: NIOThreadPool, bucket: NIOLockedValueBox<TokenBucket>,
-         scheduler: NIOLockedValueBox<DestinationScheduler>, logger: Logger) {
+         scheduler: NIOLockedValueBox<DestinationScheduler>, logger: Logger, audit: AuditTrail? = nil) {
+        self.audit = audit
         self.settings = settings
         self.upload = upload
         self.issuer = upload.fillIssuerOfPatientID ? issuer : nil
@@ -151,6 +154,7 @@ final class DestinationUploader: Sendable {
             logger.error("cannot record upload outcomes", metadata: ["error": "\(error)"])
         }
         let stored = outcomes.filter { if case .stored = $0.outcome { true } else { false } }.count
+        await audit?.record(AuditTrail.uploadEvents(chunk, outcomes: outcomes, destination: name))
         logger.debug("chunk sent", metadata: [
             "study_uid": "\(chunk.first?.studyInstanceUID ?? "")", "instances": "\(chunk.count)",
             "stored": "\(stored)"])
@@ -246,6 +250,8 @@ final class DestinationUploader: Sendable {
                     try $0.recordVerification(candidate, destination: name, missing: missing)
                 }
                 if verified {
+                    await audit?.record(AuditTrail.verificationEvent(study: candidate.studyInstanceUID,
+                                                                     instances: candidate.instances.count, destination: name))
                     logger.info("study verified at the destination", metadata: [
                         "study_uid": "\(candidate.studyInstanceUID)", "instances": "\(candidate.instances.count)"])
                 } else if !missing.isEmpty {

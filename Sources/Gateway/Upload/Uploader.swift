@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import Logging
 import NIOConcurrencyHelpers
@@ -30,11 +31,14 @@ public final class Uploader: Service {
     private let schedulers = NIOLockedValueBox<[String: NIOLockedValueBox<DestinationScheduler>]>([:])
     private let housekeeping = Wakeup()
     private let reloaded = Wakeup()
+    private let audit: AuditTrail?
 
     /// How often verified studies are considered for purging.
     static let purgeInterval: TimeInterval = 5
 
-    public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger) {
+    public init(configuration: GatewayConfiguration, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
+                audit: AuditTrail? = nil) {
+        self.audit = audit
         inForce = NIOLockedValueBox(InForce(configuration: Self.sending(configuration)))
         self.spool = spool
         self.threadPool = threadPool
@@ -95,7 +99,8 @@ public final class Uploader: Service {
                 scheduler.withLockedValue { $0.apply(.init(configuration.upload)) }
                 return DestinationUploader(settings: destination, upload: configuration.upload,
                                            issuer: configuration.site.issuerOfPatientID, spool: spool,
-                                           threadPool: threadPool, bucket: bucket, scheduler: scheduler, logger: logger)
+                                           threadPool: threadPool, bucket: bucket, scheduler: scheduler, logger: logger,
+                                           audit: audit)
             }
             inForce.withLockedValue { $0.workers = Dictionary(uniqueKeysWithValues: workers.map { ($0.name, $0) }) }
             if workers.isEmpty {
@@ -187,6 +192,9 @@ public final class Uploader: Service {
         let paths = try await database { try $0.purge(candidate) }
         for path in paths { spool.files.remove(relativePath: path) }
         if !paths.isEmpty { try? FileStore.syncDirectory(spool.files.storeDirectory) }
+        await audit?.record(AuditEvent(action: .purge, actor: .gateway, studies: [candidate.studyInstanceUID],
+                                       details: ["reason": reason, "files": String(paths.count),
+                                                 "bytes": String(candidate.bytes)]))
         logger.info("verified study purged from the spool", metadata: [
             "study_uid": "\(candidate.studyInstanceUID)", "reason": "\(reason)", "files": "\(paths.count)",
             "bytes": "\(candidate.bytes)"])

@@ -1,0 +1,163 @@
+import Audit
+import Foundation
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Spool
+
+/// Sends the audit rows to the ATNA repository in id order, each as a DICOM audit message in
+/// an RFC 5424 record; while the repository is down rows wait in the spool (the outbox
+/// cursor) and go later, none dropped. Logs the chain head every 5 minutes. Records the
+/// application's start and stop.
+public final class AuditSender: Service, Sendable {
+    struct State {
+        var lastSentAt: Date?
+        var lastError: (at: Date, message: String)?
+    }
+
+    private let trail: AuditTrail
+    private let database: SpoolDatabase
+    private let threadPool: NIOThreadPool
+    private let client: SyslogClient?
+    private let source: DICOMAuditMessage.Source
+    private let logger: Logger
+    private let state = NIOLockedValueBox(State())
+    static let headInterval: TimeInterval = 300
+    static let batch = 100
+    static let backoffMinimum: Duration = .milliseconds(500)
+    static let backoffMaximum: Duration = .seconds(30)
+    /// How long a stop waits for the last rows (the application stop among them) to be sent.
+    static let flushOnStop: Duration = .seconds(3)
+
+    public init(trail: AuditTrail, database: SpoolDatabase, threadPool: NIOThreadPool,
+                configuration: GatewayConfiguration, logger: Logger) throws {
+        self.trail = trail
+        self.database = database
+        self.threadPool = threadPool
+        self.client = try configuration.audit.repository.map { try SyslogClient(repository: $0) }
+        let host = ProcessInfo.processInfo.hostName
+        self.source = DICOMAuditMessage.Source(
+            sourceID: configuration.site.emitter ?? host, enterpriseSiteID: configuration.site.id.map(String.init),
+            aeTitle: configuration.dicom.aeTitle, hostName: host,
+            processID: String(ProcessInfo.processInfo.processIdentifier))
+        self.logger = logger
+    }
+
+    public var repository: AuditRepository? { client?.repository }
+
+    public func run() async throws {
+        guard trail.isEnabled else {
+            logger.warning("audit.enabled is false: acts are not recorded (for measurements only)")
+            return
+        }
+        await trail.record(AuditEvent(action: .applicationStart, actor: .gateway,
+                                      details: ["version": PasserelleVersion.current]))
+        await cancelWhenGracefulShutdown { await self.loop() }
+        await trail.record(AuditEvent(action: .applicationStop, actor: .gateway))
+        // Bounded: a repository that is down keeps these rows for the next start.
+        await withTaskGroup(of: Void.self) { group in
+            group.addTask { _ = await self.sendQueued() }
+            group.addTask { try? await Task.sleep(for: Self.flushOnStop) }
+            await group.next()
+            group.cancelAll()
+        }
+        logHead()
+        await client?.close()
+    }
+
+    private func loop() async {
+        var delay = Self.backoffMinimum
+        var lastHead = Date.distantPast
+        while !Task.isCancelled {
+            if Date().timeIntervalSince(lastHead) >= Self.headInterval {
+                lastHead = Date()
+                logHead()
+            }
+            if await sendQueued() {
+                delay = Self.backoffMinimum
+                await trail.recorded.wait(upTo: .seconds(Int64(Self.headInterval)))
+            } else {
+                await trail.recorded.wait(upTo: delay)
+                // Woken by new rows or not, wait out the backoff before the repository is tried again.
+                if !Task.isCancelled { try? await Task.sleep(for: delay) }
+                delay = min(delay * 2, Self.backoffMaximum)
+            }
+        }
+    }
+
+    /// Sends every queued row; false when the repository could not take them all.
+    func sendQueued() async -> Bool {
+        guard let client else {
+            // No repository: nothing is queued (rows stay in the spool for export and verify).
+            if let head = try? database.auditHead() { try? database.setAuditSentThrough(head.id) }
+            return true
+        }
+        while !Task.isCancelled {
+            let (rows, head): ([AuditRecord], AuditRecord?)
+            do {
+                let database = self.database
+                (rows, head) = try await threadPool.runIfActive {
+                    let sent = try database.auditSentThrough()
+                    return (try database.auditRecords(after: sent, limit: Self.batch), try database.auditHead())
+                }
+            } catch {
+                return false
+            }
+            guard !rows.isEmpty, let head else { return true }
+            var sentThrough: Int64?
+            defer {
+                if let sentThrough { try? database.setAuditSentThrough(sentThrough) }
+            }
+            for row in rows {
+                guard !Task.isCancelled else { return false }
+                do {
+                    try await client.send(message(for: row, head: head))
+                    sentThrough = row.id
+                    state.withLockedValue { $0.lastSentAt = Date() }
+                } catch {
+                    let wasFailing = state.withLockedValue { state in
+                        defer { state.lastError = (Date(), "\(error)") }
+                        return state.lastError.map { error in state.lastSentAt.map { $0 < error.at } ?? true } ?? false
+                    }
+                    if !wasFailing {
+                        logger.warning("audit repository unreachable: messages wait in the spool", metadata: [
+                            "repository": "\(client.repository)", "error": "\(error)"])
+                    }
+                    return false
+                }
+            }
+        }
+        return false
+    }
+
+    /// The syslog record of one row: its DICOM audit message, and the chain head in the structured data.
+    func message(for row: AuditRecord, head: AuditRecord) -> SyslogMessage {
+        let event = AuditChain.event(fromCanonicalContent: row.content)
+            ?? AuditEvent(action: .applicationStart, outcome: .majorFailure, outcomeDescription: "unreadable audit row",
+                          actor: .gateway)
+        return SyslogMessage(
+            severity: SyslogMessage.severity(for: event.outcome), timestamp: event.at, hostName: source.hostName,
+            processID: source.processID,
+            parameters: [("seq", String(row.id)), ("hash", row.hash), ("head", head.hash), ("headSeq", String(head.id))],
+            message: DICOMAuditMessage(event, source: source).xml)
+    }
+
+    private func logHead() {
+        guard let head = try? database.auditHead() else { return }
+        logger.notice("audit chain head", metadata: ["audit_head": "\(head.hash)", "audit_seq": "\(head.id)"])
+    }
+
+    /// For `status`: queue depth, head, last error.
+    func status() throws -> StatusReport.Audit {
+        let head = try database.auditHead()
+        let state = self.state.withLockedValue { $0 }
+        let failing = state.lastError.map { error in state.lastSentAt.map { $0 < error.at } ?? true } ?? false
+        return StatusReport.Audit(
+            enabled: trail.isEnabled, repository: client.map { "\($0.repository)" },
+            queueDepth: client == nil ? 0 : try database.auditQueueDepth(), headSeq: head?.id, head: head?.hash,
+            lastSentAt: state.lastSentAt,
+            lastError: failing ? state.lastError.map { .init(at: $0.at, message: $0.message) } : nil)
+    }
+}
