@@ -152,7 +152,14 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "SpoolTests", dependencies: ["Spool"]),
+        .testTarget(
+            name: "SpoolTests",
+            dependencies: [
+                "Spool",
+                .product(name: "GRDB", package: "GRDB.swift"),
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         .testTarget(
             name: "AuditTests",
             dependencies: [
@@ -164,7 +171,7 @@ let package = Package(
         .testTarget(
             name: "GatewayTests",
             dependencies: [
-                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "QueryTestSupport",
+                "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit", "QueryTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),

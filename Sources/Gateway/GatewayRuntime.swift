@@ -59,6 +59,8 @@ public final class GatewayRuntime: Sendable {
         let resources = SharedResources(spool: spool, threadPool: threadPool, logger: logger)
         let audit = AuditTrail(database: spool.database, threadPool: threadPool, enabled: configuration.audit.enabled,
                                siteIssuer: configuration.site.issuerOfPatientID, logger: logger)
+        audit.recordNow(AuditEvent(action: .applicationStart, actor: .gateway,
+                                   details: ["version": PasserelleVersion.current]))
         let auditSender: AuditSender
         do {
             auditSender = try AuditSender(trail: audit, database: spool.database, threadPool: threadPool,

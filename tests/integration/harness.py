@@ -112,6 +112,8 @@ class GatewayConfig:
     communities: list[dict] | None = None
     aes: list[dict] | None = None
     site_directory: list[dict] | None = None
+    # [audit] (docs/audit.md), written only when set.
+    audit: dict | None = None
 
     def toml(self) -> str:
         dicom = ["ae_title", "port", "bind", "allowed_calling_aets",
@@ -133,6 +135,8 @@ class GatewayConfig:
                                ("site_directory", self.site_directory)):
             for table in tables or []:
                 lines += _toml_table(f"[{header}]", table)  # -> [[header]]
+        if self.audit:
+            lines += _toml_table("audit", self.audit)
         return "\n".join(lines)
 
 

@@ -10,7 +10,7 @@ import Spool
 /// Sends the audit rows to the ATNA repository in id order, each as a DICOM audit message in
 /// an RFC 5424 record; while the repository is down rows wait in the spool (the outbox
 /// cursor) and go later, none dropped. Logs the chain head every 5 minutes. Records the
-/// application's start and stop.
+/// application's stop (`GatewayRuntime` records its start, before anything else).
 public final class AuditSender: Service, Sendable {
     struct State {
         var lastSentAt: Date?
@@ -52,8 +52,6 @@ public final class AuditSender: Service, Sendable {
             logger.warning("audit.enabled is false: acts are not recorded (for measurements only)")
             return
         }
-        await trail.record(AuditEvent(action: .applicationStart, actor: .gateway,
-                                      details: ["version": PasserelleVersion.current]))
         await cancelWhenGracefulShutdown { await self.loop() }
         await trail.record(AuditEvent(action: .applicationStop, actor: .gateway))
         // Bounded: a repository that is down keeps these rows for the next start.
