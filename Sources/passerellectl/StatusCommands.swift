@@ -131,6 +131,14 @@ enum StatusText {
                 lines.append("  last error: \(error["at"] ?? "") \(error["message"] ?? "")")
             }
         }
+        if let audit = result["audit"] as? [String: Any] {
+            lines.append("audit: " + ((audit["enabled"] as? Bool ?? true) ? "" : "DISABLED  ")
+                         + "\(audit["repository"] as? String ?? "no repository")  queue \(audit["queue_depth"] ?? 0)  "
+                         + "head \(audit["head"] as? String ?? "-") (row \(audit["head_seq"] ?? 0))")
+            if let error = audit["last_error"] as? [String: Any] {
+                lines.append("  last error: \(error["at"] ?? "") \(error["message"] ?? "")")
+            }
+        }
         return lines.joined(separator: "\n")
     }
 

@@ -62,6 +62,16 @@ public struct AssociationContext: Sendable, Hashable {
     /// The user name of a User Identity sub-item of type 1 or 2 (PS3.7 D.3.3.7), never its
     /// passcode; nil when none was negotiated.
     public var userName: String? = nil
+
+    public init(callingAETitle: String, calledAETitle: String, peer: String,
+                acceptedContexts: [UInt8: PresentationContext], id: UInt64, userName: String? = nil) {
+        self.callingAETitle = callingAETitle
+        self.calledAETitle = calledAETitle
+        self.peer = peer
+        self.acceptedContexts = acceptedContexts
+        self.id = id
+        self.userName = userName
+    }
 }
 
 /// Receives one C-STORE data set as it arrives. Its methods block (file I/O, fsync,
