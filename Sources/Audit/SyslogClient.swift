@@ -15,6 +15,8 @@ public final class SyslogClient: Sendable {
     private let sslContext: NIOSSLContext?
     private let channel = NIOLockedValueBox<(any Channel)?>(nil)
     private let connectTimeout: TimeAmount
+    /// UDP: the repository's address, looked up once per connection.
+    private let datagramAddress = NIOLockedValueBox<SocketAddress?>(nil)
 
     /// Loads the TLS material at once, so a bad file fails at start, not at the first event.
     public init(repository: AuditRepository, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton,
@@ -46,8 +48,7 @@ public final class SyslogClient: Sendable {
         do {
             switch repository.transport {
             case .udp:
-                // A blocking lookup, but the repository is an address or a name in /etc/hosts in practice.
-                let address = try SocketAddress.makeAddressResolvingHost(repository.host, port: repository.port)
+                guard let address = datagramAddress.withLockedValue({ $0 }) else { throw ChannelError.ioOnClosedChannel }
                 let buffer = channel.allocator.buffer(bytes: message.bytes)
                 try await channel.writeAndFlush(AddressedEnvelope(remoteAddress: address, data: buffer))
             case .tcp, .tls:
@@ -75,7 +76,10 @@ public final class SyslogClient: Sendable {
         let channel: any Channel
         switch repository.transport {
         case .udp:
-            let bind = repository.host.contains(":") ? "::" : "0.0.0.0"
+            // A blocking lookup, once per socket (the repository is an address or a name in /etc/hosts in practice).
+            let address = try SocketAddress.makeAddressResolvingHost(repository.host, port: repository.port)
+            datagramAddress.withLockedValue { $0 = address }
+            let bind = address.protocol == .inet6 ? "::" : "0.0.0.0"
             channel = try await DatagramBootstrap(group: group).bind(host: bind, port: 0).get()
         case .tcp, .tls:
             let sslContext = self.sslContext

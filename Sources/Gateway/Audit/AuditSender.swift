@@ -77,54 +77,71 @@ public final class AuditSender: Service, Sendable {
                 delay = Self.backoffMinimum
                 await trail.recorded.wait(upTo: .seconds(Int64(Self.headInterval)))
             } else {
-                await trail.recorded.wait(upTo: delay)
-                // Woken by new rows or not, wait out the backoff before the repository is tried again.
-                if !Task.isCancelled { try? await Task.sleep(for: delay) }
+                // New rows do not cut the backoff short: they wait their turn in the outbox.
+                try? await Task.sleep(for: delay)
                 delay = min(delay * 2, Self.backoffMaximum)
             }
         }
+    }
+
+    /// Runs a spool call on the thread pool (its future, so a stop does not drop a cursor update).
+    private func spool<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
+        let database = self.database
+        return try await threadPool.runIfActive(eventLoop: MultiThreadedEventLoopGroup.singleton.any()) {
+            try body(database)
+        }.get()
     }
 
     /// Sends every queued row; false when the repository could not take them all.
     func sendQueued() async -> Bool {
         guard let client else {
             // No repository: nothing is queued (rows stay in the spool for export and verify).
-            if let head = try? database.auditHead() { try? database.setAuditSentThrough(head.id) }
+            _ = try? await spool { database in
+                if let head = try database.auditHead() { try database.setAuditSentThrough(head.id) }
+            }
             return true
         }
         while !Task.isCancelled {
-            let (rows, head): ([AuditRecord], AuditRecord?)
+            let rows: [AuditRecord], head: AuditRecord?
             do {
-                let database = self.database
-                (rows, head) = try await threadPool.runIfActive {
+                (rows, head) = try await spool { database in
                     let sent = try database.auditSentThrough()
                     return (try database.auditRecords(after: sent, limit: Self.batch), try database.auditHead())
                 }
             } catch {
+                logger.error("audit rows unreadable", metadata: ["error": "\(error)"])
                 return false
             }
             guard !rows.isEmpty, let head else { return true }
             var sentThrough: Int64?
-            defer {
-                if let sentThrough { try? database.setAuditSentThrough(sentThrough) }
-            }
-            for row in rows {
-                guard !Task.isCancelled else { return false }
+            var failure: (any Error)?
+            for row in rows where failure == nil && !Task.isCancelled {
                 do {
                     try await client.send(message(for: row, head: head))
                     sentThrough = row.id
-                    state.withLockedValue { $0.lastSentAt = Date() }
                 } catch {
-                    let wasFailing = state.withLockedValue { state in
-                        defer { state.lastError = (Date(), "\(error)") }
-                        return state.lastError.map { error in state.lastSentAt.map { $0 < error.at } ?? true } ?? false
-                    }
-                    if !wasFailing {
-                        logger.warning("audit repository unreachable: messages wait in the spool", metadata: [
-                            "repository": "\(client.repository)", "error": "\(error)"])
-                    }
-                    return false
+                    failure = error
                 }
+            }
+            if let sentThrough {
+                state.withLockedValue { $0.lastSentAt = Date() }
+                do {
+                    try await spool { try $0.setAuditSentThrough(sentThrough) }
+                } catch {
+                    // Sent again after a restart: at least once, never lost.
+                    logger.error("audit outbox cursor not saved", metadata: ["error": "\(error)"])
+                }
+            }
+            if let failure {
+                let wasFailing = state.withLockedValue { state in
+                    defer { state.lastError = (Date(), "\(failure)") }
+                    return state.lastError.map { error in state.lastSentAt.map { $0 < error.at } ?? true } ?? false
+                }
+                if !wasFailing {
+                    logger.warning("audit repository unreachable: messages wait in the spool", metadata: [
+                        "repository": "\(client.repository)", "error": "\(failure)"])
+                }
+                return false
             }
         }
         return false
