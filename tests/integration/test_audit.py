@@ -438,3 +438,12 @@ def test_a_studys_trail_through_upload_verification_and_purge_survives_the_purge
         == ["archive"] * (len(acts) - 2)
     assert study_b.study_uid not in json.dumps(rows)
     ctl("audit", "verify", "--spool", gw.spool)
+
+
+def test_auditing_off_records_nothing_and_still_runs_and_stops(tmp_path, start_gateway):
+    gw = start_gateway(site=SITE, audit={"enabled": False})
+    _, files = make_study(tmp_path, "PO", count=1)
+    send(gw, files, "CT1")
+    assert "audit.enabled is false" in gw.log_text()
+    assert gw.terminate() == 0
+    assert "audit chain intact: 0 rows" in ctl("audit", "verify", "--spool", gw.spool).stdout

@@ -50,6 +50,8 @@ public final class AuditSender: Service, Sendable {
     public func run() async throws {
         guard trail.isEnabled else {
             logger.warning("audit.enabled is false: acts are not recorded (for measurements only)")
+            // A service that returns early stops the whole group: wait for the stop like the others.
+            try? await gracefulShutdown()
             return
         }
         await cancelWhenGracefulShutdown { await self.loop() }
