@@ -15,7 +15,16 @@ public enum DataSetReader {
     public static func readValues(_ tags: Set<Tag>, from source: inout some DICOMByteSource,
                                   transferSyntax: TransferSyntax, length: Int?,
                                   maxValueLength: Int = 64 * 1024) throws(DataSetError) -> [Tag: ByteBuffer] {
-        var walker = DataSetWalker(wanted: tags, maxValueLength: maxValueLength)
+        try readValues(tags, items: [:], from: &source, transferSyntax: transferSyntax, length: length,
+                       maxValueLength: maxValueLength).values
+    }
+
+    /// The same, plus values inside the items of top-level sequences: `items[sequence]` are the
+    /// tags read in each item (at any depth, first occurrence), returned item by item.
+    public static func readValues(_ tags: Set<Tag>, items: [Tag: Set<Tag>], from source: inout some DICOMByteSource,
+                                  transferSyntax: TransferSyntax, length: Int?, maxValueLength: Int = 64 * 1024)
+        throws(DataSetError) -> (values: [Tag: ByteBuffer], items: [Tag: [[Tag: ByteBuffer]]]) {
+        var walker = DataSetWalker(wanted: tags, wantedItems: items, maxValueLength: maxValueLength)
         let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
                                               isLittleEndian: transferSyntax.isLittleEndian)
         if transferSyntax.isDeflated {
@@ -30,7 +39,7 @@ public enum DataSetReader {
         } else {
             try walker.walk(&source, encoding: encoding, length: length)
         }
-        return walker.values
+        return (walker.values, walker.items)
     }
 
     /// Where a top-level element is in an uncompressed data set, or where it would be

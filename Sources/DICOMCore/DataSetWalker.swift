@@ -31,9 +31,17 @@ struct DataSetWalker {
     let stopAt: Tag?
     /// Where it ended for `stopAt`: the element's offset and header, if one was reached.
     private(set) var stopped: (offset: Int, header: Header, headerLength: Int)?
+    /// Top-level sequences whose items are read, and the tags read in them (at any depth inside
+    /// an item, first occurrence): e.g. the Other Patient IDs Sequence and its IDs and issuers.
+    let wantedItems: [Tag: Set<Tag>]
+    private(set) var items: [Tag: [[Tag: ByteBuffer]]] = [:]
+    /// The wanted sequence being walked and the index of its current item.
+    private var capturing: (sequence: Tag, item: Int)?
 
-    init(wanted: Set<Tag>, maxValueLength: Int = 64 * 1024, maxDepth: Int = 32, stopAt: Tag? = nil) {
+    init(wanted: Set<Tag>, wantedItems: [Tag: Set<Tag>] = [:], maxValueLength: Int = 64 * 1024, maxDepth: Int = 32,
+         stopAt: Tag? = nil) {
         self.wanted = wanted
+        self.wantedItems = wantedItems
         self.maxValueLength = maxValueLength
         self.maxDepth = maxDepth
         self.stopAt = stopAt
@@ -90,6 +98,30 @@ struct DataSetWalker {
 
     private mutating func walkValue(_ source: inout some DICOMByteSource, header: Header, encoding: Encoding,
                                     end: Int?, depth: Int) throws(DataSetError) {
+        let isSequence = (header.vr ?? DataDictionary.entry(for: header.tag)?.vr) == .SQ
+        if depth == 0, isSequence, wantedItems[header.tag] != nil {
+            capturing = (header.tag, -1)
+            items[header.tag] = []
+            defer { capturing = nil }
+            if let length = header.length {
+                if let end, length > end - source.position {
+                    throw DataSetError.truncated(at: source.position,
+                                                 "\(header.tag) length \(length) exceeds the \(end - source.position) bytes left")
+                }
+                try walkSequence(&source, encoding: encoding, depth: 1, end: source.position + length)
+            } else {
+                try walkSequence(&source, encoding: encoding, depth: 1)
+            }
+            return
+        }
+        if capturing != nil, depth > 0, isSequence, let length = header.length {
+            if let end, length > end - source.position {
+                throw DataSetError.truncated(at: source.position,
+                                             "\(header.tag) length \(length) exceeds the \(end - source.position) bytes left")
+            }
+            try walkSequence(&source, encoding: encoding, depth: depth + 1, end: source.position + length)
+            return
+        }
         guard let length = header.length else {
             // Implicit VR needs the dictionary, but only here: defined-length values are skipped alike.
             let vr = header.vr ?? DataDictionary.entry(for: header.tag)?.vr ?? .UN
@@ -110,7 +142,10 @@ struct DataSetWalker {
             throw DataSetError.truncated(at: source.position,
                                          "\(header.tag) length \(length) exceeds the \(end - source.position) bytes left")
         }
-        if depth == 0 && wanted.contains(header.tag) {
+        if let capturing, capturing.item >= 0, wantedItems[capturing.sequence]?.contains(header.tag) == true,
+           items[capturing.sequence]?[capturing.item][header.tag] == nil, length <= maxValueLength {
+            items[capturing.sequence]?[capturing.item][header.tag] = try source.read(length)
+        } else if depth == 0 && wanted.contains(header.tag) {
             guard length <= maxValueLength else {
                 throw DataSetError(.valueTooLarge, offset: source.position,
                                    "\(header.tag) value of \(length) bytes exceeds \(maxValueLength)")
@@ -122,19 +157,39 @@ struct DataSetWalker {
     }
 
     /// PS3.5 §7.5.2: items until the sequence delimiter.
+    /// `end`: where a defined-length sequence ends (only the sequences whose items are read are
+    /// walked rather than skipped).
     private mutating func walkSequence(_ source: inout some DICOMByteSource, encoding: Encoding,
-                                       depth: Int) throws(DataSetError) {
+                                       depth: Int, end: Int? = nil) throws(DataSetError) {
         guard depth <= maxDepth else {
             throw DataSetError(.tooDeep, offset: source.position, "sequences nested deeper than \(maxDepth)")
         }
         while true {
+            if let end, source.position >= end {
+                guard source.position == end else {
+                    throw DataSetError(.invalidLength, offset: source.position, "item overruns its sequence")
+                }
+                return
+            }
             let header = try readHeader(&source, encoding: encoding)
+            if depth == 1, header.tag == .item, let sequence = capturing?.sequence {
+                capturing?.item += 1
+                items[sequence]?.append([:])
+            }
             switch header.tag {
-            case .sequenceDelimitationItem:
+            case .sequenceDelimitationItem where end == nil:
                 return
             case .item:
                 if let length = header.length {
-                    try source.skip(length)
+                    if let end, length > end - source.position {
+                        throw DataSetError(.invalidLength, offset: source.position, "item overruns its sequence")
+                    }
+                    if capturing != nil {
+                        try walkDataSet(&source, encoding: encoding, end: source.position + length,
+                                        inUndefinedItem: false, depth: depth)
+                    } else {
+                        try source.skip(length)
+                    }
                 } else {
                     try walkDataSet(&source, encoding: encoding, end: nil, inUndefinedItem: true, depth: depth)
                 }

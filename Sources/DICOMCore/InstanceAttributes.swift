@@ -23,8 +23,26 @@ public struct InstanceAttributes: Sendable, Equatable {
     public var seriesNumber: String?
     public var instanceNumber: String?
     public var numberOfFrames: String?
+    /// Other Patient IDs Sequence (0010,1002): the patient's other identifiers, such as the INS.
+    public var otherPatientIDs: [OtherPatientID] = []
+
+    /// One item of the Other Patient IDs Sequence.
+    public struct OtherPatientID: Sendable, Equatable {
+        public var patientID: String
+        public var issuerOfPatientID: String?
+        /// Universal Entity ID (0040,0032) of the Issuer of Patient ID Qualifiers Sequence: an OID.
+        public var universalEntityID: String?
+
+        public init(patientID: String, issuerOfPatientID: String? = nil, universalEntityID: String? = nil) {
+            self.patientID = patientID
+            self.issuerOfPatientID = issuerOfPatientID
+            self.universalEntityID = universalEntityID
+        }
+    }
 
     public init() {}
+
+    private static let otherPatientIDTags: Set<Tag> = [.patientID, .issuerOfPatientID, .universalEntityID]
 
     /// Largest wanted value accepted; anything bigger is not a sane identifier or name.
     public static let maxValueLength = 64 * 1024
@@ -58,13 +76,14 @@ public struct InstanceAttributes: Sendable, Equatable {
     ///     given the walk must end exactly there; when nil, at the end of `source`.
     public static func read(from source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
                             length: Int?) throws(DataSetError) -> InstanceAttributes {
-        let values = try DataSetReader.readValues(Set(fields.keys).union([.specificCharacterSet]), from: &source,
-                                                  transferSyntax: transferSyntax, length: length,
-                                                  maxValueLength: maxValueLength)
-        return decode(values)
+        let read = try DataSetReader.readValues(Set(fields.keys).union([.specificCharacterSet]),
+                                                items: [.otherPatientIDsSequence: otherPatientIDTags], from: &source,
+                                                transferSyntax: transferSyntax, length: length,
+                                                maxValueLength: maxValueLength)
+        return decode(read.values, otherPatientIDs: read.items[.otherPatientIDsSequence] ?? [])
     }
 
-    static func decode(_ values: [Tag: ByteBuffer]) -> InstanceAttributes {
+    static func decode(_ values: [Tag: ByteBuffer], otherPatientIDs: [[Tag: ByteBuffer]] = []) -> InstanceAttributes {
         var attributes = InstanceAttributes()
         if let raw = values[.specificCharacterSet] {
             attributes.specificCharacterSet = SpecificCharacterSet(
@@ -75,6 +94,18 @@ public struct InstanceAttributes: Sendable, Equatable {
             guard let raw = values[tag] else { continue }
             let vr = DataDictionary.entry(for: tag)?.vr ?? .LO
             attributes[keyPath: keyPath] = trim(characterSet.decode(raw.readableBytesView, vr: vr), vr: vr)
+        }
+        func string(_ item: [Tag: ByteBuffer], _ tag: Tag) -> String? {
+            guard let raw = item[tag] else { return nil }
+            let vr = DataDictionary.entry(for: tag)?.vr ?? .LO
+            let value = trim(characterSet.decode(raw.readableBytesView, vr: vr), vr: vr)
+            return value.isEmpty ? nil : value
+        }
+        attributes.otherPatientIDs = otherPatientIDs.compactMap { item in
+            string(item, .patientID).map {
+                OtherPatientID(patientID: $0, issuerOfPatientID: string(item, .issuerOfPatientID),
+                               universalEntityID: string(item, .universalEntityID))
+            }
         }
         return attributes
     }

@@ -64,6 +64,7 @@ extension GatewayConfiguration {
         where destinations.first(where: { $0.name == name }) != running.destinations.first(where: { $0.name == name }) {
             changed.append("destinations.\(name)")
         }
+        if consent != running.consent { changed.append("consent") }
         return changed
     }
 }

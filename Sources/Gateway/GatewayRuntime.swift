@@ -18,6 +18,7 @@ public final class GatewayRuntime: Sendable {
     private let running: NIOLockedValueBox<GatewayConfiguration>
     private let provider: SiteServiceProvider
     private let uploader: Uploader
+    private let rights: PatientRights
     private let responder: StatusResponder
     private let listening = ListeningSignal()
     private let logger: Logger
@@ -82,13 +83,16 @@ public final class GatewayRuntime: Sendable {
         }
         let uploader = Uploader(configuration: configuration, spool: spool, threadPool: threadPool, logger: logger,
                                 audit: audit)
+        let rights = PatientRights(configuration: configuration, spool: spool, logger: logger, audit: audit,
+                                   released: { uploader.wakeWorkers() })
+        let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
                                            spool: spool, logger: logger, community: community, audit: audit,
                                            instanceStored: { uploader.instanceArrived() })
         let listening = self.listening
         var responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
                                         listeningPort: { listening.port ?? dicom.port }, registry: registry,
-                                        uploader: uploader, community: community,
+                                        uploader: uploader, community: community, rights: rights,
                                         activeAssociations: { provider.activeAssociations })
         responder.audit = auditSender
         let server = DICOMServer(
@@ -103,13 +107,14 @@ public final class GatewayRuntime: Sendable {
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
         // The audit sender stops after everything that records acts, before the spool closes.
-        var services: [any Service] = [resources, auditSender, statusServer, uploader]
+        var services: [any Service] = [resources, auditSender, statusServer, uploader, withdrawals]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         services.append(listener)
         self.services = services
         self.running = NIOLockedValueBox(configuration)
         self.provider = provider
         self.uploader = uploader
+        self.rights = rights
         self.responder = responder
         self.logger = logger
         self.audit = audit
@@ -134,11 +139,14 @@ public final class GatewayRuntime: Sendable {
         let applied = configuration.liveChanges(from: running)
         let pending = configuration.restartRequiredChanges(from: running)
         provider.update(policy: Self.policy(configuration.dicom, communities: running.communities))
-        if configuration.upload != running.upload || configuration.destinations != running.destinations {
-            var next = running
-            next.upload = configuration.upload
-            next.destinations = configuration.destinations
+        var next = running
+        next.upload = configuration.upload
+        next.destinations = configuration.destinations
+        next.consent = configuration.consent
+        if configuration.upload != running.upload || configuration.destinations != running.destinations
+            || configuration.consent != running.consent {
             uploader.apply(next)
+            rights.apply(next)
         }
         self.running.withLockedValue { state in
             // Keep the running values of what needs a restart, so the next reload compares right.
@@ -147,6 +155,7 @@ public final class GatewayRuntime: Sendable {
             state.dicom.maxAssociations = configuration.dicom.maxAssociations
             state.upload = configuration.upload
             state.destinations = configuration.destinations
+            state.consent = configuration.consent
         }
         audit.post(AuditEvent(action: .configurationReload, actor: .gateway,
                               details: ["applied": applied.joined(separator: ", "),

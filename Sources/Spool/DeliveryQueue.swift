@@ -85,9 +85,13 @@ extension SpoolDatabase {
     /// Records routing decisions: a queued delivery per destination, and the study re-opened
     /// there (a late instance makes a verified study unverified). Pending deliveries of
     /// superseded revisions are dropped: their newer revision replaces them.
-    public func route(_ decisions: [(instanceID: Int64, destinations: [String])], now: Date = Date()) throws {
+    /// Shared destinations get the study withheld when `sharing` blocks it (checked again
+    /// before each chunk, so a study routed before an opposition is caught then).
+    public func route(_ decisions: [(instanceID: Int64, destinations: [String])], sharing: SharingRules? = nil,
+                      now: Date = Date()) throws {
         guard !decisions.isEmpty else { return }
         try writeBookkeeping { db in
+            var studies: Set<Int64> = []
             for decision in decisions {
                 for destination in decision.destinations {
                     try db.cachedStatement(sql: """
@@ -102,7 +106,14 @@ extension SpoolDatabase {
                 }
                 try db.cachedStatement(sql: "UPDATE instance SET routed = 1 WHERE id = ?")
                     .execute(arguments: [decision.instanceID])
+                if let sharing, !sharing.sharedDestinations.isDisjoint(with: decision.destinations),
+                   let study = try Int64.fetchOne(db.cachedStatement(sql: """
+                       SELECT se.study_ref FROM instance i JOIN series se ON se.id = i.series_ref WHERE i.id = ?
+                       """), arguments: [decision.instanceID]) {
+                    studies.insert(study)
+                }
             }
+            if let sharing { try applySharing(studies: studies, rules: sharing, db: db) }
             try db.execute(sql: """
                 DELETE FROM delivery WHERE state IN ('queued', 'retry')
                 AND instance_ref IN (SELECT id FROM instance WHERE revision_state = 'superseded')
@@ -115,18 +126,35 @@ extension SpoolDatabase {
     /// Takes the next chunk for `destination` and marks it in flight: instances of one study,
     /// urgent studies first, then oldest; at most `maxInstances`, and at most `maxBytes` unless
     /// the first instance alone is larger. Empty when nothing is due.
-    public func takeChunk(destination: String, maxInstances: Int, maxBytes: Int,
+    ///
+    /// For a shared destination (`sharing` given) the study's sharing is checked first, in the
+    /// same transaction: a study an opposition (or a consent hold) now blocks is withheld there
+    /// and the next study is taken instead.
+    public func takeChunk(destination: String, maxInstances: Int, maxBytes: Int, sharing: SharingRules? = nil,
                           now: Date = Date()) throws -> [ChunkInstance] {
         try writeBookkeeping { db in
             let due = "(d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= :now))"
-            guard let studyID = try Int64.fetchOne(db.cachedStatement(sql: """
-                SELECT se.study_ref FROM delivery d
-                JOIN instance i ON i.id = d.instance_ref
-                JOIN series se ON se.id = i.series_ref
-                JOIN study st ON st.id = se.study_ref
-                WHERE d.destination = :destination AND \(due)
-                ORDER BY st.urgent DESC, d.instance_ref LIMIT 1
-                """), arguments: ["destination": destination, "now": now.timeIntervalSince1970]) else { return [] }
+            var chosen: Int64?
+            while chosen == nil {
+                guard let candidate = try Int64.fetchOne(db.cachedStatement(sql: """
+                    SELECT se.study_ref FROM delivery d
+                    JOIN instance i ON i.id = d.instance_ref
+                    JOIN series se ON se.id = i.series_ref
+                    JOIN study st ON st.id = se.study_ref
+                    JOIN study_delivery sd ON sd.study_ref = st.id AND sd.destination = d.destination
+                    WHERE d.destination = :destination AND \(due) AND sd.withheld IS NULL
+                    ORDER BY st.urgent DESC, d.instance_ref LIMIT 1
+                    """), arguments: ["destination": destination, "now": now.timeIntervalSince1970]) else { return [] }
+                if let sharing, sharing.sharedDestinations.contains(destination),
+                   let block = try sharingBlock(studyID: candidate, rules: sharing, db: db) {
+                    try db.cachedStatement(sql: """
+                        UPDATE study_delivery SET withheld = ? WHERE study_ref = ? AND destination = ?
+                        """).execute(arguments: [block.rawValue, candidate, destination])
+                    continue
+                }
+                chosen = candidate
+            }
+            guard let studyID = chosen else { return [] }
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT i.id, st.study_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.file_path,
                        i.size, i.sha256, i.dataset_offset, p.issuer_of_patient_id, d.attempts
@@ -220,7 +248,7 @@ extension SpoolDatabase {
             let studies = try Row.fetchAll(db, sql: """
                 SELECT st.id, st.study_instance_uid, sd.generation FROM study_delivery sd
                 JOIN study st ON st.id = sd.study_ref
-                WHERE sd.destination = :destination AND sd.verified_at IS NULL
+                WHERE sd.destination = :destination AND sd.verified_at IS NULL AND sd.withheld IS NULL
                   AND st.last_received_at <= :stable
                   AND (sd.next_verify_at IS NULL OR sd.next_verify_at <= :now)
                   AND NOT EXISTS (
@@ -287,11 +315,12 @@ extension SpoolDatabase {
     public func purgeCandidates(verifiedBefore: Date?, limit: Int = 100) throws -> [PurgeCandidate] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT st.id, st.study_instance_uid, MAX(sd.verified_at) AS verified,
+                SELECT st.id, st.study_instance_uid, MAX(COALESCE(sd.verified_at, st.last_received_at)) AS verified,
                        (SELECT COALESCE(SUM(i.size), 0) FROM instance i JOIN series se ON se.id = i.series_ref
                         WHERE se.study_ref = st.id)
                 FROM study st JOIN study_delivery sd ON sd.study_ref = st.id
-                WHERE NOT EXISTS (SELECT 1 FROM study_delivery u WHERE u.study_ref = st.id AND u.verified_at IS NULL)
+                WHERE NOT EXISTS (SELECT 1 FROM study_delivery u WHERE u.study_ref = st.id AND u.verified_at IS NULL
+                                  AND u.withheld IS NULL)
                   AND NOT EXISTS (SELECT 1 FROM instance i JOIN series se ON se.id = i.series_ref
                                   WHERE se.study_ref = st.id AND i.routed = 0 AND i.revision_state = 'current')
                   AND NOT EXISTS (SELECT 1 FROM delivery d JOIN instance i ON i.id = d.instance_ref
@@ -313,7 +342,8 @@ extension SpoolDatabase {
     public func purge(_ candidate: PurgeCandidate) throws -> [String] {
         try writer.write { db in
             let stillVerified = try Bool.fetchOne(db, sql: """
-                SELECT NOT EXISTS (SELECT 1 FROM study_delivery WHERE study_ref = ? AND verified_at IS NULL)
+                SELECT NOT EXISTS (SELECT 1 FROM study_delivery WHERE study_ref = ? AND verified_at IS NULL
+                                   AND withheld IS NULL)
                    AND NOT EXISTS (SELECT 1 FROM instance i JOIN series se ON se.id = i.series_ref
                                    WHERE se.study_ref = ? AND i.routed = 0 AND i.revision_state = 'current')
                 """, arguments: [candidate.studyID, candidate.studyID]) ?? false
@@ -410,7 +440,8 @@ extension SpoolDatabase {
         try writer.read { db in
             var result: [String: [String: StudyDelivery]] = [:]
             for row in try Row.fetchAll(db, sql: """
-                SELECT st.study_instance_uid, sd.destination, st.last_received_at, sd.verified_at, d.state, COUNT(d.state)
+                SELECT st.study_instance_uid, sd.destination, st.last_received_at, sd.verified_at, d.state, COUNT(d.state),
+                       sd.withheld
                 FROM study_delivery sd JOIN study st ON st.id = sd.study_ref
                 LEFT JOIN series se ON se.study_ref = st.id
                 LEFT JOIN instance i ON i.series_ref = se.id AND i.revision_state = 'current'
@@ -423,8 +454,9 @@ extension SpoolDatabase {
                                      verifiedAt: (row[3] as Double?).map(Date.init(timeIntervalSince1970:)))
                 if let state = row[4] as String? { entry.instances[state] = row[5] }
                 let complete = (row[2] as Double) <= stableBefore.timeIntervalSince1970
-                entry.state = Self.studyState(instances: entry.instances, complete: complete,
-                                              verified: entry.verifiedAt != nil)
+                entry.withheld = (row[6] as String?).flatMap(SharingBlock.init(rawValue:))
+                entry.state = entry.withheld != nil ? .withheld
+                    : Self.studyState(instances: entry.instances, complete: complete, verified: entry.verifiedAt != nil)
                 result[study, default: [:]][destination] = entry
             }
             return result

@@ -25,6 +25,8 @@ public enum StudyDeliveryState: String, Sendable, Codable, CaseIterable {
     case verified
     /// Complete; some instance was refused for good.
     case rejected
+    /// Not sent to this shared destination: an opposition, or the patient not yet informed.
+    case withheld
 }
 
 /// An unrouted instance, with what routing rules look at.
@@ -104,6 +106,8 @@ public struct StudyDelivery: Sendable, Equatable, Codable {
     public var state: StudyDeliveryState
     public var instances: [String: Int]
     public var verifiedAt: Date?
+    /// Why the study is withheld from this (shared) destination.
+    public var withheld: SharingBlock?
 }
 
 /// Instances and bytes in one delivery state.

@@ -117,6 +117,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v4-audit") { db in
             try migrateAudit(db)
         }
+        migrator.registerMigration("v5-rights") { db in
+            try migrateRights(db)
+        }
         return migrator
     }
 
@@ -200,6 +203,7 @@ public struct SpoolDatabase: Sendable {
             ON CONFLICT (series_instance_uid) DO UPDATE SET study_ref = series.study_ref
             RETURNING id
             """), arguments: [a.seriesInstanceUID, studyRef, a.modality, a.seriesNumber])
+        if let studyRef { try recordINS(a.ins, studyID: studyRef, db: db) }
         try db.cachedStatement(sql: """
             INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
                                   instance_number, file_path, size, sha256, dataset_offset,

@@ -16,14 +16,17 @@ public struct IndexedAttributes: Sendable, Equatable {
     public var modality: String?
     public var seriesNumber: String?
     public var instanceNumber: String?
+    /// The patient's INS values (Other Patient IDs issued by an INS OID).
+    public var ins: [String]
 
     public init(
         studyInstanceUID: String, seriesInstanceUID: String, patientID: String,
         issuerOfPatientID: String, patientName: String? = nil, patientBirthDate: String? = nil,
         patientSex: String? = nil, studyDate: String? = nil, studyTime: String? = nil,
         accessionNumber: String? = nil, studyDescription: String? = nil, modality: String? = nil,
-        seriesNumber: String? = nil, instanceNumber: String? = nil
+        seriesNumber: String? = nil, instanceNumber: String? = nil, ins: [String] = []
     ) {
+        self.ins = ins
         self.studyInstanceUID = studyInstanceUID
         self.seriesInstanceUID = seriesInstanceUID
         self.patientID = patientID

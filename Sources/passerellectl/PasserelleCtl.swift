@@ -11,7 +11,8 @@ struct PasserelleCtl: AsyncParsableCommand {
         version: PasserelleVersion.current,
         subcommands: [StatusCommand.self, QueueCommand.self, RetryCommand.self, PauseCommand.self, ResumeCommand.self,
                       UrgentCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self,
-                      EchoCommand.self, SendCommand.self, AuditCommand.self]
+                      EchoCommand.self, SendCommand.self, OppositionCommand.self, ConsentCommand.self, ShareCommand.self,
+                      AuditCommand.self]
     )
 }
 

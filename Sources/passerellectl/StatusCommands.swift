@@ -108,7 +108,7 @@ enum StatusText {
             }
             lines.append("  instances: " + counts.joined(separator: ", "))
             let studies = destination["studies"] as? [String: Int] ?? [:]
-            lines.append("  studies: " + ["receiving", "uploading", "verifying", "verified", "rejected"]
+            lines.append("  studies: " + ["receiving", "uploading", "verifying", "verified", "rejected", "withheld"]
                 .map { "\(studies[$0] ?? 0) \($0)" }.joined(separator: ", "))
             if let success = destination["last_success_at"] as? String { lines.append("  last success: \(success)") }
             if let error = destination["last_error"] as? [String: Any] {
@@ -129,6 +129,23 @@ enum StatusText {
             if let success = community["last_success_at"] as? String { lines.append("  last success: \(success)") }
             if let error = community["last_error"] as? [String: Any] {
                 lines.append("  last error: \(error["at"] ?? "") \(error["message"] ?? "")")
+            }
+        }
+        if let rights = result["rights"] as? [String: Any] {
+            let shared = rights["shared_destinations"] as? [String] ?? []
+            lines.append("rights: consent \(rights["consent_default"] ?? ""), \(rights["active_oppositions"] ?? 0) active "
+                         + "opposition(s), shared destinations: \(shared.isEmpty ? "none" : shared.joined(separator: ", "))")
+            let withheld = rights["withheld"] as? [String: [String: Int]] ?? [:]
+            let withdrawals = rights["withdrawals"] as? [String: [String: Int]] ?? [:]
+            for name in shared {
+                lines.append("  \(name): \(withheld[name]?["opposition"] ?? 0) studies withheld (opposition), "
+                             + "\(withheld[name]?["consent"] ?? 0) held (consent), "
+                             + "\(withdrawals[name]?["pending"] ?? 0) withdrawal(s) pending, "
+                             + "\(withdrawals[name]?["needs_resend"] ?? 0) to send again")
+            }
+            for alarm in rights["alarms"] as? [[String: Any]] ?? [] {
+                lines.append("  ** \(alarm["kind"] ?? ""): \(alarm["study_uid"] ?? "") at \(alarm["destination"] ?? "") "
+                             + "since \(alarm["since"] ?? ""): \(alarm["message"] ?? "") **")
             }
         }
         if let audit = result["audit"] as? [String: Any] {

@@ -96,6 +96,8 @@ enum Fixtures {
         a.seriesNumber = "3"
         a.instanceNumber = "17"
         a.numberOfFrames = "2"
+        // Its Other Patient IDs Sequence: an ID whose issuer is in the qualifiers' Universal Entity ID.
+        a.otherPatientIDs = [.init(patientID: "OTHER-ID", universalEntityID: "1.2.250.1.999.1")]
         return a
     }
 }

@@ -98,6 +98,64 @@ import Testing
         }
     }
 
+    /// The INS travels in the Other Patient IDs Sequence, its OID either as the issuer or in the
+    /// Issuer of Patient ID Qualifiers Sequence; items of defined and undefined length.
+    @Test(arguments: 0..<4)
+    func otherPatientIDsAreRead(index: Int) throws {
+        let (syntax, _) = Self.encodings[index]
+        var item1 = DataSetWriter(transferSyntax: syntax)
+        item1.write(.patientID, .LO, string: "1234567890123")
+        item1.write(.issuerOfPatientID, .LO, string: "1.2.250.1.213.1.4.10")
+        var w = DataSetWriter(transferSyntax: syntax)
+        w.write(.patientID, .LO, string: "IPP1")
+        w.beginSequence(.otherPatientIDsSequence)
+        w.beginItem(length: UInt32(item1.buffer.readableBytes))
+        w.writeRaw(item1.buffer)
+        w.beginItem()
+        w.write(.patientID, .LO, string: "281047512345678")
+        w.beginSequence(.issuerOfPatientIDQualifiersSequence)
+        w.beginItem()
+        w.write(.universalEntityID, .UT, string: "1.2.250.1.213.1.4.8")
+        w.endItem()
+        w.endSequence()
+        w.endItem()
+        w.endSequence()
+        w.write(.studyDescription, .LO, string: "AFTER")
+        var source = BufferByteSource(w.buffer)
+        let attributes = try InstanceAttributes.read(from: &source, transferSyntax: syntax, length: nil)
+        #expect(attributes.patientID == "IPP1")
+        #expect(attributes.studyDescription == "AFTER")
+        #expect(attributes.otherPatientIDs == [
+            .init(patientID: "1234567890123", issuerOfPatientID: "1.2.250.1.213.1.4.10"),
+            .init(patientID: "281047512345678", universalEntityID: "1.2.250.1.213.1.4.8"),
+        ])
+    }
+
+    @Test func definedLengthOtherPatientIDsSequence() throws {
+        var item = DataSetWriter()
+        item.write(.patientID, .LO, string: "INS1")
+        var items = DataSetWriter()
+        items.beginItem(length: UInt32(item.buffer.readableBytes))
+        items.writeRaw(item.buffer)
+        var w = DataSetWriter()
+        w.writeHeader(.otherPatientIDsSequence, .SQ, length: UInt32(items.buffer.readableBytes))
+        w.writeRaw(items.buffer)
+        w.write(.studyDescription, .LO, string: "AFTER")
+        var source = BufferByteSource(w.buffer)
+        let attributes = try InstanceAttributes.read(from: &source, transferSyntax: .explicitVRLittleEndian, length: nil)
+        #expect(attributes.otherPatientIDs == [.init(patientID: "INS1")])
+        #expect(attributes.studyDescription == "AFTER")
+
+        // An item longer than its sequence is an error, not a read past it.
+        var bad = DataSetWriter()
+        bad.writeHeader(.otherPatientIDsSequence, .SQ, length: 8)
+        bad.writeRaw(items.buffer)
+        var badSource = BufferByteSource(bad.buffer)
+        #expect(throws: DataSetError.self) {
+            try InstanceAttributes.read(from: &badSource, transferSyntax: .explicitVRLittleEndian, length: nil)
+        }
+    }
+
     @Test func truncatedSequenceIsDetected() {
         var w = DataSetWriter()
         w.beginSequence(.otherPatientIDsSequence)

@@ -107,6 +107,13 @@ import Testing
          10, "names two sites", "unique"),
         ("[[site_directory]]\nid = 1\nemitter = \"e\"\nname = \"n\"\n", 2, "has no issuer_of_patient_id", nil),
         ("[spool]\ncache_retention = \"a day\"\n", 2, "spool.cache_retention: expected a duration", nil),
+        ("[consent]\ndefault = \"ask\"\n", 2, "consent.default: \"ask\" is not a consent rule", "\"hold\""),
+        ("[destinations.community]\nurl = \"http://h/dw\"\nwithdraw = \"purge\"\n", 3,
+         "\"purge\" is not a withdrawal method", "dicomweb-delete"),
+        ("[destinations.archive]\nurl = \"http://h/dw\"\nwithdraw = \"orthanc\"\n", 3,
+         "only a shared destination withdraws studies", "shared = true"),
+        ("[destinations.community]\nurl = \"http://h/dw\"\northanc_url = \"ftp://h/\"\n", 3,
+         "orthanc_url: expected a URL", nil),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
         let pem = try TestPEM.files()
@@ -217,6 +224,64 @@ import Testing
         #expect(configuration.knownAEs == [KnownAE(title: "PACS", host: "10.1.2.3", port: 104)])
         #expect(configuration.siteDirectory == [SiteDirectoryEntry(id: 401, emitter: "cstrs37000", name: "CHRU Tours",
                                                                    issuerOfPatientID: "CHRU-TOURS")])
+    }
+
+    @Test func sharedDestinationsAndConsent() throws {
+        let configuration = try ConfigurationLoader.parse(text: """
+            [site]
+            issuer_of_patient_id = "CHR-ORLEANS"
+            [consent]
+            default = "hold"
+            [destinations.archive]
+            url = "https://dc.example/archive/dicom-web"
+            [destinations.community]
+            url = "https://dc.example/orthanc/dicom-web/"
+            withdraw = "orthanc"
+            [destinations.regional]
+            url = "https://dc.example/regional/dicom-web"
+            withdraw = "dicomweb-delete"
+            [destinations.mirror]
+            url = "https://dc.example/mirror/dicom-web"
+            shared = true
+            orthanc_url = "https://dc.example/rest"
+            withdraw = "orthanc"
+            [[community]]
+            ae_title = "MIRC"
+            destination = "regional"
+            """, file: "passerelle.toml")
+        let byName = Dictionary(uniqueKeysWithValues: configuration.destinations.map { ($0.name, $0) })
+        #expect(byName["archive"]?.shared == false)
+        #expect(byName["community"]?.shared == true)  // by its name
+        #expect(byName["regional"]?.shared == true)  // a [[community]] points at it
+        #expect(byName["mirror"]?.shared == true)
+        #expect(byName["community"]?.withdraw == .orthanc(URL(string: "https://dc.example/orthanc")!))
+        #expect(byName["regional"]?.withdraw == .dicomwebDelete)
+        #expect(byName["mirror"]?.withdraw == .orthanc(URL(string: "https://dc.example/rest")!))
+        #expect(byName["archive"]?.withdraw == .manual)
+        #expect(configuration.consent.default == .hold)
+        let rules = configuration.sharingRules
+        #expect(rules.sharedDestinations == ["community", "regional", "mirror"])
+        #expect(rules.holdUntilInformed && rules.siteIssuer == "CHR-ORLEANS")
+
+        let opted = try ConfigurationLoader.parse(text: """
+            [destinations.community]
+            url = "https://dc.example/dicom-web"
+            shared = false
+            """, file: "passerelle.toml")
+        #expect(opted.destinations[0].shared == false)
+        #expect(opted.consent.default == .share)
+    }
+
+    @Test func rightsRequestsOnTheStatusSocket() throws {
+        let add = try StatusRequest.parse(#"{"command":"opposition_add","patient":"P1","by":"dpo","reason":"letter"}"#)
+        #expect(add == .rights(.addOpposition(.init(patient: "P1"), by: "dpo", reason: "letter")))
+        #expect(try StatusRequest.parse(add.line) == add)
+        let share = StatusRequest.rights(.emergencyShare(study: "1.2.3", by: "Dr A", reason: "trauma"))
+        #expect(try StatusRequest.parse(share.line) == share)
+        let informed = StatusRequest.rights(.consentInformed(.init(patient: "P", issuer: "X"), by: "desk"))
+        #expect(try StatusRequest.parse(informed.line) == informed)
+        #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"opposition_add","patient":"P1"}"#) }
+        #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"share_emergency","study":"1","by":"a"}"#) }
     }
 
     @Test func dropInsOverrideTheMainFileKeyByKey() throws {

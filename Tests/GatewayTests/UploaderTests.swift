@@ -32,7 +32,7 @@ import Testing
         func worker(_ name: String) -> DestinationUploader {
             DestinationUploader(
                 settings: configuration.destinations.first { $0.name == name }!, upload: configuration.upload,
-                issuer: nil, spool: spool, threadPool: threadPool,
+                sharing: nil, issuer: nil, spool: spool, threadPool: threadPool,
                 bucket: NIOLockedValueBox(TokenBucket(bytesPerSecond: nil, start: .now)),
                 scheduler: uploader.scheduler(name), logger: Logger(label: "test"))
         }

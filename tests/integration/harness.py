@@ -112,6 +112,8 @@ class GatewayConfig:
     communities: list[dict] | None = None
     aes: list[dict] | None = None
     site_directory: list[dict] | None = None
+    # Other tables, written only when set: {section: {key: value}}, e.g. {"consent": {...}}.
+    tables: dict[str, dict] | None = None
     # [audit] (docs/audit.md), written only when set.
     audit: dict | None = None
 
@@ -131,6 +133,8 @@ class GatewayConfig:
             lines += _toml_table("upload", self.upload)
         for name, table in (self.destinations or {}).items():
             lines += _toml_table(f"destinations.{name}", table)
+        for name, table in (self.tables or {}).items():
+            lines += _toml_table(name, table)
         for header, tables in (("community", self.communities), ("ae", self.aes),
                                ("site_directory", self.site_directory)):
             for table in tables or []:

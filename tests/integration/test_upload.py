@@ -905,4 +905,4 @@ def test_status_lists_every_destination_key_even_when_null(start_hub, start_gate
     assert dest["last_error"] is None and dest["next_retry_at"] is None
     assert dest["client_certificate_expires_at"] is None
     assert set(dest["instances"]) == {"queued", "in_flight", "stored", "retry", "rejected"}
-    assert set(dest["studies"]) == {"receiving", "uploading", "verifying", "verified", "rejected"}
+    assert set(dest["studies"]) == {"receiving", "uploading", "verifying", "verified", "rejected", "withheld"}

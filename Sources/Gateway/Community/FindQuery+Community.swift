@@ -5,10 +5,6 @@ import DICOMQuery
 /// (InstitutionName from the site directory, its private block with the site columns and the
 /// report flag), the INS, and the site's own results.
 extension FindQuery {
-    /// INS (identifiant national de santé) assigning authorities: INS-NIR, INS-NIA and their test OIDs.
-    static let insIssuers: Set<String> = [
-        "1.2.250.1.213.1.4.8", "1.2.250.1.213.1.4.9", "1.2.250.1.213.1.4.10", "1.2.250.1.213.1.4.11",
-    ]
 
     /// The QIDO-RS search for this C-FIND on a community: computed keys are left out, the INS is
     /// put to the hub, and what the site columns, the report flag and PATIENT level grouping
@@ -26,7 +22,7 @@ extension FindQuery {
         } else if excludeOwnIssuer != nil || !computed.isEmpty {
             fields.insert(.issuerOfPatientID)  // to exclude the own site, or find the site
         }
-        return qidoRequest(computedKeys: computed, includeFields: fields, otherPatientIDIssuers: Self.insIssuers)
+        return qidoRequest(computedKeys: computed, includeFields: fields, otherPatientIDIssuers: INS.assigningAuthorities)
     }
 
     /// Keys Passerelle computes rather than the hub returns: never sent as QIDO-RS parameters,

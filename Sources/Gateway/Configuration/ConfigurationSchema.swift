@@ -84,7 +84,7 @@ enum ConfigurationSchema {
         "destinations": .namedTables([
             "url": .url, "ca": .file, "client_cert": .file, "client_key": .file, "token": .string,
             "calling_aets": .aeTitleArray, "modalities": .stringArray, "exclude_modalities": .stringArray,
-            "sop_classes": .stringArray, "upload": .bool,
+            "sop_classes": .stringArray, "upload": .bool, "shared": .bool, "withdraw": .string, "orthanc_url": .url,
         ]),
         "community": .arrayOfTables([
             "ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool,
@@ -95,6 +95,7 @@ enum ConfigurationSchema {
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
         ]),
         "status": .table(["socket": .string]),
+        "consent": .table(["default": .string]),
         "audit": .table([
             "enabled": .bool, "repository": .string, "ca": .file, "client_cert": .file, "client_key": .file,
         ]),
@@ -103,7 +104,6 @@ enum ConfigurationSchema {
     /// Sections of DESIGN.md's reference that this version does not implement yet: refused with
     /// a clear word rather than accepted and silently ignored.
     static let notYetImplemented: [String: String] = [
-        "consent": "oppositions and consent are not implemented in this version; remove [consent]",
         "hl7": "the HL7 v2 listener is not implemented in this version; remove [hl7]",
     ]
 
@@ -190,6 +190,7 @@ extension Settings {
         try parseUpload(into: &configuration)
         try parseCommunity(into: &configuration)
         try parseAudit(into: &configuration)
+        try parseRights(into: &configuration)
         return configuration
     }
 }

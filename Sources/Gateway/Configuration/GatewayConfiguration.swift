@@ -51,6 +51,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var knownAEs: [KnownAE] = []
     /// `[[site_directory]]`: the region's sites, by issuer of patient ID.
     public var siteDirectory: [SiteDirectoryEntry] = []
+    /// `[consent]`.
+    public var consent = ConsentSettings()
     /// `[audit]`: the audit trail and its ATNA repository.
     public var audit = AuditSettings()
 

@@ -68,6 +68,10 @@ public struct DestinationSettings: Sendable, Equatable {
     public var sopClasses: [String] = []
     /// false: only searched and retrieved from by a `[[community]]`, never sent to.
     public var upload = true
+    /// Receives only studies no opposition covers (and, under `[consent] default = "hold"`,
+    /// whose patient was informed); a late opposition withdraws the study from it.
+    public var shared = false
+    public var withdraw: WithdrawMethod = .manual
 
     public init(name: String, url: URL) {
         self.name = name

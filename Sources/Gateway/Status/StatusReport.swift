@@ -134,6 +134,31 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var destinations: [Destination]
     /// `[[community]]` search folders.
     public var communities: [Community] = []
+    /// Oppositions, withheld studies, withdrawals (docs/rights.md).
+    public var rights: Rights?
+
+    public struct Rights: Codable, Sendable, Equatable {
+        public var consentDefault: String
+        public var sharedDestinations: [String]
+        public var activeOppositions: Int
+        /// destination → reason ("opposition", "consent") → studies withheld there.
+        public var withheld: [String: [String: Int]]
+        /// destination → state ("pending", "needs_resend") → withdrawals.
+        public var withdrawals: [String: [String: Int]]
+        /// Shared destinations still to be searched for an opposition's studies.
+        public var pendingSweeps: Int
+        /// What needs a person: manual withdrawals to do, studies to send again, failing withdrawals.
+        public var alarms: [Alarm]
+
+        public struct Alarm: Codable, Sendable, Equatable {
+            public var kind: String
+            public var studyUID: String
+            public var destination: String
+            public var since: Date
+            public var message: String
+        }
+    }
+
     /// The audit trail and its repository queue.
     public var audit: Audit?
 

@@ -14,12 +14,14 @@ public struct StatusResponder: Sendable {
     let registry: PrometheusCollectorRegistry?
     let uploader: Uploader?
     let community: CommunityProxy?
+    let rights: PatientRights?
     /// Set by `GatewayRuntime` once the audit sender exists.
     var audit: AuditSender?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: @escaping @Sendable () -> Int,
                 registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
-                activeAssociations: @escaping @Sendable () -> Int) {
+                rights: PatientRights? = nil, activeAssociations: @escaping @Sendable () -> Int) {
+        self.rights = rights
         self.uploader = uploader
         self.community = community
         self.configuration = configuration
@@ -67,6 +69,8 @@ public struct StatusResponder: Sendable {
                 throw StatusError(code: "unknown_study", message: "no study \(study) in the spool")
             }
             return AnyEncodable(["study": AnyEncodable(study), "urgent": AnyEncodable(true)])
+        case .rights(let request):
+            return try respond(to: request)
         }
     }
 
@@ -106,7 +110,8 @@ public struct StatusResponder: Sendable {
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,
                          minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes),
             destinations: try uploader?.destinationStatuses() ?? [],
-            communities: try community?.status() ?? [])
+            communities: try community?.status() ?? [],
+            rights: try rightsStatus())
         report.audit = try audit?.status()
         return report
     }
@@ -137,6 +142,23 @@ public struct StatusResponder: Sendable {
             }
             registry.makeGauge(name: "passerelle_destination_up", labels: [("destination", destination.name)], help: "1 unless the destination is failing")
                 .set(Int64(destination.health == "failing" ? 0 : 1))
+        }
+        if let rights = report.rights {
+            registry.makeGauge(name: "passerelle_oppositions_active", help: "Active oppositions").set(Int64(rights.activeOppositions))
+            for destination in rights.sharedDestinations {
+                for reason in ["opposition", "consent"] {
+                    registry.makeGauge(name: "passerelle_studies_withheld", labels: [("destination", destination), ("reason", reason)],
+                                       help: "Studies withheld from a shared destination")
+                        .set(Int64(rights.withheld[destination]?[reason] ?? 0))
+                }
+                for state in ["pending", "needs_resend"] {
+                    registry.makeGauge(name: "passerelle_withdrawals", labels: [("destination", destination), ("state", state)],
+                                       help: "Withdrawals from a shared destination not done yet")
+                        .set(Int64(rights.withdrawals[destination]?[state] ?? 0))
+                }
+            }
+            registry.makeGauge(name: "passerelle_rights_alarms", help: "Rights acts waiting for a person")
+                .set(Int64(rights.alarms.count))
         }
         for community in report.communities {
             registry.makeGauge(name: "passerelle_community_up", labels: [("community", community.aeTitle)],

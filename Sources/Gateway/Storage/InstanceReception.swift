@@ -143,7 +143,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             patientSex: attributes.patientSex, studyDate: attributes.studyDate, studyTime: attributes.studyTime,
             accessionNumber: attributes.accessionNumber, studyDescription: attributes.studyDescription,
             modality: attributes.modality, seriesNumber: attributes.seriesNumber,
-            instanceNumber: attributes.instanceNumber)
+            instanceNumber: attributes.instanceNumber, ins: INS.values(in: attributes.otherPatientIDs))
     }
 
     private func fail(_ outcome: StoreOutcome) {

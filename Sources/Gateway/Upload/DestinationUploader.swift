@@ -15,6 +15,8 @@ import Spool
 final class DestinationUploader: Sendable {
     let settings: DestinationSettings
     let upload: UploadSettings
+    /// Set for a shared destination: each chunk is checked against oppositions and consent.
+    let sharing: SharingRules?
     let spool: Spool
     let threadPool: NIOThreadPool
     /// The bandwidth cap of all destinations together.
@@ -29,12 +31,13 @@ final class DestinationUploader: Sendable {
 
     var name: String { settings.name }
 
-    init(settings: DestinationSettings, upload: UploadSettings, issuer: String?, spool: Spool,
+    init(settings: DestinationSettings, upload: UploadSettings, sharing: SharingRules?, issuer: String?, spool: Spool,
          threadPool: NIOThreadPool, bucket: NIOLockedValueBox<TokenBucket>,
          scheduler: NIOLockedValueBox<DestinationScheduler>, logger: Logger, audit: AuditTrail? = nil) {
         self.audit = audit
         self.settings = settings
         self.upload = upload
+        self.sharing = sharing
         self.issuer = upload.fillIssuerOfPatientID ? issuer : nil
         self.spool = spool
         self.threadPool = threadPool
@@ -63,15 +66,7 @@ final class DestinationUploader: Sendable {
     }
 
     func makeClient() throws -> DICOMwebClient {
-        let tls: TLSSettings? = settings.url.scheme?.lowercased() == "https"
-            ? TLSSettings(caFile: settings.ca, certificateFile: settings.clientCertificate,
-                          privateKeyFile: settings.clientKey)
-            : nil
-        return try DICOMwebClient(
-            baseURL: settings.url, tls: tls, bearerToken: settings.token,
-            timeouts: DICOMwebTimeouts(connect: upload.connectTimeout, read: upload.requestTimeout,
-                                       request: upload.requestTimeout),
-            logger: logger)
+        try settings.makeClient(upload: upload, logger: logger)
     }
 
     func run() async {
@@ -118,8 +113,10 @@ final class DestinationUploader: Sendable {
     }
 
     private func takeChunk() async throws -> [ChunkInstance] {
-        let (name, count, bytes) = (settings.name, upload.chunkMaxInstances, upload.chunkMaxBytes)
-        return try await database { try $0.takeChunk(destination: name, maxInstances: count, maxBytes: bytes) }
+        let (name, count, bytes, sharing) = (settings.name, upload.chunkMaxInstances, upload.chunkMaxBytes, sharing)
+        return try await database {
+            try $0.takeChunk(destination: name, maxInstances: count, maxBytes: bytes, sharing: sharing)
+        }
     }
 
     // MARK: Sending

@@ -98,6 +98,7 @@ public final class Uploader: Service {
                 let scheduler = self.scheduler(destination.name)
                 scheduler.withLockedValue { $0.apply(.init(configuration.upload)) }
                 return DestinationUploader(settings: destination, upload: configuration.upload,
+                                           sharing: destination.shared ? configuration.sharingRules : nil,
                                            issuer: configuration.site.issuerOfPatientID, spool: spool,
                                            threadPool: threadPool, bucket: bucket, scheduler: scheduler, logger: logger,
                                            audit: audit)
@@ -161,7 +162,8 @@ public final class Uploader: Service {
                                 sopClassUID: candidate.sopClassUID)
                  }.map(\.name))
             }
-            try await database { try $0.route(decisions) }
+            let sharing = configuration.sharingRules
+            try await database { try $0.route(decisions, sharing: sharing) }
             total += candidates.count
         }
     }
@@ -228,7 +230,8 @@ public final class Uploader: Service {
         return found
     }
 
-    private func wakeWorkers() {
+    /// Also when studies were released to shared destinations (consent, an opposition lifted).
+    func wakeWorkers() {
         for worker in inForce.withLockedValue({ Array($0.workers.values) }) { worker.wakeup.signal() }
     }
 

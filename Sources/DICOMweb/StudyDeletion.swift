@@ -1,0 +1,63 @@
+import AsyncHTTPClient
+import Foundation
+import NIOCore
+
+/// Removing a study from an origin server: `DELETE {base}/studies/{uid}` as cloud DICOM stores
+/// and dcm4chee-arc accept it, or Orthanc's REST API, which deletes outside DICOMweb.
+extension DICOMwebClient {
+    /// Whether QIDO-RS still finds the study (how a withdrawal is confirmed).
+    public func studyExists(_ studyInstanceUID: String) async throws(DICOMwebError) -> Bool {
+        let found = try await search("studies", parameters: [("StudyInstanceUID", studyInstanceUID)])
+        return found.contains { $0.string(.studyInstanceUID) == studyInstanceUID }
+    }
+
+    /// `DELETE {base}/studies/{uid}`. A study the server does not have (404) is gone already.
+    public func deleteStudy(_ studyInstanceUID: String) async throws(DICOMwebError) {
+        try await delete(url("studies/\(Self.pathSegment(studyInstanceUID))"))
+    }
+
+    /// Orthanc: `POST {orthanc}/tools/lookup` finds the study's Orthanc ID, then
+    /// `DELETE {orthanc}/studies/{id}`. Returns false when Orthanc has no such study.
+    @discardableResult
+    public func deleteOrthancStudy(_ studyInstanceUID: String, orthancURL: URL) async throws(DICOMwebError) -> Bool {
+        var root = orthancURL.absoluteString
+        while root.hasSuffix("/") { root.removeLast() }
+        let lookupURL = root + "/tools/lookup"
+        var lookup = request(lookupURL, accept: "application/json")
+        lookup.method = .POST
+        lookup.body = .bytes(ByteBuffer(string: studyInstanceUID))
+        let response = try await execute(lookup)
+        let body = try await collect(response, url: lookupURL)
+        guard response.status.code == 200 else {
+            throw DICOMwebError.forStatus(Int(response.status.code), url: lookupURL,
+                                          detail: STOWResponse.bodySnippet(body))
+        }
+        guard let matches = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [[String: Any]] else {
+            throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: lookupURL, status: 200,
+                                message: "unreadable Orthanc lookup response")
+        }
+        let ids = matches.filter { $0["Type"] as? String == "Study" }.compactMap { $0["ID"] as? String }
+        for id in ids {
+            try await delete(root + "/studies/" + Self.pathSegment(id))
+        }
+        return !ids.isEmpty
+    }
+
+    private func delete(_ url: String) async throws(DICOMwebError) {
+        var delete = request(url, accept: "application/json")
+        delete.method = .DELETE
+        let response = try await execute(delete)
+        let body = try await collect(response, url: url)
+        switch Int(response.status.code) {
+        case 200...299, 404: return
+        case let status: throw DICOMwebError.forStatus(status, url: url, detail: STOWResponse.bodySnippet(body))
+        }
+    }
+
+    /// A UID or an Orthanc ID as one path segment (both are safe characters; encoded anyway).
+    static func pathSegment(_ text: String) -> String {
+        var allowed = CharacterSet.alphanumerics.intersection(CharacterSet(charactersIn: Unicode.Scalar(0)..<Unicode.Scalar(128)))
+        allowed.insert(charactersIn: "-._~")
+        return text.addingPercentEncoding(withAllowedCharacters: allowed) ?? text
+    }
+}
