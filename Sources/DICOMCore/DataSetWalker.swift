@@ -35,6 +35,8 @@ struct DataSetWalker {
     /// an item, first occurrence): e.g. the Other Patient IDs Sequence and its IDs and issuers.
     let wantedItems: [Tag: Set<Tag>]
     private(set) var items: [Tag: [[Tag: ByteBuffer]]] = [:]
+    /// Items read per sequence; the rest are walked, not kept (memory stays bounded).
+    static let maxItems = 64
     /// The wanted sequence being walked and the index of its current item.
     private var capturing: (sequence: Tag, item: Int)?
 
@@ -108,7 +110,16 @@ struct DataSetWalker {
                     throw DataSetError.truncated(at: source.position,
                                                  "\(header.tag) length \(length) exceeds the \(end - source.position) bytes left")
                 }
-                try walkSequence(&source, encoding: encoding, depth: 1, end: source.position + length)
+                // Its length is known: content that does not parse is skipped as it was before
+                // items were read (the instance is not refused for it), and nothing is kept.
+                let sequenceEnd = source.position + length
+                do {
+                    try walkSequence(&source, encoding: encoding, depth: 1, end: sequenceEnd)
+                } catch {
+                    items[header.tag] = nil
+                    guard source.position <= sequenceEnd else { throw error }
+                    try source.skip(sequenceEnd - source.position)
+                }
             } else {
                 try walkSequence(&source, encoding: encoding, depth: 1)
             }
@@ -173,8 +184,12 @@ struct DataSetWalker {
             }
             let header = try readHeader(&source, encoding: encoding)
             if depth == 1, header.tag == .item, let sequence = capturing?.sequence {
-                capturing?.item += 1
-                items[sequence]?.append([:])
+                if (items[sequence]?.count ?? 0) < Self.maxItems {
+                    capturing?.item += 1
+                    items[sequence]?.append([:])
+                } else {
+                    capturing?.item = -1  // walked, not kept
+                }
             }
             switch header.tag {
             case .sequenceDelimitationItem where end == nil:

@@ -5,10 +5,10 @@ import NIOCore
 /// Removing a study from an origin server: `DELETE {base}/studies/{uid}` as cloud DICOM stores
 /// and dcm4chee-arc accept it, or Orthanc's REST API, which deletes outside DICOMweb.
 extension DICOMwebClient {
-    /// Whether QIDO-RS still finds the study (how a withdrawal is confirmed).
+    /// Whether QIDO-RS still finds the study (how a withdrawal is confirmed). Any answer to a
+    /// search by its UID counts, even one that omits the UID: gone means nothing found.
     public func studyExists(_ studyInstanceUID: String) async throws(DICOMwebError) -> Bool {
-        let found = try await search("studies", parameters: [("StudyInstanceUID", studyInstanceUID)])
-        return found.contains { $0.string(.studyInstanceUID) == studyInstanceUID }
+        !(try await search("studies", parameters: [("StudyInstanceUID", studyInstanceUID)]).isEmpty)
     }
 
     /// `DELETE {base}/studies/{uid}`. A study the server does not have (404) is gone already.

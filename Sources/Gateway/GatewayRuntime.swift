@@ -85,6 +85,7 @@ public final class GatewayRuntime: Sendable {
                                 audit: audit)
         let rights = PatientRights(configuration: configuration, spool: spool, logger: logger, audit: audit,
                                    released: { uploader.wakeWorkers() })
+        rights.refreshSharing()
         let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
                                            spool: spool, logger: logger, community: community, audit: audit,

@@ -320,7 +320,7 @@ extension SpoolDatabase {
                         WHERE se.study_ref = st.id)
                 FROM study st JOIN study_delivery sd ON sd.study_ref = st.id
                 WHERE NOT EXISTS (SELECT 1 FROM study_delivery u WHERE u.study_ref = st.id AND u.verified_at IS NULL
-                                  AND u.withheld IS NULL)
+                                  AND (u.withheld IS NULL OR u.withheld = 'consent'))
                   AND NOT EXISTS (SELECT 1 FROM instance i JOIN series se ON se.id = i.series_ref
                                   WHERE se.study_ref = st.id AND i.routed = 0 AND i.revision_state = 'current')
                   AND NOT EXISTS (SELECT 1 FROM delivery d JOIN instance i ON i.id = d.instance_ref
@@ -339,11 +339,14 @@ extension SpoolDatabase {
     /// Removes a verified study's rows (all revisions) if it is still purgeable, and returns
     /// the file paths no row references any more: the caller unlinks them (a crash before
     /// that leaves unreferenced files, which start-up recovery removes).
-    public func purge(_ candidate: PurgeCandidate) throws -> [String] {
+    ///
+    /// A study withheld from a shared destination by an opposition leaves a `withdrawn` mark
+    /// there (unless one exists), so that lifting the opposition later sends it from the archive.
+    public func purge(_ candidate: PurgeCandidate, siteIssuer: String = "", now: Date = Date()) throws -> [String] {
         try writer.write { db in
             let stillVerified = try Bool.fetchOne(db, sql: """
                 SELECT NOT EXISTS (SELECT 1 FROM study_delivery WHERE study_ref = ? AND verified_at IS NULL
-                                   AND withheld IS NULL)
+                                   AND (withheld IS NULL OR withheld = 'consent'))
                    AND NOT EXISTS (SELECT 1 FROM instance i JOIN series se ON se.id = i.series_ref
                                    WHERE se.study_ref = ? AND i.routed = 0 AND i.revision_state = 'current')
                 """, arguments: [candidate.studyID, candidate.studyID]) ?? false
@@ -351,6 +354,15 @@ extension SpoolDatabase {
             let paths = try String.fetchAll(db, sql: """
                 SELECT i.file_path FROM instance i JOIN series se ON se.id = i.series_ref WHERE se.study_ref = ?
                 """, arguments: [candidate.studyID])
+            for destination in try String.fetchAll(db, sql: """
+                SELECT destination FROM study_delivery WHERE study_ref = ? AND withheld = 'opposition'
+                """, arguments: [candidate.studyID]) {
+                if let marked = try queueWithdrawal(studyID: candidate.studyID, destination: destination,
+                                                    by: "purge (withheld)", siteIssuer: siteIssuer, now: now, db: db) {
+                    try db.execute(sql: "UPDATE withdrawal SET state = 'withdrawn', done_at = ? WHERE id = ?",
+                                   arguments: [now.timeIntervalSince1970, marked.id])
+                }
+            }
             let patientID = try Int64.fetchOne(db, sql: "SELECT patient_ref FROM study WHERE id = ?",
                                                arguments: [candidate.studyID])
             try db.execute(sql: """

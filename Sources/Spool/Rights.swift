@@ -57,6 +57,8 @@ extension SpoolDatabase {
                 destination TEXT NOT NULL,
                 patient_id TEXT,
                 issuer TEXT,
+                -- the INS values the study carried, space-separated (it may be purged since)
+                ins TEXT NOT NULL DEFAULT '',
                 state TEXT NOT NULL DEFAULT 'pending'
                     CHECK (state IN ('pending', 'withdrawn', 'cancelled', 'needs_resend', 'reshared')),
                 attempts INTEGER NOT NULL DEFAULT 0,
@@ -168,6 +170,10 @@ extension SpoolDatabase {
             }
             let studies = try self.studies(covering: subject, siteIssuer: rules.siteIssuer, db: db)
             try applySharing(studies: Set(studies), rules: rules, db: db)
+            // Studies waiting to be sent again are withdrawn again, in effect: they stay away.
+            try db.execute(sql: """
+                UPDATE withdrawal SET state = 'withdrawn' WHERE state = 'needs_resend' AND \(subject.withdrawalFilter)
+                """, arguments: subject.withdrawalArguments)
             var withdrawals: [Withdrawal] = []
             for study in studies {
                 for destination in rules.sharedDestinations.sorted() {
@@ -214,8 +220,10 @@ extension SpoolDatabase {
                                                  arguments: [withdrawal.studyUID])
                 if let studyID, try sharingBlock(studyID: studyID, rules: rules, db: db) == .opposition { continue }
                 if studyID == nil, try stillOpposed(withdrawal, rules: rules, db: db) { continue }
-                let state: WithdrawalState = withdrawal.state == .pending ? .cancelled
-                    : studyID == nil ? .needsResend : .reshared
+                // Not in the spool any more: what the destination holds (all, part or none) is
+                // completed from the archive. In the spool: its queue sends what is missing.
+                let state: WithdrawalState = studyID == nil ? .needsResend
+                    : withdrawal.state == .pending ? .cancelled : .reshared
                 try db.execute(sql: "UPDATE withdrawal SET state = ?, done_at = ? WHERE id = ?",
                                arguments: [state.rawValue, now.timeIntervalSince1970, withdrawal.id])
                 changed.append(try Withdrawal.fetchOne(db, key: withdrawal.id)!)
@@ -226,10 +234,18 @@ extension SpoolDatabase {
 
     /// Whether another active opposition still covers a withdrawn study the spool no longer holds.
     private func stillOpposed(_ withdrawal: Withdrawal, rules: SharingRules, db: Database) throws -> Bool {
-        try Bool.fetchOne(db, sql: """
+        if try Bool.fetchOne(db, sql: """
             SELECT EXISTS (SELECT 1 FROM opposition WHERE removed_at IS NULL AND (
                 (scope = 'study' AND value = ?) OR (scope = 'patient' AND value = ? AND issuer = ?)))
-            """, arguments: [withdrawal.studyUID, withdrawal.patientID, withdrawal.issuer ?? rules.siteIssuer]) ?? false
+            """, arguments: [withdrawal.studyUID, withdrawal.patientID, withdrawal.issuer ?? rules.siteIssuer]) == true {
+            return true
+        }
+        for ins in withdrawal.ins where try Bool.fetchOne(db, sql: """
+            SELECT EXISTS (SELECT 1 FROM opposition WHERE removed_at IS NULL AND scope = 'ins' AND value = ? AND issuer = '')
+            """, arguments: [ins]) == true {
+            return true
+        }
+        return false
     }
 
     /// Every opposition, active and removed, newest first.
@@ -293,16 +309,17 @@ extension SpoolDatabase {
             FROM study st JOIN patient p ON p.id = st.patient_ref WHERE st.id = ?
             """, arguments: [studyID]) else { return nil }
         let issuer: String = row[2]
+        let ins = try String.fetchAll(db, sql: "SELECT ins FROM study_ins WHERE study_ref = ?", arguments: [studyID])
         return try queueWithdrawal(studyUID: row[0], destination: destination, patientID: row[1],
-                                   issuer: issuer.isEmpty ? siteIssuer : issuer, by: by, now: now, db: db)
+                                   issuer: issuer.isEmpty ? siteIssuer : issuer, ins: ins, by: by, now: now, db: db)
     }
 
-    func queueWithdrawal(studyUID: String, destination: String, patientID: String?, issuer: String?, by: String,
-                         now: Date, db: Database) throws -> Withdrawal? {
+    func queueWithdrawal(studyUID: String, destination: String, patientID: String?, issuer: String?, ins: [String] = [],
+                         by: String, now: Date, db: Database) throws -> Withdrawal? {
         try db.execute(sql: """
-            INSERT INTO withdrawal (study_uid, destination, patient_id, issuer, next_at, requested_at, requested_by)
-            VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
-            """, arguments: [studyUID, destination, patientID, issuer, now.timeIntervalSince1970,
+            INSERT INTO withdrawal (study_uid, destination, patient_id, issuer, ins, next_at, requested_at, requested_by)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING
+            """, arguments: [studyUID, destination, patientID, issuer, ins.joined(separator: " "), now.timeIntervalSince1970,
                              now.timeIntervalSince1970, by])
         guard db.changesCount == 1 else { return nil }
         return try Withdrawal.fetchOne(db, key: db.lastInsertedRowID)
@@ -321,8 +338,9 @@ extension SpoolDatabase {
             var queued: [Withdrawal] = []
             for study in found {
                 let issuer = opposition.scope == "patient" ? opposition.issuer : nil
+                let ins = opposition.scope == "ins" ? [opposition.value] : []
                 if let withdrawal = try queueWithdrawal(studyUID: study.studyUID, destination: destination,
-                                                        patientID: study.patientID, issuer: issuer,
+                                                        patientID: study.patientID, issuer: issuer, ins: ins,
                                                         by: opposition.addedBy, now: now, db: db) {
                     queued.append(withdrawal)
                 }
@@ -409,12 +427,21 @@ extension SpoolDatabase {
 
     /// The study is gone from the destination: withdrawn. Its instances still in the spool go
     /// back to the queue there (withheld), so that lifting the opposition sends them again.
+    /// The opposition may have been lifted during the delete (the row is `cancelled`): then the
+    /// spool's queue sends the study again, or, purged, it needs a resend.
     public func recordWithdrawn(_ withdrawal: Withdrawal, now: Date = Date()) throws {
         try writer.write { db in
             try db.execute(sql: """
                 UPDATE withdrawal SET state = 'withdrawn', done_at = ?, last_error = NULL
                 WHERE id = ? AND state = 'pending'
                 """, arguments: [now.timeIntervalSince1970, withdrawal.id])
+            let inSpool = try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM study WHERE study_instance_uid = ?)",
+                                            arguments: [withdrawal.studyUID]) ?? false
+            if !inSpool {
+                try db.execute(sql: """
+                    UPDATE withdrawal SET state = 'needs_resend', next_at = ?, done_at = ? WHERE id = ? AND state = 'cancelled'
+                    """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, withdrawal.id])
+            }
             try db.execute(sql: """
                 UPDATE delivery SET state = 'queued', next_at = NULL, sent_sha256 = NULL, reason = 'withdrawn', updated_at = ?
                 WHERE destination = ? AND instance_ref IN (
@@ -429,12 +456,53 @@ extension SpoolDatabase {
     }
 
     /// A withdrawal (or resend) attempt that failed, or a manual one not done yet: again at `at`.
-    public func postponeWithdrawal(_ withdrawal: Withdrawal, until at: Date, error: String) throws {
+    /// `failed` false: a wait (chunks in flight, the operator), not an attempt that failed.
+    public func postponeWithdrawal(_ withdrawal: Withdrawal, until at: Date, error: String?, failed: Bool = true) throws {
         try writeBookkeeping { db in
             try db.execute(sql: """
-                UPDATE withdrawal SET next_at = ?, attempts = attempts + 1, last_error = ?
+                UPDATE withdrawal SET next_at = ?, attempts = attempts + ?, last_error = COALESCE(?, last_error)
                 WHERE id = ? AND state IN ('pending', 'needs_resend')
-                """, arguments: [at.timeIntervalSince1970, error, withdrawal.id])
+                """, arguments: [at.timeIntervalSince1970, failed ? 1 : 0, error, withdrawal.id])
+        }
+    }
+
+    /// A study to send again that an opposition covers again: it stays withdrawn.
+    public func keepWithdrawn(_ withdrawal: Withdrawal) throws {
+        try writer.write { db in
+            try db.execute(sql: "UPDATE withdrawal SET state = 'withdrawn' WHERE id = ? AND state = 'needs_resend'",
+                           arguments: [withdrawal.id])
+        }
+    }
+
+    /// Whether the spool knows the study and whether it carries this INS; nil when the spool
+    /// does not hold the study.
+    public func study(_ uid: String, carriesINS ins: String) throws -> Bool? {
+        try writer.read { db in
+            guard let study = try Int64.fetchOne(db, sql: "SELECT id FROM study WHERE study_instance_uid = ?",
+                                                 arguments: [uid]) else { return nil }
+            return try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM study_ins WHERE study_ref = ? AND ins = ?)",
+                                     arguments: [study, ins]) ?? false
+        }
+    }
+
+    /// After a reload (or at start): destinations no longer shared withhold nothing, and every
+    /// study not yet verified at a shared destination is checked again (consent rule changed,
+    /// destination newly shared). Returns how many studies were released.
+    @discardableResult
+    public func refreshSharing(rules: SharingRules) throws -> Int {
+        try writer.write { db in
+            let shared = Array(rules.sharedDestinations)
+            let placeholders = shared.map { _ in "?" }.joined(separator: ",")
+            let notShared = shared.isEmpty ? "" : "AND destination NOT IN (\(placeholders))"
+            try db.execute(sql: "UPDATE study_delivery SET withheld = NULL WHERE withheld IS NOT NULL \(notShared)",
+                           arguments: StatementArguments(shared))
+            let released = db.changesCount
+            guard !shared.isEmpty else { return released }
+            let studies = try Int64.fetchAll(db, sql: """
+                SELECT DISTINCT study_ref FROM study_delivery
+                WHERE destination IN (\(placeholders)) AND (withheld IS NOT NULL OR verified_at IS NULL)
+                """, arguments: StatementArguments(shared))
+            return released + (try applySharing(studies: Set(studies), rules: rules, db: db).count)
         }
     }
 
@@ -536,7 +604,7 @@ public enum RightsSubject: Sendable, Equatable, Hashable, CustomStringConvertibl
     var withdrawalFilter: String {
         switch self {
         case .patient: "patient_id = ? AND issuer = ?"
-        case .ins: "study_uid IN (SELECT st.study_instance_uid FROM study_ins s JOIN study st ON st.id = s.study_ref WHERE s.ins = ?)"
+        case .ins: "(' ' || ins || ' ') LIKE ('% ' || ? || ' %')"
         case .study: "study_uid = ?"
         }
     }
@@ -644,6 +712,8 @@ public struct Withdrawal: Sendable, Equatable, Codable, FetchableRecord, TableRe
     public var destination: String
     public var patientID: String?
     public var issuer: String?
+    /// The INS values the study carried when the withdrawal was queued.
+    public var ins: [String]
     public var state: WithdrawalState
     public var attempts: Int
     public var nextAt: Date
@@ -659,6 +729,7 @@ public struct Withdrawal: Sendable, Equatable, Codable, FetchableRecord, TableRe
         destination = row["destination"]
         patientID = row["patient_id"]
         issuer = row["issuer"]
+        ins = (row["ins"] as String).split(separator: " ").map(String.init)
         state = WithdrawalState(rawValue: row["state"]) ?? .pending
         attempts = row["attempts"]
         nextAt = Date(timeIntervalSince1970: row["next_at"])

@@ -146,14 +146,37 @@ import Testing
         #expect(attributes.otherPatientIDs == [.init(patientID: "INS1")])
         #expect(attributes.studyDescription == "AFTER")
 
-        // An item longer than its sequence is an error, not a read past it.
+        // An item longer than its sequence is not read past it: the sequence's content is
+        // skipped by its length, as before items were read, and the instance is not refused.
+        var junk = DataSetWriter()
+        junk.writeDelimiter(.item, length: 100)
+        junk.writeRaw(ByteBuffer(bytes: [UInt8](repeating: 0x41, count: 8)))
         var bad = DataSetWriter()
-        bad.writeHeader(.otherPatientIDsSequence, .SQ, length: 8)
-        bad.writeRaw(items.buffer)
+        bad.writeHeader(.otherPatientIDsSequence, .SQ, length: UInt32(junk.buffer.readableBytes))
+        bad.writeRaw(junk.buffer)
+        bad.write(.studyDescription, .LO, string: "AFTER")
         var badSource = BufferByteSource(bad.buffer)
-        #expect(throws: DataSetError.self) {
-            try InstanceAttributes.read(from: &badSource, transferSyntax: .explicitVRLittleEndian, length: nil)
+        let skipped = try InstanceAttributes.read(from: &badSource, transferSyntax: .explicitVRLittleEndian, length: nil)
+        #expect(skipped.otherPatientIDs.isEmpty)
+        #expect(skipped.studyDescription == "AFTER")
+    }
+
+    /// Memory stays bounded: items past the first 64 are walked, not kept.
+    @Test func manyOtherPatientIDsKeepMemoryBounded() throws {
+        var w = DataSetWriter()
+        w.beginSequence(.otherPatientIDsSequence)
+        for n in 0..<10_000 {
+            w.beginItem()
+            w.write(.patientID, .LO, string: "ID\(n)")
+            w.endItem()
         }
+        w.endSequence()
+        w.write(.studyDescription, .LO, string: "AFTER")
+        var source = BufferByteSource(w.buffer)
+        let attributes = try InstanceAttributes.read(from: &source, transferSyntax: .explicitVRLittleEndian, length: nil)
+        #expect(attributes.otherPatientIDs.count == 64)
+        #expect(attributes.otherPatientIDs.last?.patientID == "ID63")
+        #expect(attributes.studyDescription == "AFTER")
     }
 
     @Test func truncatedSequenceIsDetected() {

@@ -177,15 +177,89 @@ import Testing
         }
     }
 
-    @Test func withheldStudiesDoNotBlockThePurgeOfWhatTheArchiveVerified() throws {
-        _ = try database.addOpposition(.patient(id: "P1", issuer: "CHR"), by: "dpo", reason: nil, rules: rules, now: t0)
-        try receive(study: "S1", patient: "P1")
-        try route()
+    func verifyAtArchive(_ study: String) throws {
         _ = try drain("archive")
-        let candidate = try #require(try database.verificationCandidates(destination: "archive", stableBefore: t0, now: t0).first)
+        let candidate = try #require(try database.verificationCandidates(destination: "archive", stableBefore: t0, now: t0)
+            .first { $0.studyInstanceUID == study })
         try database.recordVerification(candidate, destination: "archive", missing: [], now: t0)
+    }
+
+    /// Opposed: the archive's verification lets the study go, and a mark stays so that lifting
+    /// the opposition sends it to the community from the archive.
+    @Test func anOpposedStudyIsPurgedAndLiftingSendsItFromTheArchive() throws {
+        _ = try database.addOpposition(.ins("INS-1"), by: "dpo", reason: nil, rules: rules, now: t0)
+        try receive(study: "S1", patient: "P1", ins: ["INS-1"])
+        try route()
+        try verifyAtArchive("S1")
         #expect(try database.verificationCandidates(destination: "community", stableBefore: t0, now: t0).isEmpty)
-        #expect(try database.purgeCandidates(verifiedBefore: nil).map(\.studyInstanceUID) == ["S1"])
+        let candidate = try #require(try database.purgeCandidates(verifiedBefore: nil).first)
+        #expect(candidate.studyInstanceUID == "S1")
+        _ = try database.purge(candidate, siteIssuer: "CHR", now: t0)
+        // Nothing to delete (it never went there): a mark that it is not there.
+        #expect(try database.dueWithdrawals(now: t0).isEmpty)
+        #expect(try database.withdrawals().map(\.state) == [.withdrawn])
+        let removed = try database.removeOpposition(.ins("INS-1"), by: "dpo", reason: nil, rules: rules, now: t0)
+        #expect(removed.withdrawals.map(\.studyUID) == ["S1"])
+        #expect(removed.withdrawals.map(\.state) == [.needsResend])
+        #expect(try database.dueResends(now: t0).map(\.ins) == [["INS-1"]])
+    }
+
+    /// Held for consent: kept in the spool until the patient is informed.
+    @Test func aHeldStudyIsNotPurged() throws {
+        let hold = SharingRules(sharedDestinations: ["community"], holdUntilInformed: true, siteIssuer: "CHR")
+        try receive(study: "S1", patient: "P1")
+        try route(hold)
+        try verifyAtArchive("S1")
+        #expect(try database.purgeCandidates(verifiedBefore: nil).isEmpty)
+        _ = try database.recordConsent(.patient(id: "P1", issuer: "CHR"), basis: .informed, by: "desk", reason: nil,
+                                       rules: hold, now: t0)
+        #expect(try drain("community", rules: hold) == ["S1"])
+    }
+
+    /// A reload to "share", or a destination no longer shared, releases what was withheld.
+    @Test func refreshingTheRulesReleasesWhatTheyNoLongerBlock() throws {
+        let hold = SharingRules(sharedDestinations: ["community"], holdUntilInformed: true, siteIssuer: "CHR")
+        try receive(study: "S1", patient: "P1")
+        try receive(study: "S2", patient: "P2")
+        try route(hold)
+        _ = try database.addOpposition(.patient(id: "P2", issuer: "CHR"), by: "dpo", reason: nil, rules: hold, now: t0)
+        #expect(try withheld("S1") == .consent)
+        #expect(try database.refreshSharing(rules: rules) == 1)
+        #expect(try withheld("S1") == nil && withheld("S2") == .opposition)
+        #expect(try drain("community") == ["S1"])
+        // No shared destination any more: nothing is withheld.
+        _ = try database.refreshSharing(rules: SharingRules(sharedDestinations: [], holdUntilInformed: false, siteIssuer: "CHR"))
+        #expect(try withheld("S2") == nil)
+    }
+
+    /// Lifted while the delete ran (the row is cancelled): purged, the study needs a resend.
+    @Test func aWithdrawalDoneAfterItsCancellationNeedsAResend() throws {
+        let added = try database.addOpposition(.patient(id: "OLD", issuer: "CHR"), by: "dpo", reason: nil, rules: rules, now: t0)
+        let queued = try database.recordSweep(oppositionID: added.opposition.id, destination: "community",
+                                              found: [("S-2019", "OLD")], now: t0)
+        let removed = try database.removeOpposition(.patient(id: "OLD", issuer: "CHR"), by: "dpo", reason: nil,
+                                                    rules: rules, now: t0)
+        #expect(removed.withdrawals.map(\.state) == [.needsResend])  // not in the spool: from the archive
+        try database.recordWithdrawn(queued[0], now: t0)
+        #expect(try database.withdrawals().map(\.state) == [.needsResend])
+
+        // Opposed again before the resend ran: it stays withdrawn.
+        _ = try database.addOpposition(.patient(id: "OLD", issuer: "CHR"), by: "dpo", reason: nil, rules: rules, now: t0)
+        #expect(try database.dueResends(now: t0).isEmpty)
+        #expect(try database.withdrawals(since: t0).map(\.state) == [.withdrawn])
+    }
+
+    /// Waiting (chunks in flight, the operator) is not a failed attempt.
+    @Test func waitsAreNotAttempts() throws {
+        let added = try database.addOpposition(.study("S9"), by: "dpo", reason: nil, rules: rules, now: t0)
+        let withdrawal = try #require(try database.recordSweep(oppositionID: added.opposition.id, destination: "community",
+                                                               found: [("S9", "P9")], now: t0).first)
+        try database.postponeWithdrawal(withdrawal, until: t0, error: nil, failed: false)
+        var row = try #require(try database.dueWithdrawals(now: t0).first)
+        #expect(row.attempts == 0 && row.lastError == nil)
+        try database.postponeWithdrawal(row, until: t0, error: "HTTP 503")
+        row = try #require(try database.dueWithdrawals(now: t0).first)
+        #expect(row.attempts == 1 && row.lastError == "HTTP 503")
     }
 
     /// The check before each chunk is one indexed lookup: no table is scanned, however many

@@ -106,8 +106,13 @@ def test_opposed_studies_reach_the_archive_and_never_the_community(start_hub, pr
         assert study_entry(gw, study.study_uid)["destinations"]["community"]["withheld"] == "opposition"
     assert_hub_holds_exactly(archive, everything)
     assert_hub_holds_exactly(community, same_id_files + free_files)
-    # Nothing of the opposed studies was ever offered to the community.
-    assert all(opposed.study_uid not in r[0] for r in proxy.requests)
+    # No chunk of the opposed studies was ever stored at the community (the audit trail has
+    # one upload row per chunk stored, with its destination), while the others' were.
+    for patient, study in (("IPP-OPPOSED", opposed), ("IPP-INS", by_ins)):
+        uploads = [r for r in audit_export(gw, patient) if r["action"] == "upload" and study.study_uid in r["studies"]]
+        assert {r["destination"] for r in uploads} == {"archive"}, uploads
+    uploads = [r for r in audit_export(gw, "IPP-FREE") if r["action"] == "upload"]
+    assert {r["destination"] for r in uploads} == {"archive", "community"}, uploads
     rights = rights_status(gw)
     assert rights["active_oppositions"] == 3
     assert rights["withheld"]["community"]["opposition"] == 2

@@ -33,9 +33,10 @@ public struct ConsentSettings: Sendable, Equatable {
 }
 
 extension GatewayConfiguration {
-    /// What the spool's sharing check needs.
+    /// What the spool's sharing check needs. A shared destination this site does not upload to
+    /// (`upload = false`) holds nothing of the site's to withhold or withdraw.
     public var sharingRules: SharingRules {
-        SharingRules(sharedDestinations: Set(destinations.filter(\.shared).map(\.name)),
+        SharingRules(sharedDestinations: Set(destinations.filter { $0.shared && $0.upload }.map(\.name)),
                      holdUntilInformed: consent.default == .hold,
                      siteIssuer: site.issuerOfPatientID ?? "")
     }

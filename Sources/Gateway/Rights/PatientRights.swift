@@ -62,9 +62,27 @@ public final class PatientRights: Sendable {
 
     var current: GatewayConfiguration { configuration.withLockedValue { $0 } }
 
+    /// A reload: what is withheld follows the new rules (a destination no longer shared, the
+    /// consent rule changed).
     func apply(_ configuration: GatewayConfiguration) {
         self.configuration.withLockedValue { $0 = configuration }
+        refreshSharing()
         withdrawalsChanged.signal()
+    }
+
+    /// Recomputes what is withheld under the rules in force (also at start: the configuration
+    /// may have changed while the daemon was stopped).
+    func refreshSharing() {
+        do {
+            let released = try spool.database.refreshSharing(rules: current.sharingRules)
+            if released > 0 {
+                logger.notice("studies released to the shared destinations by the configuration",
+                              metadata: ["studies": "\(released)"])
+                self.released()
+            }
+        } catch {
+            logger.error("cannot apply the sharing rules to the spool", metadata: ["error": "\(error)"])
+        }
     }
 
     /// A patient selector as the CLI gives it: `--issuer` defaults to the site's.

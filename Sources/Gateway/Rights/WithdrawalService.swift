@@ -58,7 +58,8 @@ public final class WithdrawalService: Service {
             }
             func client(_ name: String) throws -> (DestinationSettings, DICOMwebClient)? {
                 if let entry = clients[name] { return (entry.settings, entry.client) }
-                guard let settings = configuration.destinations.first(where: { $0.name == name && $0.shared }) else {
+                guard configuration.sharingRules.sharedDestinations.contains(name),
+                      let settings = configuration.destinations.first(where: { $0.name == name }) else {
                     return nil
                 }
                 let made = try settings.makeClient(upload: configuration.upload, logger: logger)
@@ -106,7 +107,8 @@ public final class WithdrawalService: Service {
         }
         do {
             let found = try await studies(at: client.client, covering: opposition.subject,
-                                          siteIssuer: configuration.site.issuerOfPatientID ?? "")
+                                          siteIssuer: configuration.site.issuerOfPatientID ?? "",
+                                          emptyIssuerIsOurs: !configuration.upload.fillIssuerOfPatientID)
             let queued = try await database { try $0.recordSweep(oppositionID: id, destination: destination, found: found) }
             logger.notice("shared destination searched for an opposition's studies", metadata: [
                 "destination": "\(destination)", "subject": "\(opposition.subject)",
@@ -122,16 +124,19 @@ public final class WithdrawalService: Service {
         }
     }
 
-    /// The studies of this site at a destination that a subject covers. Patient IDs are
-    /// qualified by their issuer: a study whose IssuerOfPatientID is absent counts as the site's.
-    func studies(at client: DICOMwebClient, covering subject: RightsSubject,
-                 siteIssuer: String) async throws -> [(studyUID: String, patientID: String?)] {
+    /// The studies of this site at a destination that a subject covers: the patient ID exactly
+    /// (no fuzzy or wildcard match) and qualified by its issuer. A study without
+    /// IssuerOfPatientID is the site's only when the site sends them so (`fill_issuer_of_patient_id
+    /// = false`); otherwise it is another site's and never touched.
+    func studies(at client: DICOMwebClient, covering subject: RightsSubject, siteIssuer: String,
+                 emptyIssuerIsOurs: Bool) async throws -> [(studyUID: String, patientID: String?)] {
         func search(patientID: String, issuer: String) async throws(DICOMwebError) -> [(studyUID: String, patientID: String?)] {
             try await client.search("studies", parameters: [
                 ("PatientID", patientID), ("includefield", "00100021"), ("limit", "1000"),
             ]).filter {
+                guard $0.string(.patientID) == patientID else { return false }
                 let found = $0.string(.issuerOfPatientID) ?? ""
-                return (found.isEmpty ? siteIssuer : found) == issuer
+                return found.isEmpty ? (emptyIssuerIsOurs && issuer == siteIssuer) : found == issuer
             }.compactMap { result in result.string(.studyInstanceUID).map { ($0, result.string(.patientID)) } }
         }
         switch subject {
@@ -143,10 +148,14 @@ public final class WithdrawalService: Service {
         case .ins(let ins):
             // Hubs rarely search the Other Patient IDs Sequence: the patients the spool saw with
             // this INS are searched by their IDs.
+            // Only studies the INS covers: one the spool holds without it is not withdrawn.
             var found: [(studyUID: String, patientID: String?)] = []
             for patient in try await database({ try $0.patients(withINS: ins) }) {
-                found += try await search(patientID: patient.patientID,
-                                          issuer: patient.issuer.isEmpty ? siteIssuer : patient.issuer)
+                for hit in try await search(patientID: patient.patientID,
+                                            issuer: patient.issuer.isEmpty ? siteIssuer : patient.issuer)
+                where try await database({ try $0.study(hit.studyUID, carriesINS: ins) }) != false {
+                    found.append(hit)
+                }
             }
             return found
         }
@@ -165,8 +174,7 @@ public final class WithdrawalService: Service {
         }
         do {
             if try await database({ try $0.hasInFlight(studyUID: withdrawal.studyUID, destination: withdrawal.destination) }) {
-                await postpone(withdrawal, by: Self.inFlightWait, error: "waiting for chunks in flight", metadata: metadata,
-                               quiet: true)
+                await postpone(withdrawal, by: Self.inFlightWait, error: nil, metadata: metadata, quiet: true)
                 return
             }
             switch settings.withdraw {
@@ -219,7 +227,8 @@ public final class WithdrawalService: Service {
         }
         let rules = configuration.sharingRules
         if (try? await database({ try $0.isOpposed(withdrawal, rules: rules) })) == true {
-            return  // opposed again meanwhile: it stays withdrawn in effect
+            _ = try? await database { try $0.keepWithdrawn(withdrawal) }  // opposed again meanwhile
+            return
         }
         let files = NIOLockedValueBox<[String]>([])
         defer { for path in files.withLockedValue({ $0 }) { unlink(path) } }
@@ -253,14 +262,16 @@ public final class WithdrawalService: Service {
         }
     }
 
-    private func postpone(_ withdrawal: Withdrawal, by delay: Duration, error: String, metadata: Logger.Metadata,
+    /// `quiet`: a wait (chunks in flight, the operator), neither logged as a failure nor
+    /// counted as an attempt.
+    private func postpone(_ withdrawal: Withdrawal, by delay: Duration, error: String?, metadata: Logger.Metadata,
                           quiet: Bool = false) async {
         let until = Date().addingTimeInterval(Backoff.seconds(delay))
         if !quiet {
             logger.warning(withdrawal.state == .needsResend ? "sending again failed; retrying" : "withdrawal failed; retrying", metadata: metadata.merging([
-                "error": "\(error)", "next_attempt": "\(until)", "attempts": "\(withdrawal.attempts + 1)"]) { $1 })
+                "error": "\(error ?? "")", "next_attempt": "\(until)", "attempts": "\(withdrawal.attempts + 1)"]) { $1 })
         }
-        try? await database { try $0.postponeWithdrawal(withdrawal, until: until, error: error) }
+        try? await database { try $0.postponeWithdrawal(withdrawal, until: until, error: error, failed: !quiet) }
     }
 }
 

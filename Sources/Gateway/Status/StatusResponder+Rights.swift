@@ -55,7 +55,7 @@ extension StatusResponder {
         }
         return StatusReport.Rights(
             consentDefault: configuration.consent.default.rawValue,
-            sharedDestinations: configuration.destinations.filter(\.shared).map(\.name).sorted(),
+            sharedDestinations: configuration.sharingRules.sharedDestinations.sorted(),
             activeOppositions: totals.activeOppositions, withheld: totals.withheld, withdrawals: totals.withdrawals,
             pendingSweeps: totals.pendingSweeps, alarms: alarms)
     }

@@ -191,7 +191,8 @@ public final class Uploader: Service {
     }
 
     private func purge(_ candidate: PurgeCandidate, reason: String) async throws {
-        let paths = try await database { try $0.purge(candidate) }
+        let site = configuration.site.issuerOfPatientID ?? ""
+        let paths = try await database { try $0.purge(candidate, siteIssuer: site) }
         for path in paths { spool.files.remove(relativePath: path) }
         if !paths.isEmpty { try? FileStore.syncDirectory(spool.files.storeDirectory) }
         await audit?.record(AuditEvent(action: .purge, actor: .gateway, studies: [candidate.studyInstanceUID],
