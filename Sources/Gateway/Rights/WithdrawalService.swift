@@ -75,12 +75,23 @@ public final class WithdrawalService: Service {
                 for withdrawal in try await database({ try $0.dueWithdrawals() }) where !Task.isCancelled {
                     await withdraw(withdrawal, client: try client(withdrawal.destination), backoff: backoff)
                 }
-                for withdrawal in try await database({ try $0.dueResends() }) where !Task.isCancelled {
+                let resends = try await database { try $0.dueResends() }
+                if !resends.isEmpty {
+                    // One client of the archive for the pass, not one per study.
                     let archive = configuration.destinations.first { $0.upload && !$0.shared }
-                    let source = try archive.map { try $0.makeClient(upload: configuration.upload, logger: logger) }
-                    await resend(withdrawal, from: source.map { (archive!.name, $0) }, to: try client(withdrawal.destination),
-                                 configuration: configuration, backoff: backoff)
-                    try? await source?.shutdown()
+                    let source = try archive.map { (name: $0.name, client: try $0.makeClient(upload: configuration.upload,
+                                                                                             logger: logger)) }
+                    do {
+                        for withdrawal in resends where !Task.isCancelled {
+                            await resend(withdrawal, from: source, to: try client(withdrawal.destination),
+                                         configuration: configuration, backoff: backoff)
+                        }
+                    } catch {
+                        // AsyncHTTPClient traps on a client released without shutdown.
+                        try? await source?.client.shutdown()
+                        throw error
+                    }
+                    try? await source?.client.shutdown()
                 }
             } catch where !Task.isCancelled {
                 logger.error("withdrawals: spool unavailable", metadata: ["error": "\(error)"])
