@@ -46,12 +46,16 @@ public struct STOWRequestBody: Sendable, Hashable {
         }
 
         public var path: String
+        /// Where the part's bytes start in the file (a journal segment holds many instances).
+        public var offset: Int64
         public var size: Int64
+        /// Relative to `offset`.
         public var splice: Splice?
-        public init(path: String, size: Int64, splice: Splice? = nil) {
+        public init(path: String, offset: Int64 = 0, size: Int64, splice: Splice? = nil) {
             precondition(splice.map { $0.offset >= 0 && $0.removing >= 0 && $0.offset + $0.removing <= size } ?? true,
                          "splice outside the file")
             self.path = path
+            self.offset = offset
             self.size = size
             self.splice = splice
         }
@@ -182,7 +186,7 @@ extension STOWRequestBody: AsyncSequence {
                     return try nextChunk()
                 }
                 let count = Int(Swift.min(Int64(body.chunkSize), end - position))
-                let chunk = try reader.read(count, at: position)
+                let chunk = try reader.read(count, at: part.offset + position)
                 guard chunk.readableBytes == count else {
                     throw DICOMwebError(kind: .permanent, code: .localFile, url: nil,
                                         message: "\(part.path) is shorter than when the request was made")

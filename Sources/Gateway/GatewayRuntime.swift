@@ -39,16 +39,21 @@ public final class GatewayRuntime: Sendable {
         let startedAt = Date()
         let spool: Spool
         let recovered: (temporary: Int, orphans: Int)
+        let replayed: JournalReplay.Summary
         do {
-            spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree)
+            spool = try Spool(root: configuration.spool.path, minimumFree: configuration.spool.minFree,
+                              segmentSize: configuration.spool.segmentSize)
             recovered = try spool.recover()
+            replayed = try JournalReplay.run(spool: spool, logger: logger)
         } catch {
             throw GatewayError.cannotOpenSpool(path: configuration.spool.path, error)
         }
-        if recovered.temporary + recovered.orphans > 0 {
+        if recovered.temporary + recovered.orphans + replayed.indexed + replayed.torn.count > 0 {
             logger.notice("spool recovered after an interrupted run", metadata: [
                 "temporary_files_removed": "\(recovered.temporary)",
                 "unindexed_files_removed": "\(recovered.orphans)",
+                "journal_records_indexed": "\(replayed.indexed)",
+                "journal_torn_tails": "\(replayed.torn.count)",
             ])
         }
         let dicom = configuration.dicom
@@ -108,7 +113,8 @@ public final class GatewayRuntime: Sendable {
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
         // The audit sender stops after everything that records acts, before the spool closes.
-        var services: [any Service] = [resources, auditSender, statusServer, uploader, withdrawals]
+        let journal = JournalMaintenance(spool: spool, threadPool: threadPool, logger: logger)
+        var services: [any Service] = [resources, auditSender, journal, statusServer, uploader, withdrawals]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         services.append(listener)
         self.services = services

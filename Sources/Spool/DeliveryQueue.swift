@@ -157,7 +157,7 @@ extension SpoolDatabase {
             guard let studyID = chosen else { return [] }
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT i.id, st.study_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.file_path,
-                       i.size, i.sha256, i.dataset_offset, p.issuer_of_patient_id, d.attempts
+                       i.size, i.sha256, i.dataset_offset, p.issuer_of_patient_id, d.attempts, i.file_offset
                 FROM delivery d
                 JOIN instance i ON i.id = d.instance_ref
                 JOIN series se ON se.id = i.series_ref
@@ -175,7 +175,8 @@ extension SpoolDatabase {
                 bytes += size
                 chunk.append(ChunkInstance(
                     instanceID: row[0], studyInstanceUID: row[1], sopInstanceUID: row[2], transferSyntaxUID: row[3],
-                    filePath: row[4], size: size, sha256: row[6], dataSetOffset: row[7],
+                    location: StoredLocation(relativePath: row[4], offset: row[10], length: size, dataSetOffset: row[7]),
+                    sha256: row[6],
                     lacksIssuerOfPatientID: (row[8] as String).trimmingCharacters(in: .whitespaces).isEmpty,
                     attempts: (row[9] as Int) + 1))
             }

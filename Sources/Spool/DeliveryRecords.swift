@@ -43,27 +43,22 @@ public struct ChunkInstance: Sendable, Equatable {
     public var studyInstanceUID: String
     public var sopInstanceUID: String
     public var transferSyntaxUID: String
-    /// Relative to the spool root.
-    public var filePath: String
-    public var size: Int
+    public var location: StoredLocation
+    public var size: Int { location.length }
     public var sha256: String
-    public var dataSetOffset: Int
     /// The received data set has no (or an empty) IssuerOfPatientID.
     public var lacksIssuerOfPatientID: Bool
     /// Sends so far, this one included.
     public var attempts: Int
 
     public init(instanceID: Int64, studyInstanceUID: String, sopInstanceUID: String, transferSyntaxUID: String,
-                filePath: String, size: Int, sha256: String, dataSetOffset: Int, lacksIssuerOfPatientID: Bool,
-                attempts: Int) {
+                location: StoredLocation, sha256: String, lacksIssuerOfPatientID: Bool, attempts: Int) {
         self.instanceID = instanceID
         self.studyInstanceUID = studyInstanceUID
         self.sopInstanceUID = sopInstanceUID
         self.transferSyntaxUID = transferSyntaxUID
-        self.filePath = filePath
-        self.size = size
+        self.location = location
         self.sha256 = sha256
-        self.dataSetOffset = dataSetOffset
         self.lacksIssuerOfPatientID = lacksIssuerOfPatientID
         self.attempts = attempts
     }

@@ -4,12 +4,15 @@ import Foundation
 import Glibc
 #endif
 
-/// The spool's files: `store/` holds instances under content-derived names, `tmp/` holds
-/// files being received. Names never come from a UID taken off the wire.
+/// The spool's directories. Received instances are in `journal/` (`Journal`); `store/` holds
+/// those received before the journal existed, under content-derived names; `tmp/` holds files
+/// fetched from a hub (withdrawals, community retrievals). Names never come from a UID taken
+/// off the wire.
 ///
 /// ```
 /// <root>/spool.sqlite
-/// <root>/store/3f/3fa8…c2.dcm   (SHA-256 of the file)
+/// <root>/journal/000000000042.seg
+/// <root>/store/3f/3fa8…c2.dcm   (SHA-256 of the file, before the journal)
 /// <root>/tmp/<uuid>.part
 /// ```
 public struct FileStore: Sendable {
@@ -24,62 +27,12 @@ public struct FileStore: Sendable {
         }
     }
 
-    public func makeTemporaryFile() throws -> TemporaryInstanceFile {
-        try TemporaryInstanceFile(path: "\(temporaryDirectory)/\(UUID().uuidString).part")
-    }
-
-    /// Renames a finished file into the store; the rename is durable only once `directory`
-    /// is fsynced (`syncDirectory`), which the caller may do for several files at once.
-    func moveIntoStore(_ file: FinishedFile) throws -> (relativePath: String, directory: String) {
-        let fanOut = String(file.sha256.prefix(2))
-        let relativePath = "store/\(fanOut)/\(file.sha256).dcm"
-        let directory = "\(storeDirectory)/\(fanOut)"
-        let target = "\(root)/\(relativePath)"
-        if access(directory, F_OK) != 0 {
-            try Self.makeDirectory(directory)
-            try Self.syncDirectory(storeDirectory)
-        }
-        if access(target, F_OK) == 0 {
-            unlink(file.temporaryPath)
-        } else if rename(file.temporaryPath, target) != 0 {
-            throw SpoolError.io("rename", path: target, errno: errno)
-        }
-        return (relativePath, directory)
-    }
-
     public func absolutePath(_ relativePath: String) -> String {
         "\(root)/\(relativePath)"
     }
 
     public func remove(relativePath: String) {
         unlink(absolutePath(relativePath))
-    }
-
-    /// Whether two stored files hold the same data set bytes (their Part-10 headers may differ,
-    /// e.g. by Source AE Title). Streams both: a multi-gigabyte instance is not loaded.
-    public func dataSetsEqual(_ first: String, offset firstOffset: Int, _ second: String, offset secondOffset: Int) -> Bool {
-        let a = open(absolutePath(first), O_RDONLY | O_CLOEXEC)
-        let b = open(absolutePath(second), O_RDONLY | O_CLOEXEC)
-        defer {
-            if a >= 0 { close(a) }
-            if b >= 0 { close(b) }
-        }
-        guard a >= 0, b >= 0 else { return false }
-        var statA = stat(), statB = stat()
-        guard fstat(a, &statA) == 0, fstat(b, &statB) == 0,
-              Int(statA.st_size) - firstOffset == Int(statB.st_size) - secondOffset else { return false }
-        let chunk = 1 << 20
-        var bufferA = [UInt8](repeating: 0, count: chunk), bufferB = bufferA
-        var positionA = off_t(firstOffset), positionB = off_t(secondOffset)
-        while true {
-            let readA = bufferA.withUnsafeMutableBytes { pread(a, $0.baseAddress, chunk, positionA) }
-            let readB = bufferB.withUnsafeMutableBytes { pread(b, $0.baseAddress, chunk, positionB) }
-            guard readA == readB, readA >= 0 else { return false }
-            if readA == 0 { return true }
-            guard bufferA[..<readA] == bufferB[..<readB] else { return false }
-            positionA += off_t(readA)
-            positionB += off_t(readB)
-        }
     }
 
     /// Bytes available to an unprivileged writer and the file system's size.
@@ -120,5 +73,37 @@ public struct FileStore: Sendable {
         guard fd >= 0 else { throw SpoolError.io("open", path: path, errno: errno) }
         defer { close(fd) }
         guard fsync(fd) == 0 else { throw SpoolError.io("fsync", path: path, errno: errno) }
+    }
+}
+
+extension StoredLocation {
+    /// Whether two stored instances hold the same data set bytes (their Part-10 headers may
+    /// differ, e.g. by Source AE Title). Streams both: a multi-gigabyte instance is not loaded.
+    public static func sameDataSet(_ first: StoredLocation, _ second: StoredLocation, root: String) -> Bool {
+        if first.relativePath == second.relativePath && first.offset == second.offset { return true }
+        let lengthA = first.length - first.dataSetOffset, lengthB = second.length - second.dataSetOffset
+        guard lengthA == lengthB, lengthA >= 0 else { return false }
+        let a = open("\(root)/\(first.relativePath)", O_RDONLY | O_CLOEXEC)
+        let b = open("\(root)/\(second.relativePath)", O_RDONLY | O_CLOEXEC)
+        defer {
+            if a >= 0 { close(a) }
+            if b >= 0 { close(b) }
+        }
+        guard a >= 0, b >= 0 else { return false }
+        let chunk = 1 << 20
+        var bufferA = [UInt8](repeating: 0, count: chunk), bufferB = bufferA
+        var done = 0
+        while done < lengthA {
+            let wanted = min(chunk, lengthA - done)
+            let readA = bufferA.withUnsafeMutableBytes {
+                pread(a, $0.baseAddress, wanted, off_t(first.offset + first.dataSetOffset + done))
+            }
+            let readB = bufferB.withUnsafeMutableBytes {
+                pread(b, $0.baseAddress, wanted, off_t(second.offset + second.dataSetOffset + done))
+            }
+            guard readA == readB, readA > 0, bufferA[..<readA] == bufferB[..<readB] else { return false }
+            done += readA
+        }
+        return true
     }
 }

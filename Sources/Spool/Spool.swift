@@ -1,29 +1,36 @@
 import Foundation
+import NIOCore
 
-/// The durable spool: files in a `FileStore`, indexed in a `SpoolDatabase`.
+/// The durable spool: received instances in the ingest `Journal`, indexed in a `SpoolDatabase`.
 ///
-/// Durability contract (DESIGN.md): an instance is acknowledged only after its file is
-/// fsynced, renamed into the store, the directory fsynced, and its row committed.
+/// Durability contract (DESIGN.md): an instance is acknowledged only after its bytes and a
+/// self-describing record of them are on stable storage (one `fdatasync` of the journal,
+/// shared by every reception that finished meanwhile). Its row is committed right after,
+/// without a sync: after a power cut, `JournalReplay` indexes the journal's tail again.
 public struct Spool: Sendable {
     public let files: FileStore
     public let database: SpoolDatabase
+    public let journal: Journal
     private let groupCommit: GroupCommit
     /// Below this many free bytes, receptions are refused (A700).
     public let minimumFreeBytes: UInt64
 
     public static let databaseFileName = "spool.sqlite"
 
-    public init(root: String, minimumFree: DiskWatermark) throws {
+    public init(root: String, minimumFree: DiskWatermark, segmentSize: Int = Journal.defaultSegmentSize) throws {
         files = try FileStore(root: root)
         database = try SpoolDatabase(path: "\(root)/\(Self.databaseFileName)")
-        groupCommit = GroupCommit(database: database, files: files)
+        journal = try Journal(root: root, segmentSize: segmentSize)
+        let known = try database.journalCheckpoints().keys.compactMap(Journal.sequence(ofPath:)).max() ?? 0
+        journal.reserveSequences(through: known)
+        groupCommit = GroupCommit(database: database, journal: journal, root: root)
         let total = (try? files.diskSpace().total) ?? 0
         minimumFreeBytes = minimumFree.bytes(ofTotal: total)
     }
 
-    /// Start-up recovery: removes temporary files and store files that no row references
-    /// (a crash between rename and commit; their sender never got a success), and cache
-    /// files no row references (a retrieval interrupted before it was recorded).
+    /// Start-up recovery, before anything is received: removes temporary files, files of the
+    /// former store (`store/`) and of the cache that no row references, and segments that
+    /// hold nothing referenced (after `JournalReplay` has indexed their tails).
     public func recover() throws -> (temporary: Int, orphans: Int) {
         let temporary = files.sweepTemporaryFiles()
         let referenced = try database.referencedFilePaths()
@@ -45,7 +52,7 @@ public struct Spool: Sendable {
         return (temporary, orphans)
     }
 
-    /// Foreign studies retrieved from communities (never in `store/`, never uploaded).
+    /// Foreign studies retrieved from communities (never in the journal, never uploaded).
     public static let cacheDirectoryName = "cache"
     public var cacheDirectory: String { files.root + "/" + Self.cacheDirectoryName }
 
@@ -55,34 +62,46 @@ public struct Spool: Sendable {
         return available >= minimumFreeBytes &+ bytes
     }
 
-    /// Moves a finished reception into the store and indexes it; the file is dropped again
-    /// if the index already has identical bytes. Returns once the rename is durable and the
-    /// row committed, sharing both with receptions finishing at the same time (`GroupCommit`).
-    public func store(_ file: FinishedFile, make: (_ relativePath: String) -> NewInstance) throws -> SpooledInstance {
-        let moved = try files.moveIntoStore(file)
-        let relativePath = moved.relativePath
-        let instance = make(relativePath)
-        let outcome: RecordOutcome
-        do {
-            outcome = try groupCommit.commit(instance, directory: moved.directory)
-        } catch {
-            // Not indexed: the sender gets a failure; the file must not linger unreferenced.
-            if (try? database.isReferenced(filePath: relativePath)) == false {
-                files.remove(relativePath: relativePath)
-            }
-            throw error
+    /// A received payload: held in memory (appended whole) or already streamed into a
+    /// segment of its own (`Journal.beginStreamedRecord`).
+    public enum Payload: Sendable {
+        case inline([ByteBuffer])
+        case streamed(JournalRecordWriter)
+    }
+
+    /// Journals a complete record and indexes the instance it holds. Returns once the record
+    /// is durable and the row committed, sharing the sync with receptions finishing at the
+    /// same time (`GroupCommit`).
+    public func store(_ payload: Payload, header: JournalRecordHeader,
+                      make: (StoredLocation) -> NewInstance) throws -> SpooledInstance {
+        let dataSetOffset = Int(header.fields[JournalFields.dataSetOffset] ?? "") ?? 0
+        let work = { (location: JournalLocation) in GroupCommit.Work.index(make(StoredLocation(location, dataSetOffset: dataSetOffset))) }
+        let (outcome, location): (RecordOutcome, JournalLocation)
+        switch payload {
+        case .inline(let slices): (outcome, location) = try groupCommit.commit(header: header, payload: slices, work: work)
+        case .streamed(let writer): (outcome, location) = try groupCommit.commit(writer, header: header, work: work)
         }
-        if case .duplicate(let existingPath) = outcome, existingPath != relativePath {
-            files.remove(relativePath: relativePath)
-            return SpooledInstance(outcome: outcome, relativePath: existingPath)
+        if case .duplicate(let existing) = outcome {
+            return SpooledInstance(outcome: outcome, location: existing)
         }
-        return SpooledInstance(outcome: outcome, relativePath: relativePath)
+        return SpooledInstance(outcome: outcome, location: StoredLocation(location, dataSetOffset: dataSetOffset))
+    }
+
+    /// Copies a survivor of a mostly dead segment to the journal's head and moves its row
+    /// there (`compactSegments`); the old bytes stay readable until the segment is deleted.
+    func relocate(instanceID: Int64, from current: StoredLocation, header: JournalRecordHeader,
+                  payload: ByteBuffer) throws -> RecordOutcome {
+        try groupCommit.commit(header: header, payload: [payload]) { location in
+            .relocate(instanceID: instanceID, from: current,
+                      to: StoredLocation(location, dataSetOffset: current.dataSetOffset))
+        }.0
     }
 }
 
 public struct SpooledInstance: Sendable, Equatable {
     public var outcome: RecordOutcome
-    public var relativePath: String
+    /// Where the instance's bytes are (for a duplicate, the copy already indexed).
+    public var location: StoredLocation
 }
 
 /// The `min_free` setting: a percentage of the file system or an absolute size.

@@ -120,32 +120,35 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v5-rights") { db in
             try migrateRights(db)
         }
+        migrator.registerMigration("v6-journal") { db in
+            try migrateJournal(db)
+        }
         return migrator
     }
 
-    /// Indexes a received instance whose file is already durable in the store.
-    ///
-    /// When the SOP instance is already current, `sameDataSet(currentPath, currentOffset)` says
-    /// whether its data set bytes equal the new one's: equal is a `.duplicate` (nothing changes);
-    /// different makes the new one current and keeps the old one as superseded. The comparison
-    /// runs inside the transaction, so two receptions of one instance cannot race.
+    /// Indexes a received instance (tests; the daemon indexes through `recordJournaled`).
     public func record(_ instance: NewInstance,
-                       sameDataSet: (_ currentPath: String, _ currentOffset: Int) throws -> Bool) throws -> RecordOutcome {
-        try record([instance]) { _, path, offset in try sameDataSet(path, offset) }[0].get()
+                       sameDataSet: (_ current: StoredLocation) throws -> Bool) throws -> RecordOutcome {
+        try record([instance]) { _, current in try sameDataSet(current) }[0].get()
     }
 
-    /// Indexes several instances in one transaction (one WAL sync): each in a savepoint of
-    /// its own, so that one failing row fails alone.
+    /// Indexes several instances in one transaction, each in a savepoint of its own, so that
+    /// one failing row fails alone.
+    ///
+    /// When the SOP instance is already current, `sameDataSet(new, current)` says whether its
+    /// data set bytes equal the new one's: equal is a `.duplicate` (nothing changes); different
+    /// makes the new one current and keeps the old one as superseded. The comparison runs
+    /// inside the transaction, so two receptions of one instance cannot race.
     public func record(
         _ instances: [NewInstance],
-        sameDataSet: (_ instance: NewInstance, _ currentPath: String, _ currentOffset: Int) throws -> Bool
+        sameDataSet: (_ instance: NewInstance, _ current: StoredLocation) throws -> Bool
     ) throws -> [Result<RecordOutcome, any Error>] {
         try writer.write { db in
             instances.map { instance in
                 Result {
                     var outcome = RecordOutcome.stored
                     try db.inSavepoint {
-                        outcome = try recordOne(instance, db: db) { try sameDataSet(instance, $0, $1) }
+                        outcome = try recordOne(instance, db: db) { try sameDataSet(instance, $0) }
                         return .commit
                     }
                     return outcome
@@ -154,22 +157,23 @@ public struct SpoolDatabase: Sendable {
         }
     }
 
-    private func recordOne(_ instance: NewInstance, db: Database,
-                           sameDataSet: (_ currentPath: String, _ currentOffset: Int) throws -> Bool) throws -> RecordOutcome {
+    func recordOne(_ instance: NewInstance, db: Database,
+                           sameDataSet: (_ current: StoredLocation) throws -> Bool) throws -> RecordOutcome {
         if let current = try Row.fetchOne(db.cachedStatement(sql: """
-            SELECT id, file_path, dataset_offset, revision FROM instance
+            SELECT id, file_path, file_offset, size, dataset_offset, revision FROM instance
             WHERE sop_instance_uid = ? AND revision_state = 'current'
             """), arguments: [instance.sopInstanceUID]) {
             let currentID: Int64 = current["id"]
-            let currentPath: String = current["file_path"]
-            if try sameDataSet(currentPath, current["dataset_offset"]) {
-                return .duplicate(existingPath: currentPath)
+            let location = StoredLocation(relativePath: current["file_path"], offset: current["file_offset"],
+                                          length: current["size"], dataSetOffset: current["dataset_offset"])
+            if try sameDataSet(location) {
+                return .duplicate(existing: location)
             }
             try db.cachedStatement(sql: "UPDATE instance SET revision_state = 'superseded' WHERE id = ?")
                 .execute(arguments: [currentID])
             let revision: Int = current["revision"]
             try insert(instance, revision: revision + 1, db: db)
-            return .revised(previousPath: currentPath, revision: revision + 1)
+            return .revised(previous: location, revision: revision + 1)
         }
         try insert(instance, revision: 1, db: db)
         return .stored
@@ -206,12 +210,13 @@ public struct SpoolDatabase: Sendable {
         if let studyRef { try recordINS(a.ins, studyID: studyRef, db: db) }
         try db.cachedStatement(sql: """
             INSERT INTO instance (sop_instance_uid, sop_class_uid, transfer_syntax_uid, series_ref,
-                                  instance_number, file_path, size, sha256, dataset_offset,
+                                  instance_number, file_path, file_offset, size, sha256, dataset_offset,
                                   calling_ae_title, received_at, revision)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
             """).execute(arguments: [instance.sopInstanceUID, instance.sopClassUID, instance.transferSyntaxUID,
-                                     seriesRef, a.instanceNumber, instance.filePath, instance.size,
-                                     instance.sha256, instance.dataSetOffset, instance.callingAETitle,
+                                     seriesRef, a.instanceNumber, instance.location.relativePath,
+                                     instance.location.offset, instance.location.length, instance.sha256,
+                                     instance.location.dataSetOffset, instance.callingAETitle,
                                      instance.receivedAt.timeIntervalSince1970, revision])
     }
 
@@ -222,7 +227,7 @@ public struct SpoolDatabase: Sendable {
                 SELECT i.id, st.study_instance_uid, se.series_instance_uid, i.sop_instance_uid,
                        i.sop_class_uid, i.transfer_syntax_uid, p.patient_id, p.issuer_of_patient_id,
                        p.patient_name, i.file_path, i.size, i.sha256, i.revision_state, i.revision,
-                       i.calling_ae_title, i.received_at
+                       i.calling_ae_title, i.received_at, i.file_offset, i.dataset_offset
                 FROM instance i
                 JOIN series se ON se.id = i.series_ref
                 JOIN study st ON st.id = se.study_ref
@@ -234,19 +239,12 @@ public struct SpoolDatabase: Sendable {
                 InstanceListing(
                     instanceID: row[0], studyInstanceUID: row[1], seriesInstanceUID: row[2], sopInstanceUID: row[3],
                     sopClassUID: row[4], transferSyntaxUID: row[5], patientID: row[6],
-                    issuerOfPatientID: row[7], patientName: row[8], filePath: row[9], size: row[10],
+                    issuerOfPatientID: row[7], patientName: row[8],
+                    location: StoredLocation(relativePath: row[9], offset: row[16], length: row[10], dataSetOffset: row[17]),
                     sha256: row[11], isSuperseded: (row[12] as String) == "superseded",
                     revision: row[13], callingAETitle: row[14],
                     receivedAt: Date(timeIntervalSince1970: row[15]))
             }
-        }
-    }
-
-    /// Whether any instance row (current or superseded) references the stored file.
-    public func isReferenced(filePath: String) throws -> Bool {
-        try writer.read { db in
-            try Bool.fetchOne(db, sql: "SELECT EXISTS (SELECT 1 FROM instance WHERE file_path = ?)",
-                              arguments: [filePath]) ?? false
         }
     }
 

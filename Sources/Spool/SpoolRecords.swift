@@ -44,35 +44,52 @@ public struct IndexedAttributes: Sendable, Equatable {
     }
 }
 
-/// A received instance whose file is durable in the store, ready to be indexed.
+/// Where an instance's Part-10 bytes are: a range of a journal segment, or a whole file of
+/// the store that came before the journal (`store/…`, offset 0).
+public struct StoredLocation: Sendable, Hashable {
+    /// Relative to the spool root.
+    public var relativePath: String
+    public var offset: Int
+    public var length: Int
+    /// Where the data set starts, counted from `offset`: "same instance" compares from there.
+    public var dataSetOffset: Int
+
+    public init(relativePath: String, offset: Int, length: Int, dataSetOffset: Int) {
+        self.relativePath = relativePath
+        self.offset = offset
+        self.length = length
+        self.dataSetOffset = dataSetOffset
+    }
+
+    public init(_ location: JournalLocation, dataSetOffset: Int) {
+        self.init(relativePath: location.relativePath, offset: location.payloadOffset,
+                  length: location.payloadLength, dataSetOffset: dataSetOffset)
+    }
+}
+
+/// A received instance whose bytes are durable in the journal, ready to be indexed.
 public struct NewInstance: Sendable {
     public var sopInstanceUID: String
     public var sopClassUID: String
     public var transferSyntaxUID: String
     public var attributes: IndexedAttributes
-    /// Path relative to the spool root.
-    public var filePath: String
-    public var size: Int
-    /// SHA-256 of the stored file (hex).
+    public var location: StoredLocation
+    /// SHA-256 of the stored Part-10 bytes (hex).
     public var sha256: String
-    /// Where the data set starts in the file: "same instance" compares the bytes from there.
-    public var dataSetOffset: Int
     public var callingAETitle: String
     public var receivedAt: Date
 
     public init(
         sopInstanceUID: String, sopClassUID: String, transferSyntaxUID: String,
-        attributes: IndexedAttributes, filePath: String, size: Int, sha256: String,
-        dataSetOffset: Int, callingAETitle: String, receivedAt: Date
+        attributes: IndexedAttributes, location: StoredLocation, sha256: String,
+        callingAETitle: String, receivedAt: Date
     ) {
         self.sopInstanceUID = sopInstanceUID
         self.sopClassUID = sopClassUID
         self.transferSyntaxUID = transferSyntaxUID
         self.attributes = attributes
-        self.filePath = filePath
-        self.size = size
+        self.location = location
         self.sha256 = sha256
-        self.dataSetOffset = dataSetOffset
         self.callingAETitle = callingAETitle
         self.receivedAt = receivedAt
     }
@@ -83,9 +100,9 @@ public enum RecordOutcome: Sendable, Equatable {
     /// A new SOP instance.
     case stored
     /// The same SOP instance with identical data set bytes was already current.
-    case duplicate(existingPath: String)
+    case duplicate(existing: StoredLocation)
     /// The SOP instance existed with other bytes; it is kept as a superseded revision.
-    case revised(previousPath: String, revision: Int)
+    case revised(previous: StoredLocation, revision: Int)
 }
 
 /// One row of `passerellectl spool list`.
@@ -100,9 +117,8 @@ public struct InstanceListing: Sendable, Equatable {
     public var patientID: String
     public var issuerOfPatientID: String
     public var patientName: String?
-    /// Relative to the spool root.
-    public var filePath: String
-    public var size: Int
+    public var location: StoredLocation
+    public var size: Int { location.length }
     public var sha256: String
     public var isSuperseded: Bool
     public var revision: Int

@@ -32,7 +32,8 @@ enum InstanceListingFormat {
                 "patient_id": listing.patientID,
                 "issuer_of_patient_id": listing.issuerOfPatientID,
                 "patient_name": listing.patientName as Any? ?? NSNull(),
-                "path": "\(root)/\(listing.filePath)",
+                "path": "\(root)/\(listing.location.relativePath)",
+                "offset": listing.location.offset,
                 "size": listing.size,
                 "sha256": listing.sha256,
                 "state": state(listing),
@@ -56,7 +57,7 @@ enum InstanceListingFormat {
                 \(listing.sopInstanceUID)  [\(state(listing))]\(upload.isEmpty ? "" : "  " + upload.joined(separator: ", "))
                   study \(listing.studyInstanceUID)  series \(listing.seriesInstanceUID)
                   patient \(listing.patientID) (\(listing.issuerOfPatientID.isEmpty ? "no issuer" : listing.issuerOfPatientID))  \(listing.patientName ?? "")
-                  \(root)/\(listing.filePath)  \(listing.size) bytes  sha256 \(listing.sha256)
+                  \(root)/\(listing.location.relativePath) at \(listing.location.offset)  \(listing.size) bytes  sha256 \(listing.sha256)
 
                 """
         }

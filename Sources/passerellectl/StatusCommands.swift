@@ -93,6 +93,10 @@ enum StatusText {
             if let superseded = states["superseded"] {
                 lines.append("       \(superseded["instances"] ?? 0) superseded revisions kept")
             }
+            if let journal = spool["journal"] as? [String: Any] {
+                lines.append("       journal: \(journal["segments"] ?? 0) segments (\(bytes(journal["bytes"] as? Int ?? 0))), "
+                             + "\(journal["ready"] ?? 0) ready")
+            }
             let free = spool["free_bytes"] as? Int ?? 0
             let minimum = spool["minimum_free_bytes"] as? Int ?? 0
             let warning = (spool["below_minimum_free"] as? Bool ?? false) ? "  ** BELOW min_free: C-STORE refused (A700) **" : ""

@@ -58,7 +58,8 @@ import Testing
     @Test func uploadRowsCountPerStudyAndSkipRequeues() {
         func instance(_ id: Int64, _ study: String) -> ChunkInstance {
             ChunkInstance(instanceID: id, studyInstanceUID: study, sopInstanceUID: "1.\(id)", transferSyntaxUID: "1.2",
-                          filePath: "f", size: 1, sha256: "", dataSetOffset: 0, lacksIssuerOfPatientID: false, attempts: 1)
+                          location: StoredLocation(relativePath: "f", offset: 0, length: 1, dataSetOffset: 0),
+                          sha256: "", lacksIssuerOfPatientID: false, attempts: 1)
         }
         let chunk = [instance(1, "S1"), instance(2, "S1"), instance(3, "S2"), instance(4, "S3")]
         let events = AuditTrail.uploadEvents(chunk, outcomes: [

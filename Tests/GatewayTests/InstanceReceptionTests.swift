@@ -3,7 +3,7 @@ import DICOMNetwork
 import Foundation
 import Logging
 import NIOCore
-import Spool
+@testable import Spool
 import Testing
 @testable import Gateway
 
@@ -33,18 +33,36 @@ import Testing
         return writer.buffer
     }
 
-    func receive(_ bytes: ByteBuffer, chunk: Int = 1000, transferSyntax: String = "1.2.840.10008.1.2.1") -> StoreOutcome {
+    func receive(_ bytes: ByteBuffer, chunk: Int = 1000, transferSyntax: String = "1.2.840.10008.1.2.1",
+                 into spool: Spool? = nil) -> StoreOutcome {
         let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: sopInstanceUID)
-        let reception = InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
+        let reception = InstanceReception(spool: spool ?? self.spool, request: request, transferSyntaxUID: transferSyntax,
                                           callingAETitle: "CT1", logger: Logger(label: "test"))
         var bytes = bytes
+        // Batches of slices, as the association handler hands them over.
+        var batch: [ByteBuffer] = []
         while let slice = bytes.readSlice(length: min(chunk, bytes.readableBytes)), slice.readableBytes > 0 {
-            reception.write(slice)
+            batch.append(slice)
+            if batch.count == 7 {
+                reception.write(batch)
+                batch = []
+            }
         }
+        if !batch.isEmpty { reception.write(batch) }
         return reception.finish()
     }
 
-    @Test func storesAValidInstanceAsAPart10FileWithTheDataSetUnchanged() throws {
+    /// The instance's Part-10 bytes where the index says they are.
+    func stored(_ listing: InstanceListing) throws -> [UInt8] {
+        let handle = try #require(FileHandle(forReadingAtPath: spool.files.absolutePath(listing.location.relativePath)))
+        defer { try? handle.close() }
+        try handle.seek(toOffset: UInt64(listing.location.offset))
+        return [UInt8](try handle.read(upToCount: listing.location.length) ?? Data())
+    }
+
+    var segments: [String] { spool.journal.segmentPaths() }
+
+    @Test func storesAValidInstanceAsPart10BytesWithTheDataSetUnchanged() throws {
         let bytes = dataSet()
         #expect(receive(bytes).status == .success)
         let listing = try #require(try spool.database.listInstances().first)
@@ -52,7 +70,7 @@ import Testing
         #expect(listing.patientID == "IPP42")
         #expect(listing.issuerOfPatientID == "CHR-ORLEANS")
         #expect(listing.callingAETitle == "CT1")
-        let file = try #require(FileManager.default.contents(atPath: spool.files.absolutePath(listing.filePath)))
+        let file = try stored(listing)
         var source = BufferByteSource(ByteBuffer(bytes: file))
         let meta = try Part10.readFileMetaInformation(from: &source)
         #expect(meta.sourceApplicationEntityTitle == "CT1")
@@ -65,8 +83,46 @@ import Testing
         bytes.moveWriterIndex(to: bytes.writerIndex - 100)
         #expect(receive(bytes).status == .cannotUnderstand)
         #expect(try spool.database.listInstances().isEmpty)
-        #expect(spool.files.storedFiles().isEmpty)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.files.temporaryDirectory).isEmpty)
+        #expect(segments.isEmpty)  // a refused instance never reaches the journal
+    }
+
+    /// Above `Journal.inlineLimit` the data set streams into a segment of its own.
+    @Test func aLargeInstanceIsStreamedIntoItsOwnSegmentUnchanged() throws {
+        let bytes = dataSet(pixels: Journal.inlineLimit + 100_000)
+        #expect(receive(bytes, chunk: 64 * 1024).status == .success)
+        let listing = try #require(try spool.database.listInstances().first)
+        let file = try stored(listing)
+        #expect(Array(file[listing.location.dataSetOffset...]) == Array(bytes.readableBytesView))
+        #expect(segments == [listing.location.relativePath])
+        #expect(try spool.unindexedJournalRecords().records.isEmpty)
+    }
+
+    @Test func aLargeTruncatedInstanceIsRefusedAndItsSegmentRemoved() throws {
+        var bytes = dataSet(pixels: Journal.inlineLimit + 100_000)
+        bytes.moveWriterIndex(to: bytes.writerIndex - 100)
+        #expect(receive(bytes, chunk: 64 * 1024).status == .cannotUnderstand)
+        #expect(try spool.database.listInstances().isEmpty)
+        #expect(segments.isEmpty)
+    }
+
+    /// The index lost its rows (a power cut after the acknowledgement): replay restores them
+    /// from the journal, with the same attributes, and a second replay changes nothing.
+    @Test func replayIndexesAcknowledgedRecordsTheIndexLost() throws {
+        #expect(receive(dataSet()).status == .success)
+        #expect(receive(dataSet(sopInstanceUID: "1.2.826.0.1.3680043.10.1.9"), into: nil).status != .success)
+        let before = try spool.database.listInstances()
+        try spool.database.writer.write { db in
+            try db.execute(sql: "DELETE FROM delivery; DELETE FROM instance; DELETE FROM journal_checkpoint")
+        }
+        let reopened = try Spool(root: spool.files.root, minimumFree: .bytes(0))
+        let summary = try JournalReplay.run(spool: reopened, logger: Logger(label: "test"))
+        #expect(summary.indexed == 1)
+        #expect(summary.torn.isEmpty)
+        let after = try reopened.database.listInstances()
+        #expect(after.map(\.sopInstanceUID) == before.map(\.sopInstanceUID))
+        #expect(after.map(\.location) == before.map(\.location))
+        #expect(after.first?.patientName == "Dupré^Hélène")
+        #expect(try JournalReplay.run(spool: reopened, logger: Logger(label: "test")).indexed == 0)
     }
 
     @Test func aDataSetForAnotherInstanceThanTheCommandIsRefused() throws {
@@ -76,7 +132,7 @@ import Testing
 
     @Test func aDataSetWithoutStudyInstanceUIDIsRefused() throws {
         #expect(receive(dataSet(studyUID: nil)).status == .dataSetDoesNotMatchSOPClass)
-        #expect(spool.files.storedFiles().isEmpty)
+        #expect(segments.isEmpty)
     }
 
     @Test func anEmptyDataSetIsRefused() throws {
@@ -88,20 +144,20 @@ import Testing
         let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: sopInstanceUID)
         let reception = InstanceReception(spool: full, request: request, transferSyntaxUID: "1.2.840.10008.1.2.1",
                                           callingAETitle: "CT1", logger: Logger(label: "test"))
-        reception.write(dataSet())
+        reception.write([dataSet()])
         #expect(reception.finish().status == .outOfResources)
-        #expect(full.files.storedFiles().isEmpty)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: full.files.temporaryDirectory).isEmpty)
+        #expect(full.journal.segmentPaths().isEmpty)
     }
 
-    @Test func anAbandonedReceptionLeavesNoTemporaryFile() throws {
+    @Test func anAbandonedStreamedReceptionLeavesNoSegment() throws {
         let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: sopInstanceUID)
         let reception = InstanceReception(spool: spool, request: request, transferSyntaxUID: "1.2.840.10008.1.2.1",
                                           callingAETitle: "CT1", logger: Logger(label: "test"))
-        reception.write(dataSet().getSlice(at: 0, length: 100)!)
-        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.files.temporaryDirectory).count == 1)
+        let bytes = dataSet(pixels: Journal.inlineLimit + 100_000)
+        reception.write([bytes.getSlice(at: 0, length: Journal.inlineLimit + 50_000)!])
+        #expect(segments.count == 1)
         reception.abandon()
-        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.files.temporaryDirectory).isEmpty)
+        #expect(segments.isEmpty)
     }
 
     @Test func deflatedDataSetsAreStoredAsReceived() throws {

@@ -59,8 +59,9 @@ import Testing
 
     func chunkInstance(_ n: Int, attempts: Int = 1) -> ChunkInstance {
         ChunkInstance(instanceID: Int64(n), studyInstanceUID: "1.2", sopInstanceUID: "1.2.\(n)",
-                      transferSyntaxUID: "1.2.840.10008.1.2.1", filePath: "f", size: 1, sha256: "h\(n)",
-                      dataSetOffset: 0, lacksIssuerOfPatientID: false, attempts: attempts)
+                      transferSyntaxUID: "1.2.840.10008.1.2.1",
+                      location: StoredLocation(relativePath: "f", offset: 0, length: 1, dataSetOffset: 0),
+                      sha256: "h\(n)", lacksIssuerOfPatientID: false, attempts: attempts)
     }
 
     @Test func verdictsFollowTheHubsPerInstanceResults() {
@@ -166,10 +167,16 @@ import Testing
             let (path, offset) = try makeFile(syntax, issuer: existing)
             defer { unlink(path) }
             let original = Array(try Data(contentsOf: URL(fileURLWithPath: path)))
+            // As in a journal segment: other bytes before and after the instance.
+            let segment = path + ".seg"
+            defer { unlink(segment) }
+            let around = [UInt8](repeating: 0xAB, count: 1000) + original + [UInt8](repeating: 0xCD, count: 500)
+            try Data(around).write(to: URL(fileURLWithPath: segment))
             let instance = ChunkInstance(
                 instanceID: 1, studyInstanceUID: "1.2", sopInstanceUID: "1.2.3.4", transferSyntaxUID: syntax.uid,
-                filePath: (path as NSString).lastPathComponent, size: original.count, sha256: "orig",
-                dataSetOffset: offset, lacksIssuerOfPatientID: true, attempts: 1)
+                location: StoredLocation(relativePath: (segment as NSString).lastPathComponent, offset: 1000,
+                                         length: original.count, dataSetOffset: offset),
+                sha256: "orig", lacksIssuerOfPatientID: true, attempts: 1)
             let outgoing = try OutgoingInstance(instance, root: NSTemporaryDirectory(), issuer: "CHR-ORLEANS")
             let sent = try await sentBytes(outgoing.part)
             let (issuer, found) = try issuer(inFile: sent, dataSetOffset: offset, syntax: syntax)
@@ -180,7 +187,7 @@ import Testing
             let (expectedPath, _) = try makeFile(syntax, issuer: "CHR-ORLEANS")
             defer { unlink(expectedPath) }
             #expect(sent == Array(try Data(contentsOf: URL(fileURLWithPath: expectedPath))))
-            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: path))) == original, "the spool file is untouched")
+            #expect(Array(try Data(contentsOf: URL(fileURLWithPath: segment))) == around, "the spool is untouched")
         }
     }
 
@@ -189,8 +196,10 @@ import Testing
         defer { unlink(path) }
         var instance = ChunkInstance(
             instanceID: 1, studyInstanceUID: "1.2", sopInstanceUID: "1.2.3.4",
-            transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid, filePath: (path as NSString).lastPathComponent,
-            size: 0, sha256: "orig", dataSetOffset: offset, lacksIssuerOfPatientID: false, attempts: 1)
+            transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid,
+            location: StoredLocation(relativePath: (path as NSString).lastPathComponent, offset: 0, length: 0,
+                                     dataSetOffset: offset),
+            sha256: "orig", lacksIssuerOfPatientID: false, attempts: 1)
         let kept = try OutgoingInstance(instance, root: NSTemporaryDirectory(), issuer: "CHR-ORLEANS")
         #expect(kept.part.splice == nil && kept.sentSHA256 == "orig")
         instance.lacksIssuerOfPatientID = true

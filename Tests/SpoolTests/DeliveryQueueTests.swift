@@ -21,10 +21,11 @@ import Testing
                         attributes: IndexedAttributes(studyInstanceUID: study, seriesInstanceUID: "\(study).0",
                                                       patientID: "P-\(study)", issuerOfPatientID: issuer,
                                                       modality: modality),
-                        filePath: "store/\(study)/\(n).dcm", size: size, sha256: "h\(n)", dataSetOffset: 132,
+                        location: StoredLocation(relativePath: "store/\(study)/\(n).dcm", offset: 0, length: size, dataSetOffset: 132),
+                        sha256: "h\(n)",
                         callingAETitle: callingAE, receivedAt: at ?? t0)
         }
-        for result in try database.record(instances, sameDataSet: { _, _, _ in false }) { _ = try result.get() }
+        for result in try database.record(instances, sameDataSet: { _, _ in false }) { _ = try result.get() }
         return instances.map(\.sopInstanceUID)
     }
 

@@ -20,10 +20,11 @@ import Testing
                         transferSyntaxUID: "1.2.840.10008.1.2.1",
                         attributes: IndexedAttributes(studyInstanceUID: study, seriesInstanceUID: "\(study).0",
                                                       patientID: patient, issuerOfPatientID: issuer, ins: ins),
-                        filePath: "store/\(study)/\(n).dcm", size: 100, sha256: "h\(n)", dataSetOffset: 132,
+                        location: StoredLocation(relativePath: "store/\(study)/\(n).dcm", offset: 0, length: 100, dataSetOffset: 132),
+                        sha256: "h\(n)",
                         callingAETitle: "CT", receivedAt: t0)
         }
-        for result in try database.record(instances, sameDataSet: { _, _, _ in false }) { _ = try result.get() }
+        for result in try database.record(instances, sameDataSet: { _, _ in false }) { _ = try result.get() }
     }
 
     func route(_ rules: SharingRules? = nil) throws {

@@ -3,92 +3,103 @@ import NIOCore
 import Testing
 @testable import Spool
 
+/// Reads an instance's bytes where the index says they are.
+func storedBytes(_ spool: Spool, _ location: StoredLocation) throws -> [UInt8] {
+    let handle = try #require(FileHandle(forReadingAtPath: spool.files.absolutePath(location.relativePath)))
+    defer { try? handle.close() }
+    try handle.seek(toOffset: UInt64(location.offset))
+    return [UInt8](try handle.read(upToCount: location.length) ?? Data())
+}
+
+/// Journals `header + dataSet` as instance `sop`, as a reception would (inline or streamed).
+func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: String, callingAE: String = "CT1",
+             study: String = "1.2.3", streamed: Bool = false) throws -> SpooledInstance {
+    let bytes = Array((header + dataSet).utf8)
+    let digest = SHA256Hex.of(bytes)
+    let record = JournalRecordHeader(type: .dicomInstance, payloadLength: bytes.count, sha256: digest, fields: [
+        JournalFields.sopInstanceUID: sop, JournalFields.dataSetOffset: String(header.utf8.count),
+    ])
+    let payload: Spool.Payload
+    if streamed {
+        let writer = try spool.journal.beginStreamedRecord()
+        try writer.write([ByteBuffer(string: header), ByteBuffer(string: dataSet)])
+        payload = .streamed(writer)
+    } else {
+        payload = .inline([ByteBuffer(string: header), ByteBuffer(string: dataSet)])
+    }
+    return try spool.store(payload, header: record) { location in
+        NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                    transferSyntaxUID: "1.2.840.10008.1.2",
+                    attributes: IndexedAttributes(studyInstanceUID: study, seriesInstanceUID: study + ".4", patientID: "P1",
+                                                  issuerOfPatientID: "CHR-ORLEANS", patientName: "Hélène^Dupré"),
+                    location: location, sha256: digest, callingAETitle: callingAE, receivedAt: Date())
+    }
+}
+
 @Suite struct SpoolTests {
-    let root: String
+    let root = NSTemporaryDirectory() + "spool-tests-" + UUID().uuidString
 
-    init() throws {
-        root = NSTemporaryDirectory() + "spool-tests-" + UUID().uuidString
-    }
-
-    func attributes(study: String = "1.2.3", series: String = "1.2.3.4") -> IndexedAttributes {
-        IndexedAttributes(studyInstanceUID: study, seriesInstanceUID: series, patientID: "P1",
-                          issuerOfPatientID: "CHR-ORLEANS", patientName: "Hélène^Dupré")
-    }
-
-    /// Receives `dataSet` as an instance `sop` through a temporary file, as an association would.
-    func receive(_ spool: Spool, sop: String, dataSet: String) throws -> SpooledInstance {
-        let file = try spool.files.makeTemporaryFile()
-        try file.writeHeader(ByteBuffer(string: "HEADER"))
-        try file.writeDataSet(ByteBuffer(string: dataSet))
-        let finished = try file.finish()
-        return try spool.store(finished) { path in
-            NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
-                        transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(), filePath: path,
-                        size: finished.size, sha256: finished.sha256, dataSetOffset: finished.dataSetOffset,
-                        callingAETitle: "CT1", receivedAt: Date())
-        }
-    }
-
-    @Test func storedInstanceIsIndexedWithItsFileAndHash() throws {
+    @Test func storedInstanceIsIndexedWithItsRangeAndHash() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
         let result = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         #expect(result.outcome == .stored)
         let listing = try #require(try spool.database.listInstances().first)
         #expect(listing.sopInstanceUID == "1.2.3.4.5")
         #expect(listing.patientName == "Hélène^Dupré")
-        #expect(listing.issuerOfPatientID == "CHR-ORLEANS")
-        let contents = try #require(FileManager.default.contents(atPath: spool.files.absolutePath(listing.filePath)))
-        #expect(String(decoding: contents, as: UTF8.self) == "HEADERDATA")
+        #expect(listing.location == result.location)
+        #expect(listing.location.relativePath.hasPrefix("journal/"))
+        #expect(String(decoding: try storedBytes(spool, listing.location), as: UTF8.self) == "HEADERDATA")
         #expect(listing.size == 10)
         // SHA-256("HEADERDATA")
         #expect(listing.sha256 == "b6ba09548d04a382f71fa08501bfce1387fae0fa2dd30eb657f4b4ac5b5f9163")
-        #expect(try FileManager.default.contentsOfDirectory(atPath: spool.files.temporaryDirectory).isEmpty)
     }
 
-    @Test func sameBytesTwiceKeepOneCopy() throws {
+    @Test func recordsFollowEachOtherInOneSegmentAndAStreamedOneHasItsOwn() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
-        _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
-        let again = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
-        guard case .duplicate = again.outcome else {
-            Issue.record("expected a duplicate, got \(again.outcome)")
-            return
-        }
+        let a = try receive(spool, sop: "1.1", dataSet: "AAAA")
+        let b = try receive(spool, sop: "1.2", dataSet: "BBBB")
+        let big = try receive(spool, sop: "1.3", dataSet: "LARGE", streamed: true)
+        #expect(a.location.relativePath == b.location.relativePath)
+        #expect(b.location.offset > a.location.offset + a.location.length)
+        #expect(big.location.relativePath != a.location.relativePath)
+        #expect(String(decoding: try storedBytes(spool, big.location), as: UTF8.self) == "HEADERLARGE")
+    }
+
+    @Test func sameBytesTwiceAreADuplicateOfTheFirstCopy() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let first = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
+        // Sent again by another AE: another header, the same data set.
+        let again = try receive(spool, sop: "1.2.3.4.5", header: "FROM-PACS-2", dataSet: "DATA", callingAE: "PACS")
+        #expect(again.outcome == .duplicate(existing: first.location))
+        #expect(again.location == first.location)
         #expect(try spool.database.listInstances(includeSuperseded: true).count == 1)
-        #expect(spool.files.storedFiles().count == 1)
     }
 
     @Test func differentBytesSupersedeThePreviousRevision() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
         let first = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         let second = try receive(spool, sop: "1.2.3.4.5", dataSet: "OTHER")
-        #expect(second.outcome == .revised(previousPath: first.relativePath, revision: 2))
-        let current = try spool.database.listInstances()
-        #expect(current.count == 1)
-        #expect(current.first?.filePath == second.relativePath)
+        #expect(second.outcome == .revised(previous: first.location, revision: 2))
+        #expect(try spool.database.listInstances().map(\.location) == [second.location])
         let all = try spool.database.listInstances(includeSuperseded: true)
         #expect(all.count == 2)
-        #expect(all.first { $0.isSuperseded }?.filePath == first.relativePath)
-        #expect(spool.files.storedFiles().count == 2)
+        #expect(all.first { $0.isSuperseded }?.location == first.location)
     }
 
-    @Test func recoveryRemovesTemporaryAndUnindexedFiles() throws {
+    @Test func recoveryRemovesTemporaryFilesAndUnreferencedSegments() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
         _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "KEPT")
-        // A crash mid-reception leaves a temporary file…
-        let partial = try spool.files.makeTemporaryFile()
-        try partial.writeDataSet(ByteBuffer(string: "PART"))
-        // …and a crash between rename and commit leaves an unindexed file in the store.
-        let orphan = try spool.files.makeTemporaryFile()
-        try orphan.writeDataSet(ByteBuffer(string: "ORPHAN"))
-        _ = try spool.files.moveIntoStore(try orphan.finish())
-        #expect(spool.files.storedFiles().count == 2)
+        FileManager.default.createFile(atPath: spool.files.temporaryDirectory + "/x.part", contents: Data("PART".utf8))
+        // A streamed reception cut by a crash: its segment has no record header.
+        let cut = try spool.journal.beginStreamedRecord()
+        try cut.write([ByteBuffer(string: "HALF")])
+        try spool.journal.prepareSpare()
 
         let reopened = try Spool(root: root, minimumFree: .bytes(0))
-        let recovered = try reopened.recover()
-        #expect(recovered.temporary == 1)
-        #expect(recovered.orphans == 1)
-        #expect(reopened.files.storedFiles().count == 1)
-        #expect(try reopened.database.listInstances().count == 1)
+        #expect(try reopened.recover().temporary == 1)
+        #expect(try reopened.unindexedJournalRecords().records.isEmpty)
+        #expect(try reopened.reclaimSegments().segments == 2)  // the cut one and the unused spare
+        #expect(reopened.journal.segmentPaths() == (try reopened.database.listInstances().map(\.location.relativePath)))
     }
 
     @Test func watermarkRefusesWhenFreeSpaceIsBelowIt() throws {
@@ -109,10 +120,13 @@ import Testing
     @Test func databaseRejectsTwoCurrentRevisionsOfOneInstance() throws {
         let database = try SpoolDatabase()
         let instance = NewInstance(sopInstanceUID: "1.2", sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
-                                   transferSyntaxUID: "1.2.840.10008.1.2", attributes: attributes(),
-                                   filePath: "store/aa/a.dcm", size: 1, sha256: "a", dataSetOffset: 0,
-                                   callingAETitle: "CT1", receivedAt: Date())
-        #expect(try database.record(instance) { _, _ in false } == .stored)
+                                   transferSyntaxUID: "1.2.840.10008.1.2",
+                                   attributes: IndexedAttributes(studyInstanceUID: "1.2.3", seriesInstanceUID: "1.2.3.4",
+                                                                 patientID: "P1", issuerOfPatientID: "CHR"),
+                                   location: StoredLocation(relativePath: "store/aa/a.dcm", offset: 0, length: 1,
+                                                            dataSetOffset: 0),
+                                   sha256: "a", callingAETitle: "CT1", receivedAt: Date())
+        #expect(try database.record(instance) { _ in false } == .stored)
         // Bypass the revision logic: SQLite itself must refuse a second current row.
         #expect(throws: (any Error).self) {
             try database.writer.write { db in
@@ -128,40 +142,64 @@ import Testing
 }
 
 @Suite struct SpoolDurabilityTests {
-    @Test func theWriterSyncsEveryCommit() throws {
-        let root = NSTemporaryDirectory() + "spool-sync-" + UUID().uuidString
+    let root = NSTemporaryDirectory() + "spool-durability-" + UUID().uuidString
+
+    /// Everything but the journaled index rows syncs at each commit.
+    @Test func theWriterSyncsEveryCommitOutsideJournaledGroups() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
-        #expect(try spool.database.synchronousMode() == 2)  // FULL
+        _ = try receive(spool, sop: "1.2.3", dataSet: "DATA")
+        #expect(try spool.database.synchronousMode() == 2)  // FULL again after the group
     }
 
-    @Test func sameDataSetUnderAnotherHeaderIsADuplicate() throws {
-        let root = NSTemporaryDirectory() + "spool-dup-" + UUID().uuidString
+    /// The index lost (a power cut undid its rows): replay finds every record past the checkpoint.
+    @Test func recordsPastTheCheckpointAreFoundAgain() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0))
-        func receive(header: String, dataSet: String) throws -> RecordOutcome {
-            let file = try spool.files.makeTemporaryFile()
-            try file.writeHeader(ByteBuffer(string: header))
-            try file.writeDataSet(ByteBuffer(string: dataSet))
-            let finished = try file.finish()
-            return try spool.store(finished) { path in
-                NewInstance(sopInstanceUID: "1.2.3", sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
-                            transferSyntaxUID: "1.2.840.10008.1.2",
-                            attributes: IndexedAttributes(studyInstanceUID: "1.2", seriesInstanceUID: "1.2.1",
-                                                          patientID: "P", issuerOfPatientID: ""),
-                            filePath: path, size: finished.size, sha256: finished.sha256,
-                            dataSetOffset: finished.dataSetOffset, callingAETitle: header, receivedAt: Date())
-            }.outcome
+        let first = try receive(spool, sop: "1.1", dataSet: "ONE")
+        _ = try receive(spool, sop: "1.2", dataSet: "TWO")
+        #expect(try spool.unindexedJournalRecords().records.isEmpty)
+        try spool.database.writer.write { db in
+            try db.execute(sql: "UPDATE journal_checkpoint SET indexed_through = ?", arguments: [first.location.offset + first.location.length])
         }
-        #expect(try receive(header: "FROM-CT1", dataSet: "SAME") == .stored)
-        // Sent again by another AE: another header, the same data set.
-        guard case .duplicate = try receive(header: "FROM-PACS-2", dataSet: "SAME") else {
-            Issue.record("expected a duplicate")
-            return
+        let pending = try spool.unindexedJournalRecords()
+        #expect(pending.records.map { $0.header.fields[JournalFields.sopInstanceUID] } == ["1.2"])
+        #expect(pending.torn.isEmpty)
+    }
+
+    /// A record whose payload was not all written (power cut before the sync) ends the scan.
+    @Test func aTornRecordEndsTheScanAndIsReported() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let record = try receive(spool, sop: "1.1", dataSet: "ONE")
+        try spool.database.writer.write { db in try db.execute(sql: "DELETE FROM journal_checkpoint") }
+        let handle = try #require(FileHandle(forWritingAtPath: spool.files.absolutePath(record.location.relativePath)))
+        try handle.seek(toOffset: UInt64(record.location.offset + 7))
+        try handle.write(contentsOf: Data("X".utf8))
+        try handle.close()
+        let pending = try spool.unindexedJournalRecords()
+        #expect(pending.records.isEmpty)
+        #expect(pending.torn.count == 1)
+        #expect(pending.torn[0].contains("SHA-256"))
+    }
+
+    @Test func aPurgedSegmentIsDeletedAndSurvivorsOfAMostlyDeadOneMoveForward() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
+        let filler = String(repeating: "x", count: 100_000)
+        var locations: [StoredLocation] = []
+        for n in 0..<12 {
+            locations.append(try receive(spool, sop: "1.\(n)", dataSet: "\(n)" + filler, study: n == 0 ? "9.9" : "1.2.3").location)
         }
-        #expect(spool.files.storedFiles().count == 1)
-        guard case .revised = try receive(header: "FROM-CT1", dataSet: "DIFF") else {
-            Issue.record("expected a revision")
-            return
+        let firstSegment = locations[0].relativePath
+        #expect(locations.filter { $0.relativePath == firstSegment }.count >= 9)
+        // Everything but instance 1.0 goes away (as a purge would).
+        try spool.database.writer.write { db in
+            try db.execute(sql: "DELETE FROM instance WHERE sop_instance_uid != '1.0'")
         }
+        // Rotate the active segment away so the first one is sealed.
+        _ = try receive(spool, sop: "1.99", dataSet: String(repeating: "y", count: 1_000_000))
+        #expect(try spool.compactSegments() == 1)
+        let survivor = try #require(try spool.database.listInstances().first { $0.sopInstanceUID == "1.0" })
+        #expect(survivor.location.relativePath != firstSegment)
+        #expect(String(decoding: try storedBytes(spool, survivor.location), as: UTF8.self) == "HEADER0" + filler)
+        #expect(!FileManager.default.fileExists(atPath: spool.files.absolutePath(firstSegment)))
     }
 }
 
@@ -177,19 +215,8 @@ import Testing
                 // Thread 0 and 1 also race on the same SOP instances with identical bytes.
                 let sop = thread < 2 ? "1.2.9.\(index)" : "1.2.\(thread).\(index)"
                 do {
-                    let file = try spool.files.makeTemporaryFile()
-                    try file.writeHeader(ByteBuffer(string: "H\(thread)"))
-                    try file.writeDataSet(ByteBuffer(string: "DATA \(sop)"))
-                    let finished = try file.finish()
-                    let result = try spool.store(finished) { path in
-                        NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
-                                    transferSyntaxUID: "1.2.840.10008.1.2",
-                                    attributes: IndexedAttributes(studyInstanceUID: "1.2.\(thread)",
-                                                                  seriesInstanceUID: "1.2.\(thread).0",
-                                                                  patientID: "P\(thread)", issuerOfPatientID: ""),
-                                    filePath: path, size: finished.size, sha256: finished.sha256,
-                                    dataSetOffset: finished.dataSetOffset, callingAETitle: "T\(thread)", receivedAt: Date())
-                    }
+                    let result = try receive(spool, sop: sop, header: "H\(thread)", dataSet: "DATA \(sop)",
+                                             study: "1.2.\(thread)", streamed: index % 10 == 0)
                     outcomes.append(result.outcome)
                 } catch {
                     outcomes.append(nil)
@@ -205,8 +232,12 @@ import Testing
         #expect(duplicates == perThread)
         let listed = try spool.database.listInstances(includeSuperseded: true)
         #expect(listed.count == (threads - 1) * perThread)
-        // Every listed file exists with its hash; nothing unreferenced is left in the store.
-        #expect(Set(listed.map(\.filePath)) == Set(spool.files.storedFiles()))
+        for listing in listed {
+            let bytes = try storedBytes(spool, listing.location)
+            #expect(SHA256Hex.of(bytes) == listing.sha256)
+        }
+        // Nothing is left to replay: every record's row is committed with its checkpoint.
+        #expect(try spool.unindexedJournalRecords().records.isEmpty)
     }
 }
 

@@ -341,13 +341,17 @@ def read(path: Path, **kw) -> Dataset:
 def dataset_bytes(path: Path) -> bytes:
     """The raw bytes after the File Meta Information group of a Part-10 file:
     exactly the data set as encoded in the file's transfer syntax."""
-    data = Path(path).read_bytes()
+    return dataset_bytes_of(Path(path).read_bytes(), str(path))
+
+
+def dataset_bytes_of(data: bytes, what: str = "data") -> bytes:
+    """The same, of Part-10 bytes in memory (a file or an instance read from a spool)."""
     if data[128:132] != b"DICM":
-        raise ValueError(f"{path}: not a Part-10 file")
+        raise ValueError(f"{what}: not a Part-10 file")
     # (0002,0000) File Meta Information Group Length, always Explicit VR LE:
     # tag(4) 'UL'(2) len(2) value(4) -> value at offset 132+8.
     if data[132:136] != b"\x02\x00\x00\x00":
-        raise ValueError(f"{path}: file meta has no group length first")
+        raise ValueError(f"{what}: file meta has no group length first")
     group_len = int.from_bytes(data[140:144], "little")
     return data[144 + group_len:]
 
@@ -355,6 +359,13 @@ def dataset_bytes(path: Path) -> bytes:
 def file_meta(path: Path) -> Dataset:
     from pydicom.filereader import read_file_meta_info
     return read_file_meta_info(path)
+
+
+def file_meta_of(part10: bytes) -> Dataset:
+    """The File Meta Information of Part-10 bytes in memory."""
+    import io
+    from pydicom import dcmread
+    return dcmread(io.BytesIO(part10), stop_before_pixels=True).file_meta
 
 
 def make_large_multiframe(path: Path, study: Study, frames: int, rows: int = 1024, cols: int = 1024) -> Path:

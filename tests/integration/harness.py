@@ -3,7 +3,10 @@
 - locating the binaries (PASSERELLED / PASSERELLECTL override the default
   .build/debug paths),
 - `Gateway`: one passerelled with its own config, spool and stderr log,
-- `spool_list`: `passerellectl spool list --json`,
+- `spool_list`: `passerellectl spool list --json`; an instance's bytes, whether the spool
+  keeps it as a store/ file or as a record of a journal segment (`instance_bytes`: [offset,
+  offset + size) of `path`), and what every listed instance must satisfy (`check_instance`,
+  `check_spool_integrity`: hashes to its sha256, parses completely, nothing half-written),
 - DCMTK (`storescu`, `echoscu`) and pynetdicom (`pn_store`, `pn_associate`)
   clients returning parsed outcomes,
 - Query/Retrieve (docs/community.md): DCMTK `findscu` (-X: each result read back with
@@ -63,6 +66,235 @@ def sha256_file(path: Path) -> str:
         for block in iter(lambda: f.read(1 << 20), b""):
             h.update(block)
     return h.hexdigest()
+
+
+# --------------------------------------------------------------------------
+# where the spool keeps an instance's bytes
+#
+# `passerellectl spool list --json` gives for each instance `path` (absolute), `offset` (where
+# its Part-10 bytes start in that file; absent before the journal: 0), `size` (their length)
+# and `sha256` (of exactly those bytes). Two layouts hold them:
+# - store/ (before the journal, still read in old spools): one file per instance,
+#   <spool>/store/ab/<sha256>.dcm, the whole file (offset 0, size = its length);
+# - journal/: records appended to segment files <spool>/journal/<seq>.seg, many instances per
+#   file (a record header then the Part-10 bytes); a segment is deleted once no instance
+#   references it, so purging one instance need not remove any file.
+# The helpers below read an instance as open(path).seek(offset).read(size), whatever the layout.
+
+STORE_DIR = "store"
+JOURNAL_DIR = "journal"
+
+
+def instance_offset(rec: dict) -> int:
+    offset = rec.get("offset", 0)
+    assert isinstance(offset, int) and offset >= 0, f"bad offset {offset!r} in {rec}"
+    return offset
+
+
+def instance_chunks(rec: dict, start: int = 0, block: int = 1 << 20):
+    """The instance's bytes [start, size) in blocks, read from [offset + start, offset + size)
+    of its file; asserts the file holds all of them."""
+    path, offset, size = Path(rec["path"]), instance_offset(rec), rec["size"]
+    with open(path, "rb") as f:
+        f.seek(offset + start)
+        left = size - start
+        while left > 0:
+            data = f.read(min(block, left))
+            assert data, (f"{path}: {size} bytes at offset {offset} listed, "
+                          f"the file ends {left} bytes short")
+            left -= len(data)
+            yield data
+
+
+def instance_bytes(rec: dict) -> bytes:
+    """The instance's Part-10 bytes: [offset, offset + size) of `path` (offset 0 when absent)."""
+    return b"".join(instance_chunks(rec))
+
+
+def instance_sha256(rec: dict) -> str:
+    """SHA-256 of the instance's bytes, streamed (fine for a 1 GiB instance)."""
+    h = hashlib.sha256()
+    for block in instance_chunks(rec):
+        h.update(block)
+    return h.hexdigest()
+
+
+def instance_tail(rec: dict, n: int) -> bytes:
+    """The instance's last `n` bytes."""
+    return b"".join(instance_chunks(rec, start=max(0, rec["size"] - n)))
+
+
+def instance_dataset_bytes(rec: dict) -> bytes:
+    """The data set bytes of the instance (after its File Meta Information)."""
+    return datagen.dataset_bytes_of(instance_bytes(rec))
+
+
+def instance_file_meta(rec: dict):
+    return datagen.file_meta_of(instance_bytes(rec))
+
+
+def parse_completely(part10: bytes, what: str = "instance"):
+    """pydicom Dataset of Part-10 bytes, refusing anything incomplete: pydicom alone silently
+    accepts a last value cut short (a truncated Pixel Data parses), so every element of the
+    data set (nested ones too) must hold its whole defined length, come in ascending tag order
+    and the data set must end exactly at the end of the bytes."""
+    import io
+    import zlib
+    from pydicom import dcmread
+    from pydicom.filereader import data_element_generator
+    from pydicom.sequence import Sequence
+    ds = dcmread(io.BytesIO(part10))
+    ts = str(ds.file_meta.TransferSyntaxUID)
+    body = datagen.dataset_bytes_of(part10)
+    if ts == datagen.TS_DEFLATED:
+        inflater = zlib.decompressobj(-zlib.MAX_WBITS)
+        body = inflater.decompress(body) + inflater.flush()
+        assert inflater.eof, f"{what}: the deflated data set ends before its stream does"
+        # PS3.5 A.5: an odd-length stream travels (and is kept) with one trailing NUL byte
+        assert inflater.unused_data in (b"", b"\x00"), f"{what}: bytes after the deflated stream"
+    implicit = ts == datagen.TS_IMPLICIT_LE
+    little = ts != datagen.TS_EXPLICIT_BE
+
+    def check(elements, where: str) -> None:
+        previous = -1
+        for raw in elements:
+            if raw.tag <= previous:  # PS3.5 7.1: ascending order, each tag once
+                raise AssertionError(f"{what}: element {where}{raw.tag} out of order")
+            previous = raw.tag
+            value = raw.value
+            if isinstance(value, Sequence):
+                for i, item in enumerate(value):
+                    check(item.elements(), f"{where}{raw.tag}[{i}]")
+            elif raw.length != 0xFFFFFFFF and value is not None and len(value) != raw.length:
+                raise AssertionError(f"{what}: element {where}{raw.tag} holds {len(value)} "
+                                     f"of its {raw.length} bytes")
+
+    fp = io.BytesIO(body)
+    end = 0
+
+    def top_level():
+        nonlocal end
+        for raw in data_element_generator(fp, implicit, little):
+            end = fp.tell()  # where this element ends (the generator stops at a short header)
+            yield raw
+
+    check(top_level(), "")
+    assert end == len(body), f"{what}: {len(body) - end} bytes after the data set"
+    return ds
+
+
+def check_instance(rec: dict, spool: Path | None = None, parse: bool = True) -> bytes | None:
+    """What every listed instance must satisfy, whatever the layout: an absolute path (inside
+    `spool` when given) to a file holding [offset, offset + size), a whole store/ file in the
+    old layout, bytes hashing to `sha256` and, with `parse`, a Part-10 instance that parses
+    completely (its bytes are returned; not read into memory without `parse`)."""
+    path = Path(rec["path"])
+    assert path.is_absolute(), rec["path"]
+    assert path.is_file(), f"listed but missing: {path}"
+    if spool is not None:
+        assert path.resolve().is_relative_to(Path(spool).resolve()), f"{path} outside {spool}"
+    offset, size = instance_offset(rec), rec["size"]
+    assert isinstance(size, int) and size > 0, rec
+    length = path.stat().st_size
+    assert offset + size <= length, f"{path}: [{offset}, {offset + size}) beyond its {length} bytes"
+    if path.parent.parent.name == STORE_DIR:  # one file per instance
+        assert offset == 0 and size == length, f"{path}: the whole file is the instance ({rec})"
+    if not parse:
+        assert instance_sha256(rec) == rec["sha256"], f"sha256 mismatch: {path}@{offset}+{size}"
+        return None
+    data = instance_bytes(rec)
+    assert hashlib.sha256(data).hexdigest() == rec["sha256"], f"sha256 mismatch: {path}@{offset}+{size}"
+    parse_completely(data, f"{path}@{offset}+{size}")
+    return data
+
+
+def check_no_overlap(records: list[dict]) -> None:
+    """No two listed instances share bytes (a revision listed twice aside)."""
+    ranges: dict[str, list[tuple[int, int, str]]] = {}
+    for rec in records:
+        ranges.setdefault(str(Path(rec["path"]).resolve()), []).append(
+            (instance_offset(rec), instance_offset(rec) + rec["size"], rec["sha256"]))
+    for path, spans in ranges.items():
+        spans = sorted(set(spans))
+        for (a0, a1, ah), (b0, b1, bh) in zip(spans, spans[1:]):
+            assert b0 >= a1 or (a0, a1, ah) == (b0, b1, bh), \
+                f"{path}: [{a0}, {a1}) and [{b0}, {b1}) overlap"
+
+
+def storage_files(spool: Path) -> list[Path]:
+    """Every file that holds instances: store/ files and journal/ segments."""
+    found = []
+    for sub in (STORE_DIR, JOURNAL_DIR):
+        directory = Path(spool) / sub
+        if directory.exists():
+            found += [p for p in directory.rglob("*") if p.is_file()
+                      and (sub == STORE_DIR or p.suffix == ".seg")]
+    return sorted(found)
+
+
+def journal_segments(spool: Path) -> list[Path]:
+    """journal/<seq>.seg, oldest first."""
+    directory = Path(spool) / JOURNAL_DIR
+    segs = [p for p in directory.glob("*.seg")] if directory.exists() else []
+    return sorted(segs, key=lambda p: (len(p.stem), p.stem))
+
+
+def referenced_files(records: list[dict]) -> set[Path]:
+    return {Path(r["path"]).resolve() for r in records}
+
+
+def unlisted_store_files(spool: Path, records: list[dict]) -> list[Path]:
+    """store/ files no listed instance refers to: in the store/ layout a file is renamed into
+    place whole and indexed, so such a file would be a partial or forgotten instance (journal
+    segments may legitimately hold bytes no listing shows: a record being written, a purged
+    instance awaiting the segment's reclaim)."""
+    listed = referenced_files(records)
+    return [p for p in storage_files(spool)
+            if p.parent.parent.name == STORE_DIR and p.resolve() not in listed]
+
+
+def files_only_of(records: list[dict], others: list[dict]) -> set[Path]:
+    """The files holding some of `records` and none of `others`: what must go once `records`
+    are purged (in the journal layout, a segment shared with a kept instance stays)."""
+    return referenced_files(records) - referenced_files(others)
+
+
+def segment_has_records(path: Path) -> bool:
+    """A segment's first record slot (after its 4 KiB header) is not zeros: it was written to.
+    Ready segments (allocated in advance, docs/journal.md) hold zeros there."""
+    with open(path, "rb") as f:
+        f.seek(4096)
+        return f.read(12).strip(b"\0") != b""
+
+
+def reclaimable(spool: Path, files: set[Path]) -> set[Path]:
+    """Of `files`, those expected to be deleted: store/ files, and journal segments except the
+    ready ones (never written) and the newest written one (it may still be the one being
+    appended to)."""
+    written = [p.resolve() for p in journal_segments(spool) if segment_has_records(p)]
+    active = written[-1] if written else None
+    return {p for p in files
+            if p.parent.parent.name == STORE_DIR
+            or (p != active and p.exists() and segment_has_records(p))}
+
+
+def check_spool_integrity(spool: Path, tmp_empty: bool = True) -> dict[str, dict]:
+    """Nothing half-written visible: every listed instance (current revision) passes
+    check_instance, no two share bytes, no store/ file is unlisted and, with `tmp_empty`,
+    nothing is left in tmp/. Returns the current records by SOP Instance UID."""
+    records = spool_list(spool)
+    by_sop = current_by_sop(records)
+    for rec in by_sop.values():
+        check_instance(rec, spool)
+    revisions = spool_list(spool, revisions=True)
+    check_no_overlap(revisions)
+    stray = unlisted_store_files(spool, revisions)
+    assert not stray, f"unlisted (partial?) store/ files: {stray[:5]}"
+    if tmp_empty:
+        tmp = Path(spool) / "tmp"
+        left = sorted(p for p in tmp.rglob("*") if p.is_file()) if tmp.exists() else []
+        assert not left, f"left in tmp/: {left[:5]}"
+    return by_sop
 
 
 def wait_until(predicate, timeout: float, interval: float = 0.1) -> bool:

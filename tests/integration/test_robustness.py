@@ -11,8 +11,8 @@ import pytest
 
 import datagen
 import rawdul
-from harness import (Gateway, assert_still_serving, association_rejection, current_by_sop,
-                     pn_associate, sop_uid, spool_list, wait_until)
+from harness import (Gateway, assert_still_serving, association_rejection, check_spool_integrity,
+                     current_by_sop, pn_associate, sop_uid, spool_list, wait_until)
 
 CT_IMAGE_STORAGE = "1.2.840.10008.5.1.4.1.1.2"
 DROPPED = {"A-ABORT", "closed"}  # acceptable ways to get rid of a bad peer
@@ -37,11 +37,18 @@ def send_store_command(raw: rawdul.RawAssociation, f: Path) -> None:
 
 
 def assert_nothing_kept(gw: Gateway, f: Path) -> None:
-    """No record, no stored file, and (after a short while) no temp file."""
+    """No record, no stored file, (after a short while) no temp file, and nothing committed
+    that a restart would index: in the journal layout a stored instance is a record appended
+    to a segment (no store/ file), and a restart replays the journal's tail into the index,
+    so the instance must still be unlisted after a kill -9 and a restart."""
     assert sop_uid(f) not in current_by_sop(spool_list(gw.spool))
     assert gw.files_in(gw.store_dir) == []
     assert wait_until(lambda: gw.files_in(gw.tmp_dir) == [], timeout=5), \
         f"temp files left: {gw.files_in(gw.tmp_dir)}"
+    gw.kill9()
+    gw.restart()
+    assert sop_uid(f) not in check_spool_integrity(gw.spool), "indexed once the journal was replayed"
+    assert gw.files_in(gw.store_dir) == []
 
 
 def can_associate(gw: Gateway) -> bool:

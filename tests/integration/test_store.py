@@ -8,17 +8,18 @@ import pytest
 
 import datagen
 import rawdul
-from harness import (current_by_sop, pn_store, sha256_file, sop_uid, spool_list,
-                     spool_table, storescu, storescu_exact_ts, storescu_popen,
-                     parse_storescu_output)
+from harness import (check_instance, check_no_overlap, current_by_sop, instance_tail, pn_store,
+                     sop_uid, spool_list, spool_table, storage_files, storescu, storescu_exact_ts,
+                     storescu_popen, parse_storescu_output)
 
 STATUS_OUT_OF_RESOURCES = 0xA700
 DEFLATED = "1.2.840.10008.1.2.1.99"
 ABSTRACT_SYNTAX_NOT_SUPPORTED = 3  # presentation context result (PS3.8 9.3.3.2)
 
 
-def assert_stored_as_sent(record: dict, original: Path, calling_ae: str) -> None:
-    """The spool record and stored file match the instance that was sent.
+def assert_stored_as_sent(record: dict, original: Path, calling_ae: str, spool: Path) -> None:
+    """The spool record and the stored bytes match the instance that was sent (the bytes are
+    [offset, offset + size) of `path`: a whole store/ file or a journal segment's record).
 
     The data set is compared as raw bytes (everything after the File Meta
     group). This is valid because every sender used here transmits the data
@@ -38,13 +39,10 @@ def assert_stored_as_sent(record: dict, original: Path, calling_ae: str) -> None
     assert record["destinations"] == {}, "no destination is configured"
     assert record["received_at"], "received_at is empty"
 
-    stored = Path(record["path"])
-    assert stored.is_absolute(), record["path"]
-    assert stored.is_file(), f"{stored} listed but missing"
-    assert record["size"] == stored.stat().st_size
-    assert record["sha256"] == sha256_file(stored)
-
-    meta = datagen.file_meta(stored)
+    # absolute path inside the spool, holding [offset, offset + size) (a whole store/ file),
+    # bytes hashing to sha256, a Part-10 instance parsing completely
+    stored = check_instance(record, spool)
+    meta = datagen.file_meta_of(stored)
     assert meta.TransferSyntaxUID == src.file_meta.TransferSyntaxUID
     assert meta.MediaStorageSOPInstanceUID == src.SOPInstanceUID
     assert meta.get("SourceApplicationEntityTitle", "").strip() == calling_ae
@@ -53,7 +51,13 @@ def assert_stored_as_sent(record: dict, original: Path, calling_ae: str) -> None
         # PS3.5 A.5: an odd-length deflated bit stream travels with one trailing NUL byte
         # (storescu adds it); the gateway stores what it received.
         sent += b"\x00"
-    assert datagen.dataset_bytes(stored) == sent, f"stored data set of {original.name} differs from the one sent"
+    assert datagen.dataset_bytes_of(stored) == sent, f"stored data set of {original.name} differs from the one sent"
+
+
+def files_holding(spool: Path, sop_instance_uid: str) -> list[Path]:
+    """The spool's storage files (store/, journal/) whose bytes contain this UID."""
+    needle = sop_instance_uid.encode()
+    return [p for p in storage_files(spool) if needle in p.read_bytes()]
 
 
 def assert_spool_holds_exactly(spool: Path, originals: list[Path], calling_ae: str) -> None:
@@ -63,7 +67,8 @@ def assert_spool_holds_exactly(spool: Path, originals: list[Path], calling_ae: s
         f"missing {len(set(expected) - set(by_sop))}, "
         f"unexpected {len(set(by_sop) - set(expected))}")
     for uid, original in expected.items():
-        assert_stored_as_sent(by_sop[uid], original, calling_ae)
+        assert_stored_as_sent(by_sop[uid], original, calling_ae, spool)
+    check_no_overlap(list(by_sop.values()))
 
 
 # --------------------------------------------------------------------------
@@ -92,7 +97,8 @@ def test_four_concurrent_associations(gateway, ct500, tmp_path):
     assert len(by_sop) == 200
     for i, batch in enumerate(batches):
         for f in batch:
-            assert_stored_as_sent(by_sop[sop_uid(f)], f, f"SCU{i}")
+            assert_stored_as_sent(by_sop[sop_uid(f)], f, f"SCU{i}", gateway.spool)
+    check_no_overlap(list(by_sop.values()))  # interleaved receptions never share bytes
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +122,7 @@ def test_transfer_syntax_stored_as_received(gateway, ts_files, ts, tmp_path):
         calling = "STORESCU"
     record = current_by_sop(spool_list(gateway.spool))[sop_uid(f)]
     assert record["transfer_syntax_uid"] == ts
-    assert_stored_as_sent(record, f, calling)
+    assert_stored_as_sent(record, f, calling, gateway.spool)
 
 
 @pytest.mark.parametrize("charset,name", [
@@ -131,7 +137,7 @@ def test_accented_patient_name_decoded(gateway, tmp_path, charset, name):
     assert storescu([f], gateway.port, aec=gateway.ae_title).acked == [str(f)]
     record = current_by_sop(spool_list(gateway.spool))[sop_uid(f)]
     assert record["patient_name"] == name
-    assert_stored_as_sent(record, f, "STORESCU")
+    assert_stored_as_sent(record, f, "STORESCU", gateway.spool)
 
 
 def test_spool_list_table_mentions_instance(gateway, one_ct):
@@ -147,7 +153,7 @@ def test_resend_identical_bytes_keeps_one_record(gateway, one_ct):
     for revisions in (False, True):
         records = [r for r in spool_list(gateway.spool, revisions) if r["sop_instance_uid"] == uid]
         assert len(records) == 1, f"revisions={revisions}: {records}"
-    assert_stored_as_sent(records[0], one_ct, "STORESCU")
+    assert_stored_as_sent(records[0], one_ct, "STORESCU", gateway.spool)
 
 
 def test_resend_different_bytes_supersedes(gateway, one_ct, tmp_path):
@@ -160,7 +166,7 @@ def test_resend_different_bytes_supersedes(gateway, one_ct, tmp_path):
     assert storescu([changed], gateway.port, aec=gateway.ae_title).acked == [str(changed)]
 
     current = current_by_sop(spool_list(gateway.spool))[uid]
-    assert_stored_as_sent(current, changed, "STORESCU")
+    assert_stored_as_sent(current, changed, "STORESCU", gateway.spool)
     assert current["sha256"] != first["sha256"]
 
     history = [r for r in spool_list(gateway.spool, revisions=True) if r["sop_instance_uid"] == uid]
@@ -185,6 +191,7 @@ def test_unknown_sop_class_not_stored(gateway, tmp_path):
     assert res.returncode != 0 and not res.acked, res.output
     assert sop_uid(f) not in current_by_sop(spool_list(gateway.spool))
     assert gateway.files_in(gateway.store_dir) == []
+    assert not files_holding(gateway.spool, sop_uid(f)), "its bytes are in the spool's storage"
 
 
 def test_disk_below_min_free_answers_a700_and_keeps_nothing(start_gateway, one_ct):
@@ -192,6 +199,7 @@ def test_disk_below_min_free_answers_a700_and_keeps_nothing(start_gateway, one_c
     assert pn_store(gw.port, [one_ct], aec=gw.ae_title) == [STATUS_OUT_OF_RESOURCES]
     assert spool_list(gw.spool) == []
     assert gw.files_in(gw.store_dir) == []
+    assert not files_holding(gw.spool, sop_uid(one_ct)), "written to the journal below min_free"
     assert gw.files_in(gw.tmp_dir) == []
 
 
@@ -205,11 +213,9 @@ def test_one_gibibyte_instance_streams_to_disk(start_gateway, tmp_path):
     peak_mb = gw.peak_rss_kb() / 1024
     assert peak_mb < 200, f"passerelled peaked at {peak_mb:.0f} MB for a 1 GiB instance"
     record = spool_list(gw.spool)[0]
-    stored = Path(record["path"])
-    assert record["sha256"] == sha256_file(stored)
-    assert stored.stat().st_size - big.stat().st_size < 1024  # the same data set, another header
-    with open(big, "rb") as a, open(stored, "rb") as b:
+    check_instance(record, gw.spool, parse=False)  # its range of its file, hashing to sha256
+    assert record["size"] - big.stat().st_size < 1024  # the same data set, another header
+    with open(big, "rb") as a:
         a.seek(-(1 << 20), 2)
-        b.seek(-(1 << 20), 2)
-        assert a.read() == b.read(), "the last MiB of pixel data differs"
+        assert a.read() == instance_tail(record, 1 << 20), "the last MiB of pixel data differs"
     big.unlink()

@@ -28,7 +28,8 @@ import harness
 import rawdul
 import tlsca
 from faultproxy import FaultProxy, TlsServer
-from harness import Gateway, current_by_sop, sop_uid, spool_list, storescu, wait_until
+from harness import (Gateway, check_instance, current_by_sop, files_only_of, instance_bytes,
+                     reclaimable, sop_uid, spool_list, storage_files, storescu, wait_until)
 from orthanc import Orthanc
 
 SITE_ISSUER = "CHR-ORLEANS"
@@ -188,7 +189,7 @@ def assert_at_hub_identical(hub: Orthanc, gw: Gateway, files, dest: str = "archi
         uid = sop_uid(f)
         rec = records[uid]
         at_hub = hub.instance_file(uid, rec["study_instance_uid"], rec["series_instance_uid"])
-        spooled = Path(rec["path"]).read_bytes()
+        spooled = instance_bytes(rec)  # [offset, offset + size) of its store/ file or segment
         assert at_hub == spooled, f"{f.name}: the hub's file differs from the spooled one"
         assert rec["transfer_syntax_uid"] == datagen.file_meta(f).TransferSyntaxUID
         original = datagen.dataset_bytes(f)
@@ -234,7 +235,7 @@ def test_a_study_is_uploaded_in_chunks_verified_and_byte_identical(start_hub, pr
 
     posts = [p for p in proxy.posts() if p[2] == "forwarded"]
     assert len(posts) == len(proxy.posts()), proxy.posts()
-    big_size = Path(current_by_sop(spool_list(gw.spool))[sop_uid(big)]["path"]).stat().st_size
+    big_size = len(instance_bytes(current_by_sop(spool_list(gw.spool))[sop_uid(big)]))
     small = sorted(nbytes for _, nbytes, _ in posts if nbytes <= 100 * 1024 + 4096)
     alone = [nbytes for _, nbytes, _ in posts if nbytes > 100 * 1024 + 4096]
     assert len(alone) == 1 and big_size < alone[0] < big_size + 4096, \
@@ -247,7 +248,7 @@ def test_a_study_is_uploaded_in_chunks_verified_and_byte_identical(start_hub, pr
     assert dest["health"] == "ok" and dest["paused"] is False
     assert dest["url"] == proxy.url + "/dicom-web"
     assert dest["instances"]["stored"]["instances"] == 41
-    assert dest["instances"]["stored"]["bytes"] == sum(Path(r["path"]).stat().st_size
+    assert dest["instances"]["stored"]["bytes"] == sum(len(instance_bytes(r))
                                                        for r in spool_list(gw.spool))
     assert dest["studies"]["verified"] == 1
     assert dest.get("last_success_at")
@@ -320,9 +321,9 @@ def test_issuer_of_patient_id_is_filled_in_and_nothing_else_changes(start_hub, s
         assert sent.file_meta.TransferSyntaxUID == original.file_meta.TransferSyntaxUID
         # the spool keeps what it received; both hashes are recorded
         d = rec["destinations"]["archive"]
-        assert hashlib.sha256(Path(rec["path"]).read_bytes()).hexdigest() == rec["sha256"]
+        spooled = check_instance(rec, gw.spool)  # hashes to sha256, parses completely
         assert rec["sha256"] != d["sent_sha256"] == hashlib.sha256(at_hub).hexdigest(), (f.name, d)
-        assert datagen.dataset_bytes(rec["path"]) == datagen.dataset_bytes(f)
+        assert datagen.dataset_bytes_of(spooled) == datagen.dataset_bytes(f)
     # those with an issuer of their own travel untouched, and so does the deflated one
     assert_at_hub_identical(hub, gw, other + [deflated])
     assert "IssuerOfPatientID" not in read_bytes(hub.instance_file(sop_uid(deflated)))
@@ -625,13 +626,20 @@ def test_verified_studies_are_purged_after_retention_unverified_ones_stay(start_
     nowhere = f"http://127.0.0.1:{harness.free_port()}/dicom-web"
     gw = gateway_with(start_gateway, {"archive": {"url": hub.dicomweb_url},
                                       "community": {"url": nowhere, "modalities": ["MR"]}},
-                      spool_extra={"retention": "2s"})
-    ct_study, ct = make_study(tmp_path / "ct", 10)
+                      # small segments: the CT instances fill segments of their own
+                      spool_extra={"retention": "2s", "segment_size": "1MiB"})
+    ct_study, ct = make_study(tmp_path / "ct", 10, rows=512)
     mr_study, mr = make_study(tmp_path / "mr", 6, maker=datagen.make_mr)
     send(gw, ct + mr)
     wait_study(gw, ct_study.study_uid)
     wait_study(gw, mr_study.study_uid, dest="archive")
-    ct_paths = [Path(current_by_sop(spool_list(gw.spool))[sop_uid(f)]["path"]) for f in ct]
+    listed = current_by_sop(spool_list(gw.spool))
+    ct_records = [listed[sop_uid(f)] for f in ct]
+    # The files that must go with the CT study: in the store/ layout its own files; in the
+    # journal layout the segments holding CT instances only (a segment shared with an MR one,
+    # or still being appended to, stays).
+    ct_files = reclaimable(gw.spool, files_only_of(ct_records, [listed[sop_uid(f)] for f in mr]))
+    assert len(ct_files) >= 5, f"the CT instances should fill segments of their own: {sorted(ct_files)}"
     verified_at = study_entry(gw, ct_study.study_uid)["destinations"]["archive"]["verified_at"]
     verified_epoch = calendar.timegm(time.strptime(verified_at[:19], "%Y-%m-%dT%H:%M:%S"))
 
@@ -641,7 +649,8 @@ def test_verified_studies_are_purged_after_retention_unverified_ones_stay(start_
     assert time.time() - verified_epoch >= 2.0 - 1.0, "purged before its retention"
     records = current_by_sop(spool_list(gw.spool, revisions=True))
     assert not {sop_uid(f) for f in ct} & set(records), "purged study still listed"
-    assert not [p for p in ct_paths if p.exists()], "purged files still in the store"
+    assert wait_until(lambda: not [p for p in ct_files if p.exists()], 10), \
+        f"purged instances' files still in the spool: {sorted(p for p in ct_files if p.exists())}"
     assert_hub_holds_exactly(hub, ct + mr)
 
     # MR is verified at the archive but not at the (unreachable) community: it stays.
@@ -649,8 +658,13 @@ def test_verified_studies_are_purged_after_retention_unverified_ones_stay(start_
     assert study_state(gw, mr_study.study_uid, "community") not in (None, "verified")
     kept = current_by_sop(spool_list(gw.spool))
     assert {sop_uid(f) for f in mr} <= set(kept)
-    assert all(Path(kept[sop_uid(f)]["path"]).exists() for f in mr)
-    assert len(gw.files_in(gw.store_dir)) == len(mr)
+    for f in mr:  # their bytes are untouched by the purge of the segments' other instances
+        check_instance(kept[sop_uid(f)], gw.spool)
+    # no storage file is left but those of the kept instances (and, in the journal layout,
+    # the newest segment, which may still be appended to)
+    in_use = {Path(r["path"]).resolve() for r in spool_list(gw.spool, revisions=True)}
+    left = {p.resolve() for p in storage_files(gw.spool)} - in_use
+    assert not reclaimable(gw.spool, left), f"files of purged instances left: {sorted(left)}"
 
 
 # --------------------------------------------------------------------------

@@ -77,9 +77,10 @@ public struct AssociationContext: Sendable, Hashable {
 /// Receives one C-STORE data set as it arrives. Its methods block (file I/O, fsync,
 /// database commit): the runtime calls them one at a time on a thread pool.
 public protocol StoreReceiver: AnyObject, Sendable {
-    /// The next bytes of the data set, in order. Failures are remembered, not thrown:
-    /// the rest of the data set still has to be read off the wire.
-    func write(_ bytes: ByteBuffer)
+    /// The next bytes of the data set, in order: the received PDV values as they came off
+    /// the wire (slices, not copies). Failures are remembered, not thrown: the rest of the
+    /// data set still has to be read off the wire.
+    func write(_ slices: [ByteBuffer])
     /// The last bytes arrived: make the instance durable (or not) and give the status.
     func finish() -> StoreOutcome
     /// The association ended mid-data-set: drop everything received.

@@ -74,6 +74,7 @@ enum ConfigurationSchema {
         ]),
         "spool": .table([
             "path": .string, "min_free": .watermark, "retention": .duration, "cache_retention": .duration,
+            "segment_size": .size,
         ]),
         "upload": .table([
             "stable_after": .duration, "chunk_max_bytes": .size, "chunk_max_instances": .int,
@@ -185,6 +186,12 @@ extension Settings {
         }
         if let text = self["spool.retention"]?.value.string, let duration = ConfigurationValues.duration(text) {
             configuration.spool.retention = duration
+        }
+        if let text = self["spool.segment_size"]?.value.string, let size = ConfigurationValues.size(text) {
+            guard size >= 1 << 20, size <= 1 << 32 else {
+                throw error("spool.segment_size", "\(text) is out of range", hint: "1MiB to 4GiB")
+            }
+            configuration.spool.segmentSize = Int(size)
         }
         if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
         try parseUpload(into: &configuration)

@@ -29,6 +29,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         public var path = "./passerelle-data"
         public var minFree: DiskWatermark = .percent(5)
         public var retention: Duration = .seconds(7 * 86_400)
+        /// Size of the ingest journal's segment files (docs/journal.md).
+        public var segmentSize = Journal.defaultSegmentSize
         /// Foreign studies retrieved from a community are kept this long in `cache/`.
         public var cacheRetention: Duration = .seconds(86_400)
     }

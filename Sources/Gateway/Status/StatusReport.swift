@@ -28,6 +28,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var minimumFreeBytes: UInt64
         /// Receptions are refused (A700) while true.
         public var belowMinimumFree: Bool
+        /// The ingest journal's files (docs/journal.md).
+        public var journal: Journal?
+
+        public struct Journal: Codable, Sendable, Equatable {
+            /// Segment files, ready ones included, and the bytes they take.
+            public var segments: Int
+            public var bytes: Int
+            /// Allocated in advance, waiting for receptions.
+            public var ready: Int
+        }
     }
 
     public struct Destination: Codable, Sendable, Equatable {

@@ -99,6 +99,7 @@ public struct StatusResponder: Sendable {
         for (state, value) in totals {
             states[state] = .init(instances: value.instances, bytes: value.bytes)
         }
+        let journal = spool.journal.footprint()
         var report = StatusReport(
             version: PasserelleVersion.current,
             startedAt: startedAt,
@@ -108,7 +109,8 @@ public struct StatusResponder: Sendable {
             },
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,
-                         minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes),
+                         minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes,
+                         journal: .init(segments: journal.segments, bytes: journal.bytes, ready: journal.spares)),
             destinations: try uploader?.destinationStatuses() ?? [],
             communities: try community?.status() ?? [],
             rights: try rightsStatus())
@@ -122,6 +124,12 @@ public struct StatusResponder: Sendable {
         registry.makeGauge(name: "passerelle_associations_active", help: "Associations in progress").set(Int64(report.associations.active))
         registry.makeGauge(name: "passerelle_spool_free_bytes", help: "Free bytes on the spool's file system")
             .set(Int64(clamping: report.spool.freeBytes))
+        if let journal = report.spool.journal {
+            registry.makeGauge(name: "passerelle_journal_bytes", help: "Bytes of the ingest journal's segment files")
+                .set(Int64(journal.bytes))
+            registry.makeGauge(name: "passerelle_journal_segments", help: "Segment files of the ingest journal (ready ones included)")
+                .set(Int64(journal.segments))
+        }
         for (state, totals) in report.spool.states {
             registry.makeGauge(name: "passerelle_spool_instances", labels: [("state", state)],
                                help: "Instances in the spool, per revision state").set(Int64(totals.instances))

@@ -1,3 +1,4 @@
+import Crypto
 import DICOMCore
 import DICOMNetwork
 import Foundation
@@ -5,14 +6,12 @@ import Logging
 import NIOCore
 import Spool
 
-#if canImport(Glibc)
-import Glibc
-#endif
-
-/// Receives one C-STORE data set into the spool, honouring the durability contract:
-/// the data set streams into a temporary Part-10 file; at the end the file is fsynced,
-/// checked (structure, SOP class/instance against the command), renamed into the store and
-/// indexed; only then does `finish` answer success.
+/// Receives one C-STORE data set into the spool, honouring the durability contract: the
+/// received slices are hashed as they arrive and held (up to `Journal.inlineLimit`, beyond
+/// which they stream into a journal segment of their own); at the end the data set is walked
+/// from those same bytes (structure, SOP class/instance against the command), appended to the
+/// journal as one record and indexed; only once the journal is synced does `finish` answer
+/// success.
 final class InstanceReception: StoreReceiver, @unchecked Sendable {
     // Mutable state is touched by one thread-pool job at a time (the runtime chains them).
     private let spool: Spool
@@ -21,8 +20,14 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private let callingAETitle: String
     private let logger: Logger
     private let metrics: StorageMetrics
-    private var file: TemporaryInstanceFile?
+    /// The Part-10 header then the data set as received, while it fits in memory.
+    private var slices: [ByteBuffer] = []
+    /// Once the data set outgrows `Journal.inlineLimit`: its own segment.
+    private var streamed: JournalRecordWriter?
+    private var hasher = SHA256()
+    private var size = 0
     private var headerSize = 0
+    private var opened = false
     private var failure: StoreOutcome?
     private let onStored: @Sendable () -> Void
     /// Every instance received (stored or a duplicate): study, patient ID, issuer.
@@ -41,11 +46,25 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         self.logger = logger
     }
 
-    func write(_ bytes: ByteBuffer) {
+    func write(_ received: [ByteBuffer]) {
         guard failure == nil else { return }
         do {
-            if file == nil { try open() }
-            try file?.writeDataSet(bytes)
+            if !opened { try open() }
+            for slice in received {
+                slice.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                size += slice.readableBytes
+            }
+            if let streamed {
+                try streamed.write(received)
+            } else {
+                slices += received
+                if size > Journal.inlineLimit {
+                    let writer = try spool.journal.beginStreamedRecord()
+                    streamed = writer
+                    try writer.write(slices)
+                    slices = []
+                }
+            }
         } catch let outcome as StoreOutcome {
             fail(outcome)
         } catch {
@@ -63,41 +82,44 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         guard spool.hasRoom() else {
             throw StoreOutcome(status: .outOfResources, errorComment: "spool below its free-space watermark")
         }
-        let file = try spool.files.makeTemporaryFile()
-        self.file = file
+        opened = true
         let header = Part10.fileMetaInformation(
             mediaStorageSOPClassUID: request.affectedSOPClassUID,
             mediaStorageSOPInstanceUID: request.affectedSOPInstanceUID,
             transferSyntaxUID: transferSyntax.uid,
             sourceApplicationEntityTitle: callingAETitle)
         headerSize = header.readableBytes
-        try file.writeHeader(header)
+        header.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        size = headerSize
+        slices = [header]
     }
 
     func finish() -> StoreOutcome {
-        if failure == nil && file == nil {
+        if failure == nil && !opened {
             // An empty data set: open() never ran.
             fail(StoreOutcome(status: .cannotUnderstand, errorComment: "empty data set"))
         }
         if let failure { return failure }
-        guard let file, let transferSyntax else { return StoreOutcome(status: .processingFailure) }
+        guard let transferSyntax else { return StoreOutcome(status: .processingFailure) }
         let started = ContinuousClock.now
         do {
-            let finished = try file.finish()
-            let attributes = try readAttributes(path: finished.temporaryPath, transferSyntax: transferSyntax,
-                                                dataSetLength: file.dataSetSize)
+            let attributes = try readAttributes(transferSyntax: transferSyntax)
             guard spool.hasRoom() else {
                 throw StoreOutcome(status: .outOfResources, errorComment: "spool below its free-space watermark")
             }
             let receivedAt = Date()
-            let result = try spool.store(finished) { path in
-                NewInstance(
-                    sopInstanceUID: request.affectedSOPInstanceUID, sopClassUID: request.affectedSOPClassUID,
-                    transferSyntaxUID: transferSyntax.uid, attributes: attributes, filePath: path,
-                    size: finished.size, sha256: finished.sha256, dataSetOffset: finished.dataSetOffset,
-                    callingAETitle: callingAETitle, receivedAt: receivedAt)
+            let header = InstanceRecord.header(
+                sopInstanceUID: request.affectedSOPInstanceUID, sopClassUID: request.affectedSOPClassUID,
+                transferSyntaxUID: transferSyntax.uid, callingAETitle: callingAETitle, receivedAt: receivedAt,
+                dataSetOffset: headerSize, payloadLength: size, sha256: hasher.finalize().hexString)
+            let payload: Spool.Payload = streamed.map { .streamed($0) } ?? .inline(slices)
+            // The spool owns the bytes from here, whatever happens.
+            slices = []
+            streamed = nil
+            let result = try spool.store(payload, header: header) { location in
+                InstanceRecord.newInstance(header: header, location: location, attributes: attributes)
             }
-            log(result, attributes: attributes, size: finished.size)
+            log(result, attributes: attributes)
             if case .duplicate = result.outcome {} else { onStored() }
             onReceived(attributes.studyInstanceUID, attributes.patientID, attributes.issuerOfPatientID)
             metrics.storeDuration.record(duration: ContinuousClock.now - started)
@@ -111,39 +133,30 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     }
 
     func abandon() {
-        file?.discard()
-        file = nil
+        streamed?.discard()
+        streamed = nil
+        slices = []
     }
 
-    /// Walks the whole data set (detecting truncation) and checks it against the command.
-    private func readAttributes(path: String, transferSyntax: TransferSyntax, dataSetLength: Int) throws -> IndexedAttributes {
-        let attributes: InstanceAttributes
+    /// Walks the whole data set from the received bytes (detecting truncation) and checks it
+    /// against the command. A streamed one is read back through the page cache; its bulk
+    /// (Pixel Data) is skipped, not read.
+    private func readAttributes(transferSyntax: TransferSyntax) throws -> IndexedAttributes {
+        let dataSetLength = size - headerSize
         do {
-            var source = try FileByteSource(path: path, offset: headerSize)
-            attributes = try InstanceAttributes.read(from: &source, transferSyntax: transferSyntax,
-                                                     length: dataSetLength)
-        } catch {
+            if let streamed {
+                var source = try FileByteSource(path: streamed.path, offset: streamed.payloadOffset + headerSize)
+                return try InstanceRecord.attributes(from: &source, transferSyntax: transferSyntax, length: dataSetLength,
+                                                     sopClassUID: request.affectedSOPClassUID,
+                                                     sopInstanceUID: request.affectedSOPInstanceUID)
+            }
+            var source = try SlicesByteSource(slices, skipping: headerSize)
+            return try InstanceRecord.attributes(from: &source, transferSyntax: transferSyntax, length: dataSetLength,
+                                                 sopClassUID: request.affectedSOPClassUID,
+                                                 sopInstanceUID: request.affectedSOPInstanceUID)
+        } catch let error as DataSetError {
             throw StoreOutcome(status: .cannotUnderstand, errorComment: "data set cannot be parsed: \(error)")
         }
-        guard attributes.sopClassUID == request.affectedSOPClassUID,
-              attributes.sopInstanceUID == request.affectedSOPInstanceUID else {
-            throw StoreOutcome(status: .dataSetDoesNotMatchSOPClass,
-                               errorComment: "SOP Class/Instance UID of the data set differ from the command")
-        }
-        guard let study = attributes.studyInstanceUID, UID.isValid(study) else {
-            throw StoreOutcome(status: .dataSetDoesNotMatchSOPClass, errorComment: "missing or invalid Study Instance UID")
-        }
-        guard let series = attributes.seriesInstanceUID, UID.isValid(series) else {
-            throw StoreOutcome(status: .dataSetDoesNotMatchSOPClass, errorComment: "missing or invalid Series Instance UID")
-        }
-        return IndexedAttributes(
-            studyInstanceUID: study, seriesInstanceUID: series,
-            patientID: attributes.patientID ?? "", issuerOfPatientID: attributes.issuerOfPatientID ?? "",
-            patientName: attributes.patientName, patientBirthDate: attributes.patientBirthDate,
-            patientSex: attributes.patientSex, studyDate: attributes.studyDate, studyTime: attributes.studyTime,
-            accessionNumber: attributes.accessionNumber, studyDescription: attributes.studyDescription,
-            modality: attributes.modality, seriesNumber: attributes.seriesNumber,
-            instanceNumber: attributes.instanceNumber, ins: INS.values(in: attributes.otherPatientIDs))
     }
 
     private func fail(_ outcome: StoreOutcome) {
@@ -158,7 +171,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         abandon()
     }
 
-    private func log(_ result: SpooledInstance, attributes: IndexedAttributes, size: Int) {
+    private func log(_ result: SpooledInstance, attributes: IndexedAttributes) {
         let metadata: Logger.Metadata = [
             "sop_instance_uid": "\(request.affectedSOPInstanceUID)",
             "study_uid": "\(attributes.studyInstanceUID)",

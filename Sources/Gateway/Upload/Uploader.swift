@@ -193,8 +193,7 @@ public final class Uploader: Service {
     private func purge(_ candidate: PurgeCandidate, reason: String) async throws {
         let site = configuration.site.issuerOfPatientID ?? ""
         let paths = try await database { try $0.purge(candidate, siteIssuer: site) }
-        for path in paths { spool.files.remove(relativePath: path) }
-        if !paths.isEmpty { try? FileStore.syncDirectory(spool.files.storeDirectory) }
+        spool.release(paths)
         await audit?.record(AuditEvent(action: .purge, actor: .gateway, studies: [candidate.studyInstanceUID],
                                        details: ["reason": reason, "files": String(paths.count),
                                                  "bytes": String(candidate.bytes)]))

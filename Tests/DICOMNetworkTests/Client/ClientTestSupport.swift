@@ -108,11 +108,13 @@ enum ClientTestSupport {
     }
 
     /// The data set bytes of a Part-10 file (after its meta information).
-    static func dataSet(ofFile path: String) throws -> [UInt8] {
-        var source = try FileByteSource(path: path)
+    /// The data set of the Part-10 bytes at `offset` (`length` of them) in `path`.
+    static func dataSet(ofFile path: String, offset: Int = 0, length: Int? = nil) throws -> [UInt8] {
+        var source = try FileByteSource(path: path, offset: offset)
         let meta = try Part10.readFileMetaInformation(from: &source)
         let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        return Array(bytes[meta.dataSetOffset...])
+        let end = length.map { offset + $0 } ?? bytes.count
+        return Array(bytes[(offset + meta.dataSetOffset)..<end])
     }
 }
 

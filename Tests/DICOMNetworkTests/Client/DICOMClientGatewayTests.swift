@@ -71,9 +71,10 @@ struct DICOMClientGatewayTests {
         #expect(entry["sop_class_uid"] as? String == ClientTestSupport.secondaryCaptureImageStorage)
         #expect(entry["transfer_syntax_uid"] as? String == TransferSyntax.explicitVRLittleEndian.uid)
         #expect(entry["calling_ae_title"] as? String == "CLIENTTEST")
-        // The spooled file holds the data set as sent.
+        // The spooled bytes (a range of a journal segment) hold the data set as sent.
         let path = try #require(entry["path"] as? String)
-        #expect(try ClientTestSupport.dataSet(ofFile: path) == file.dataSet)
+        let offset = try #require(entry["offset"] as? Int), size = try #require(entry["size"] as? Int)
+        #expect(try ClientTestSupport.dataSet(ofFile: path, offset: offset, length: size) == file.dataSet)
     }
 
     /// 24 MB through 256 KB PDUs: streamed from the file under backpressure.
