@@ -172,9 +172,9 @@ public final class Journal: @unchecked Sendable {
 
     // MARK: Maintenance (JournalMaintenance, off the critical path)
 
-    /// Whether fewer than `spareTarget` segments (or two files for streamed records) are ready.
+    /// Whether fewer than `spareTarget` segments are ready, or no file for streamed records.
     public var needsSpare: Bool {
-        lock.withLock { spares.count < spareTarget || streamSpares.count < 2 }
+        lock.withLock { spares.count < spareTarget || streamSpares.isEmpty }
     }
 
     /// Whether a ready segment was taken within `interval`: receptions are going on.
@@ -187,16 +187,37 @@ public final class Journal: @unchecked Sendable {
     /// the records later written there flush data only; under a sustained ingest those
     /// writes would compete with the records' own, so it is for quiet times.
     public func prepareSpare(zeroFill: Bool = true) throws {
-        let (sequence, streamed) = lock.withLock { () -> (UInt64, Bool) in
-            defer { nextSequence += 1 }
-            return (nextSequence, streamSpares.count < 2 && spares.count >= min(spareTarget, 1))
+        let streamed = lock.withLock { streamSpares.count < Self.streamSpareTarget && !spares.isEmpty }
+        guard streamed else {
+            let sequence = lock.withLock { () -> UInt64 in
+                defer { nextSequence += 1 }
+                return nextSequence
+            }
+            let segment = try makeSegment(sequence: sequence, capacity: segmentSize, zeroFill: zeroFill)
+            lock.withLock { spares.append(segment) }
+            return
         }
-        let segment = try makeSegment(sequence: sequence, capacity: streamed ? 0 : segmentSize,
-                                      zeroFill: zeroFill && !streamed)
-        lock.withLock {
-            if streamed { streamSpares.append(segment) } else { spares.append(segment) }
+        // Empty files for streamed records, made a batch at a time: one directory sync for all.
+        let sequences = lock.withLock { () -> Range<UInt64> in
+            defer { nextSequence += UInt64(Self.streamSpareTarget) }
+            return nextSequence..<(nextSequence + UInt64(Self.streamSpareTarget))
         }
+        var made: [JournalSegment] = []
+        do {
+            for sequence in sequences {
+                made.append(try JournalSegment.create(root: root, directory: Self.directoryName, sequence: sequence,
+                                                      capacity: 0, zeroFill: false))
+            }
+            try FileStore.syncDirectory(directory)
+        } catch {
+            for segment in made { unlink(segment.path) }
+            throw error
+        }
+        lock.withLock { streamSpares += made }
     }
+
+    /// Empty files kept ready for streamed records.
+    static let streamSpareTarget = 4
 
     /// Deletes a segment unless it is active, a spare, or holds records not yet indexed.
     /// The caller has made sure no committed row references it.

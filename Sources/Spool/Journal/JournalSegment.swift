@@ -50,6 +50,8 @@ final class JournalSegment: @unchecked Sendable {
     }
 
     /// Creates, allocates, zero-fills and syncs a new segment (the caller syncs the directory).
+    /// An empty one (for a streamed record) needs no sync of its own: the record's sync
+    /// covers its header.
     static func create(root: String, directory: String, sequence: UInt64, capacity: Int,
                        zeroFill: Bool) throws -> JournalSegment {
         let relativePath = "\(directory)/\(name(sequence))"
@@ -62,7 +64,7 @@ final class JournalSegment: @unchecked Sendable {
             var header = magic + [1, 0, 0, 0]
             header.appendLittleEndian(sequence)
             try segment.write(header, at: 0)
-            guard fsync(fd) == 0 else { throw SpoolError.io("fsync", path: path, errno: errno) }
+            if capacity > 0, fsync(fd) != 0 { throw SpoolError.io("fsync", path: path, errno: errno) }
         } catch {
             unlink(path)
             throw error
