@@ -21,6 +21,7 @@ import Testing
         configuration.dicom.port = 0
         configuration.spool.path = root + "/spool"
         configuration.spool.minFree = .bytes(0)
+        configuration.spool.segmentSize = 1 << 20
         configuration.status.socket = root + "/status.sock"
         return configuration
     }
@@ -51,7 +52,7 @@ import Testing
         }
         // Everything was closed: the spool opens again, the status socket is gone.
         #expect(!FileManager.default.fileExists(atPath: root + "/status.sock"))
-        let reopened = try Spool(root: root + "/spool", minimumFree: .bytes(0))
+        let reopened = try Spool(root: root + "/spool", minimumFree: .bytes(0), segmentSize: 1 << 20)
         #expect(try reopened.database.counts().instances == 0)
     }
 

@@ -13,7 +13,8 @@ import Testing
     let sopInstanceUID = "1.2.826.0.1.3680043.10.1.1"
 
     init() throws {
-        spool = try Spool(root: NSTemporaryDirectory() + "reception-" + UUID().uuidString, minimumFree: .bytes(0))
+        spool = try Spool(root: NSTemporaryDirectory() + "reception-" + UUID().uuidString, minimumFree: .bytes(0),
+                          segmentSize: 1 << 20)
     }
 
     func dataSet(sopInstanceUID: String? = nil, studyUID: String? = "1.2.826.0.1.3680043.10.1",
@@ -114,7 +115,7 @@ import Testing
         try spool.database.writer.write { db in
             try db.execute(sql: "DELETE FROM delivery; DELETE FROM instance; DELETE FROM journal_checkpoint")
         }
-        let reopened = try Spool(root: spool.files.root, minimumFree: .bytes(0))
+        let reopened = try Spool(root: spool.files.root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let summary = try JournalReplay.run(spool: reopened, logger: Logger(label: "test"))
         #expect(summary.indexed == 1)
         #expect(summary.torn.isEmpty)
@@ -140,7 +141,7 @@ import Testing
     }
 
     @Test func aFullDiskAnswersOutOfResources() throws {
-        let full = try Spool(root: spool.files.root + "-full", minimumFree: .percent(100))
+        let full = try Spool(root: spool.files.root + "-full", minimumFree: .percent(100), segmentSize: 1 << 20)
         let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: sopInstanceUID)
         let reception = InstanceReception(spool: full, request: request, transferSyntaxUID: "1.2.840.10008.1.2.1",
                                           callingAETitle: "CT1", logger: Logger(label: "test"))

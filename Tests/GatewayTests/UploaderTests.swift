@@ -18,7 +18,8 @@ import Testing
         let uploader: Uploader
 
         init(destinations: [String]) throws {
-            spool = try Spool(root: NSTemporaryDirectory() + "uploader-" + UUID().uuidString, minimumFree: .bytes(0))
+            spool = try Spool(root: NSTemporaryDirectory() + "uploader-" + UUID().uuidString, minimumFree: .bytes(0),
+                              segmentSize: 1 << 20)
             var configuration = GatewayConfiguration()
             configuration.destinations = destinations.map {
                 DestinationSettings(name: $0, url: URL(string: "http://127.0.0.1:9/dicom-web")!)

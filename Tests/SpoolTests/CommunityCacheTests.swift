@@ -37,7 +37,7 @@ import Testing
     @Test func admissionMovesTheFileUnderAHashedNameAndRecordsIt() throws {
         let root = NSTemporaryDirectory() + "cache-admission-" + UUID().uuidString
         defer { try? FileManager.default.removeItem(atPath: root) }
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         try FileManager.default.createDirectory(atPath: spool.cacheStagingDirectory, withIntermediateDirectories: true)
         let staged = spool.cacheStagingDirectory + "/part-1"
         try Data("DICM".utf8).write(to: URL(fileURLWithPath: staged))

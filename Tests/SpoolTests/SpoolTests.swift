@@ -40,7 +40,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     let root = NSTemporaryDirectory() + "spool-tests-" + UUID().uuidString
 
     @Test func storedInstanceIsIndexedWithItsRangeAndHash() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let result = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         #expect(result.outcome == .stored)
         let listing = try #require(try spool.database.listInstances().first)
@@ -55,7 +55,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     }
 
     @Test func recordsFollowEachOtherInOneSegmentAndAStreamedOneHasItsOwn() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let a = try receive(spool, sop: "1.1", dataSet: "AAAA")
         let b = try receive(spool, sop: "1.2", dataSet: "BBBB")
         let big = try receive(spool, sop: "1.3", dataSet: "LARGE", streamed: true)
@@ -66,7 +66,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     }
 
     @Test func sameBytesTwiceAreADuplicateOfTheFirstCopy() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let first = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         // Sent again by another AE: another header, the same data set.
         let again = try receive(spool, sop: "1.2.3.4.5", header: "FROM-PACS-2", dataSet: "DATA", callingAE: "PACS")
@@ -76,7 +76,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     }
 
     @Test func differentBytesSupersedeThePreviousRevision() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let first = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         let second = try receive(spool, sop: "1.2.3.4.5", dataSet: "OTHER")
         #expect(second.outcome == .revised(previous: first.location, revision: 2))
@@ -87,7 +87,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     }
 
     @Test func recoveryRemovesTemporaryFilesAndUnreferencedSegments() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "KEPT")
         FileManager.default.createFile(atPath: spool.files.temporaryDirectory + "/x.part", contents: Data("PART".utf8))
         // A streamed reception cut by a crash: its segment has no record header.
@@ -95,7 +95,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
         try cut.write([ByteBuffer(string: "HALF")])
         try spool.journal.prepareSpare()
 
-        let reopened = try Spool(root: root, minimumFree: .bytes(0))
+        let reopened = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         #expect(try reopened.recover().temporary == 1)
         #expect(try reopened.unindexedJournalRecords().records.isEmpty)
         #expect(try reopened.reclaimSegments().segments == 2)  // the cut one and the unused spare
@@ -103,14 +103,14 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     }
 
     @Test func watermarkRefusesWhenFreeSpaceIsBelowIt() throws {
-        let full = try Spool(root: root, minimumFree: .percent(100))
+        let full = try Spool(root: root, minimumFree: .percent(100), segmentSize: 1 << 20)
         #expect(!full.hasRoom())
-        let roomy = try Spool(root: root + "-2", minimumFree: .bytes(1))
+        let roomy = try Spool(root: root + "-2", minimumFree: .bytes(1), segmentSize: 1 << 20)
         #expect(roomy.hasRoom())
     }
 
     @Test func readOnlyDatabaseSeesCommittedRows() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         _ = try receive(spool, sop: "1.2.3.4.5", dataSet: "DATA")
         let reader = try SpoolDatabase(readOnlyPath: "\(root)/\(Spool.databaseFileName)")
         #expect(try reader.listInstances().map(\.sopInstanceUID) == ["1.2.3.4.5"])
@@ -146,14 +146,14 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
 
     /// Everything but the journaled index rows syncs at each commit.
     @Test func theWriterSyncsEveryCommitOutsideJournaledGroups() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         _ = try receive(spool, sop: "1.2.3", dataSet: "DATA")
         #expect(try spool.database.synchronousMode() == 2)  // FULL again after the group
     }
 
     /// The index lost (a power cut undid its rows): replay finds every record past the checkpoint.
     @Test func recordsPastTheCheckpointAreFoundAgain() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let first = try receive(spool, sop: "1.1", dataSet: "ONE")
         _ = try receive(spool, sop: "1.2", dataSet: "TWO")
         #expect(try spool.unindexedJournalRecords().records.isEmpty)
@@ -167,7 +167,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
 
     /// A record whose payload was not all written (power cut before the sync) ends the scan.
     @Test func aTornRecordEndsTheScanAndIsReported() throws {
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let record = try receive(spool, sop: "1.1", dataSet: "ONE")
         try spool.database.writer.write { db in try db.execute(sql: "DELETE FROM journal_checkpoint") }
         let handle = try #require(FileHandle(forWritingAtPath: spool.files.absolutePath(record.location.relativePath)))
@@ -207,7 +207,7 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
     /// Receptions finishing together are committed in groups; every one gets its own outcome.
     @Test func concurrentReceptionsAreAllDurableAndIndexed() throws {
         let root = NSTemporaryDirectory() + "spool-group-" + UUID().uuidString
-        let spool = try Spool(root: root, minimumFree: .bytes(0))
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
         let threads = 8, perThread = 25
         let outcomes = LockedOutcomes()
         DispatchQueue.concurrentPerform(iterations: threads) { thread in

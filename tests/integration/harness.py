@@ -359,7 +359,10 @@ class GatewayConfig:
         lines += [f"{k} = {_toml_value(getattr(self, k))}" for k in dicom]
         lines += ["", "[spool]", f"path = {_toml_value(self.spool)}",
                   f"min_free = {_toml_value(self.min_free)}"]
-        lines += [f"{k} = {_toml_value(v)}" for k, v in (self.spool_extra or {}).items()]
+        # Small journal segments: every test daemon keeps three ready, and a full suite starts
+        # hundreds of daemons (64 MiB each would take tens of GB of disk).
+        spool_extra = {"segment_size": "8MiB", **(self.spool_extra or {})}
+        lines += [f"{k} = {_toml_value(v)}" for k, v in spool_extra.items()]
         lines += [""]
         if self.upload:
             lines += _toml_table("upload", self.upload)

@@ -29,6 +29,7 @@ struct DICOMClientGatewayTests {
             [spool]
             path = "\(spool.path)"
             min_free = "1%"
+            segment_size = "4MiB"
 
             """.write(to: config, atomically: true, encoding: .utf8)
         let peer = try PeerProcess(
