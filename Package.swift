@@ -70,6 +70,7 @@ let package = Package(
         .target(
             name: "Spool",
             dependencies: [
+                "CLinux",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -105,6 +106,7 @@ let package = Package(
                 .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
+        .target(name: "CLinux"),
         .systemLibrary(
             name: "CSystemd",
             pkgConfig: "libsystemd",

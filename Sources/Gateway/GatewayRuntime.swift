@@ -114,7 +114,8 @@ public final class GatewayRuntime: Sendable {
         // transfers get their grace period while uploads go on), the shared resources last.
         // The audit sender stops after everything that records acts, before the spool closes.
         let journal = JournalMaintenance(spool: spool, threadPool: threadPool, logger: logger)
-        var services: [any Service] = [resources, auditSender, journal, statusServer, uploader, withdrawals]
+        let digester = Digester(spool: spool, logger: logger)
+        var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         services.append(listener)
         self.services = services

@@ -62,6 +62,7 @@ final class GroupCommit: @unchecked Sendable {
             throw error
         }
         condition.lock()
+        waiting.append(ticket)
         appendLock.unlock()
         return (try wait(for: ticket), ticket.location)
     }
@@ -78,12 +79,31 @@ final class GroupCommit: @unchecked Sendable {
         }
         let ticket = Ticket(work: work(location), segment: segment, location: location)
         condition.lock()
+        waiting.append(ticket)
         return (try wait(for: ticket), location)
     }
 
-    /// Called with `condition` locked.
-    private func wait(for ticket: Ticket) throws -> RecordOutcome {
+    /// Finishes a record written at the journal's head and returns once it is durable and
+    /// indexed. The head is released only once the record has its place among the waiting
+    /// ones, so the head segment's records are committed in their order.
+    func commit(_ writer: JournalHeadWriter, header: JournalRecordHeader,
+                work: (JournalLocation) -> Work) throws -> (RecordOutcome, JournalLocation) {
+        let (segment, location): (JournalSegment, JournalLocation)
+        do {
+            (segment, location) = try writer.finish(header: header)
+        } catch {
+            writer.discard()
+            throw error
+        }
+        let ticket = Ticket(work: work(location), segment: segment, location: location)
+        condition.lock()
         waiting.append(ticket)
+        writer.release()
+        return (try wait(for: ticket), location)
+    }
+
+    /// Called with `condition` locked and `ticket` waiting.
+    private func wait(for ticket: Ticket) throws -> RecordOutcome {
         while ticket.result == nil {
             if leading {
                 condition.wait()

@@ -94,7 +94,9 @@ extension Spool {
                 guard bytes.count == instance.location.length else {
                     throw SpoolError(description: "\(path): instance \(instance.id) is cut short")
                 }
-                _ = try relocate(instanceID: instance.id, from: instance.location, header: instance.header,
+                var header = instance.header
+                header.checksum = .crc32c(CRC32C.checksum(bytes))
+                _ = try relocate(instanceID: instance.id, from: instance.location, header: header,
                                  payload: ByteBuffer(bytes: bytes))
                 copied += 1
             }

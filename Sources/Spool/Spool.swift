@@ -62,10 +62,12 @@ public struct Spool: Sendable {
         return available >= minimumFreeBytes &+ bytes
     }
 
-    /// A received payload: held in memory (appended whole) or already streamed into a
-    /// segment of its own (`Journal.beginStreamedRecord`).
+    /// A received payload: held in memory (appended whole), written at the journal's head as
+    /// it arrived, or streamed into a segment of its own (`Journal.beginStreamedRecord`).
     public enum Payload: Sendable {
         case inline([ByteBuffer])
+        /// Already written at the journal's head (`Journal.beginHeadRecord`).
+        case head(JournalHeadWriter)
         case streamed(JournalRecordWriter)
     }
 
@@ -79,6 +81,7 @@ public struct Spool: Sendable {
         let (outcome, location): (RecordOutcome, JournalLocation)
         switch payload {
         case .inline(let slices): (outcome, location) = try groupCommit.commit(header: header, payload: slices, work: work)
+        case .head(let writer): (outcome, location) = try groupCommit.commit(writer, header: header, work: work)
         case .streamed(let writer): (outcome, location) = try groupCommit.commit(writer, header: header, work: work)
         }
         if case .duplicate(let existing) = outcome {

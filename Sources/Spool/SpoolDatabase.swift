@@ -123,6 +123,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v6-journal") { db in
             try migrateJournal(db)
         }
+        migrator.registerMigration("v7-digest") { db in
+            try migrateDigest(db)
+        }
         return migrator
     }
 

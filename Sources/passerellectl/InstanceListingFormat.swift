@@ -35,7 +35,8 @@ enum InstanceListingFormat {
                 "path": "\(root)/\(listing.location.relativePath)",
                 "offset": listing.location.offset,
                 "size": listing.size,
-                "sha256": listing.sha256,
+                // null until computed, moments after the reception (docs/journal.md)
+                "sha256": listing.sha256.isEmpty ? NSNull() : listing.sha256 as Any,
                 "state": state(listing),
                 "revision": listing.revision,
                 "calling_ae_title": listing.callingAETitle,
@@ -57,7 +58,7 @@ enum InstanceListingFormat {
                 \(listing.sopInstanceUID)  [\(state(listing))]\(upload.isEmpty ? "" : "  " + upload.joined(separator: ", "))
                   study \(listing.studyInstanceUID)  series \(listing.seriesInstanceUID)
                   patient \(listing.patientID) (\(listing.issuerOfPatientID.isEmpty ? "no issuer" : listing.issuerOfPatientID))  \(listing.patientName ?? "")
-                  \(root)/\(listing.location.relativePath) at \(listing.location.offset)  \(listing.size) bytes  sha256 \(listing.sha256)
+                  \(root)/\(listing.location.relativePath) at \(listing.location.offset)  \(listing.size) bytes  sha256 \(listing.sha256.isEmpty ? "pending" : listing.sha256)
 
                 """
         }

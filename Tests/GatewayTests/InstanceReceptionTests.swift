@@ -63,6 +63,12 @@ import Testing
 
     var segments: [String] { spool.journal.segmentPaths() }
 
+    /// Records replay would index: a refused reception's bytes at the journal's head are
+    /// padding, never one of these.
+    var replayable: [JournalRecord] {
+        get throws { try spool.unindexedJournalRecords().records.filter { $0.header.type != .padding } }
+    }
+
     @Test func storesAValidInstanceAsPart10BytesWithTheDataSetUnchanged() throws {
         let bytes = dataSet()
         #expect(receive(bytes).status == .success)
@@ -84,7 +90,9 @@ import Testing
         bytes.moveWriterIndex(to: bytes.writerIndex - 100)
         #expect(receive(bytes).status == .cannotUnderstand)
         #expect(try spool.database.listInstances().isEmpty)
-        #expect(segments.isEmpty)  // a refused instance never reaches the journal
+        // A refused instance is never a record: what reached the journal's head is padding.
+        #expect(try replayable.isEmpty)
+        #expect(try spool.unindexedJournalRecords().records.map(\.header.type) == [.padding])
     }
 
     /// Above `Journal.inlineLimit` the data set streams into a segment of its own.
@@ -94,8 +102,10 @@ import Testing
         let listing = try #require(try spool.database.listInstances().first)
         let file = try stored(listing)
         #expect(Array(file[listing.location.dataSetOffset...]) == Array(bytes.readableBytesView))
-        #expect(segments == [listing.location.relativePath])
-        #expect(try spool.unindexedJournalRecords().records.isEmpty)
+        // Its own segment, beside the head segment where its first 4 MiB went (now padding).
+        #expect(segments.count == 2 && segments.contains(listing.location.relativePath))
+        #expect(listing.location.offset == 2 * 4096)
+        #expect(try replayable.isEmpty)
     }
 
     @Test func aLargeTruncatedInstanceIsRefusedAndItsSegmentRemoved() throws {
@@ -103,7 +113,8 @@ import Testing
         bytes.moveWriterIndex(to: bytes.writerIndex - 100)
         #expect(receive(bytes, chunk: 64 * 1024).status == .cannotUnderstand)
         #expect(try spool.database.listInstances().isEmpty)
-        #expect(segments.isEmpty)
+        #expect(segments.count == 1)  // its own segment removed, the head segment kept
+        #expect(try replayable.isEmpty)
     }
 
     /// The index lost its rows (a power cut after the acknowledgement): replay restores them
@@ -133,7 +144,7 @@ import Testing
 
     @Test func aDataSetWithoutStudyInstanceUIDIsRefused() throws {
         #expect(receive(dataSet(studyUID: nil)).status == .dataSetDoesNotMatchSOPClass)
-        #expect(segments.isEmpty)
+        #expect(try replayable.isEmpty)
     }
 
     @Test func anEmptyDataSetIsRefused() throws {
@@ -156,9 +167,40 @@ import Testing
                                           callingAETitle: "CT1", logger: Logger(label: "test"))
         let bytes = dataSet(pixels: Journal.inlineLimit + 100_000)
         reception.write([bytes.getSlice(at: 0, length: Journal.inlineLimit + 50_000)!])
-        #expect(segments.count == 1)
+        #expect(segments.count == 2)  // the head segment and its own
         reception.abandon()
-        #expect(segments.isEmpty)
+        #expect(segments.count == 1)
+        #expect(try replayable.isEmpty)
+    }
+
+    /// Two receptions at once: the first writes at the journal's head, the second holds its
+    /// bytes and appends them whole; both are stored and replay finds both.
+    @Test func concurrentReceptionsShareTheHeadAndBothAreStored() throws {
+        let other = "1.2.826.0.1.3680043.10.1.77"
+        let request = { (uid: String) in
+            CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: uid)
+        }
+        let first = InstanceReception(spool: spool, request: request(sopInstanceUID), transferSyntaxUID: "1.2.840.10008.1.2.1",
+                                      callingAETitle: "CT1", logger: Logger(label: "test"))
+        let second = InstanceReception(spool: spool, request: request(other), transferSyntaxUID: "1.2.840.10008.1.2.1",
+                                       callingAETitle: "CT2", logger: Logger(label: "test"))
+        let a = dataSet(), b = dataSet(sopInstanceUID: other)
+        first.write([a.getSlice(at: 0, length: 100)!])
+        second.write([b])
+        #expect(second.finish().status == .success)
+        first.write([a.getSlice(at: 100, length: a.readableBytes - 100)!])
+        #expect(first.finish().status == .success)
+        let listed = try spool.database.listInstances()
+        #expect(Set(listed.map(\.sopInstanceUID)) == [sopInstanceUID, other])
+        for listing in listed {
+            let file = try stored(listing)
+            let expected = listing.sopInstanceUID == other ? b : a
+            #expect(Array(file[listing.location.dataSetOffset...]) == Array(expected.readableBytesView))
+        }
+        try spool.database.writer.write { db in
+            try db.execute(sql: "DELETE FROM delivery; DELETE FROM instance; DELETE FROM journal_checkpoint")
+        }
+        #expect(try JournalReplay.run(spool: spool, logger: Logger(label: "test")).indexed == 2)
     }
 
     @Test func deflatedDataSetsAreStoredAsReceived() throws {

@@ -23,7 +23,7 @@ final class AssociationHandler: ChannelDuplexHandler {
         var artimTimeout: TimeAmount
         /// Data set bytes gathered before one hand-over to the receiver (each hand-over is a
         /// round trip to the thread pool: 128 KiB measured no faster).
-        var writeChunkSize = 512 * 1024
+        var writeChunkSize = 128 * 1024
         /// Bytes handed to the receiver and not yet written before reading pauses.
         var maximumBytesInFlight = 4 * 1024 * 1024
     }

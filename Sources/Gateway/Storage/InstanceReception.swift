@@ -1,4 +1,3 @@
-import Crypto
 import DICOMCore
 import DICOMNetwork
 import Foundation
@@ -7,11 +6,12 @@ import NIOCore
 import Spool
 
 /// Receives one C-STORE data set into the spool, honouring the durability contract: the
-/// received slices are hashed as they arrive and held (up to `Journal.inlineLimit`, beyond
-/// which they stream into a journal segment of their own); at the end the data set is walked
-/// from those same bytes (structure, SOP class/instance against the command), appended to the
-/// journal as one record and indexed; only once the journal is synced does `finish` answer
-/// success.
+/// received slices are checksummed (CRC-32C) as they arrive and written at the journal's head when it is
+/// free (else held, and appended whole at the end); beyond `Journal.inlineLimit` they stream
+/// into a journal segment of their own. The slices are also held (up to that limit) so that
+/// at the end the data set is walked from memory (structure, SOP class/instance against the
+/// command); then the record's header is written and the record indexed. Only once the
+/// journal is synced does `finish` answer success.
 final class InstanceReception: StoreReceiver, @unchecked Sendable {
     // Mutable state is touched by one thread-pool job at a time (the runtime chains them).
     private let spool: Spool
@@ -24,7 +24,10 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     private var slices: [ByteBuffer] = []
     /// Once the data set outgrows `Journal.inlineLimit`: its own segment.
     private var streamed: JournalRecordWriter?
-    private var hasher = SHA256()
+    /// While it fits: the journal's head, when this reception holds it.
+    private var head: JournalHeadWriter?
+    private var receivedAt = Date()
+    private var crc: UInt32 = 0
     private var size = 0
     private var headerSize = 0
     private var opened = false
@@ -51,7 +54,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         do {
             if !opened { try open() }
             for slice in received {
-                slice.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+                crc = slice.withUnsafeReadableBytes { CRC32C.update(crc, $0) }
                 size += slice.readableBytes
             }
             if let streamed {
@@ -59,10 +62,21 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             } else {
                 slices += received
                 if size > Journal.inlineLimit {
+                    head?.discard()
+                    head = nil
                     let writer = try spool.journal.beginStreamedRecord()
                     streamed = writer
                     try writer.write(slices)
                     slices = []
+                } else if let head {
+                    do {
+                        try head.write(received)
+                    } catch {
+                        // The head gave up (it padded what it had): append the held bytes at the end.
+                        self.head = nil
+                        logger.warning("journal head write failed, the instance will be appended whole",
+                                       metadata: ["error": "\(error)"])
+                    }
                 }
             }
         } catch let outcome as StoreOutcome {
@@ -89,9 +103,29 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             transferSyntaxUID: transferSyntax.uid,
             sourceApplicationEntityTitle: callingAETitle)
         headerSize = header.readableBytes
-        header.withUnsafeReadableBytes { hasher.update(bufferPointer: $0) }
+        crc = header.withUnsafeReadableBytes { CRC32C.update(0, $0) }
         size = headerSize
         slices = [header]
+        receivedAt = Date()
+        // The header's length is known now (its numbers are fixed-width), so its space can be
+        // reserved in front of the payload at the journal's head.
+        if let headerLength = try? recordHeader(payloadLength: 0, crc32c: 0).encoded().count,
+           let writer = spool.journal.beginHeadRecord(headerLength: headerLength) {
+            do {
+                try writer.write([header])
+                head = writer
+            } catch {
+                logger.warning("journal head write failed, the instance will be appended whole",
+                               metadata: ["error": "\(error)"])
+            }
+        }
+    }
+
+    private func recordHeader(payloadLength: Int, crc32c: UInt32) -> JournalRecordHeader {
+        InstanceRecord.header(
+            sopInstanceUID: request.affectedSOPInstanceUID, sopClassUID: request.affectedSOPClassUID,
+            transferSyntaxUID: transferSyntax?.uid ?? "", callingAETitle: callingAETitle, receivedAt: receivedAt,
+            dataSetOffset: headerSize, payloadLength: payloadLength, crc32c: crc32c)
     }
 
     func finish() -> StoreOutcome {
@@ -107,15 +141,12 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             guard spool.hasRoom() else {
                 throw StoreOutcome(status: .outOfResources, errorComment: "spool below its free-space watermark")
             }
-            let receivedAt = Date()
-            let header = InstanceRecord.header(
-                sopInstanceUID: request.affectedSOPInstanceUID, sopClassUID: request.affectedSOPClassUID,
-                transferSyntaxUID: transferSyntax.uid, callingAETitle: callingAETitle, receivedAt: receivedAt,
-                dataSetOffset: headerSize, payloadLength: size, sha256: hasher.finalize().hexString)
-            let payload: Spool.Payload = streamed.map { .streamed($0) } ?? .inline(slices)
+            let header = recordHeader(payloadLength: size, crc32c: crc)
+            let payload: Spool.Payload = streamed.map { .streamed($0) } ?? head.map { .head($0) } ?? .inline(slices)
             // The spool owns the bytes from here, whatever happens.
             slices = []
             streamed = nil
+            head = nil
             let result = try spool.store(payload, header: header) { location in
                 InstanceRecord.newInstance(header: header, location: location, attributes: attributes)
             }
@@ -135,6 +166,8 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     func abandon() {
         streamed?.discard()
         streamed = nil
+        head?.discard()
+        head = nil
         slices = []
     }
 

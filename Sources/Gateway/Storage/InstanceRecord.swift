@@ -9,8 +9,8 @@ enum InstanceRecord {
     typealias Field = JournalFields
 
     static func header(sopInstanceUID: String, sopClassUID: String, transferSyntaxUID: String, callingAETitle: String,
-                       receivedAt: Date, dataSetOffset: Int, payloadLength: Int, sha256: String) -> JournalRecordHeader {
-        JournalRecordHeader(type: .dicomInstance, payloadLength: payloadLength, sha256: sha256, fields: [
+                       receivedAt: Date, dataSetOffset: Int, payloadLength: Int, crc32c: UInt32) -> JournalRecordHeader {
+        JournalRecordHeader(type: .dicomInstance, payloadLength: payloadLength, checksum: .crc32c(crc32c), fields: [
             Field.sopInstanceUID: sopInstanceUID, Field.sopClassUID: sopClassUID,
             Field.transferSyntaxUID: transferSyntaxUID, Field.callingAETitle: callingAETitle,
             Field.receivedAt: String(receivedAt.timeIntervalSince1970), Field.dataSetOffset: String(dataSetOffset),
@@ -23,7 +23,7 @@ enum InstanceRecord {
         return NewInstance(
             sopInstanceUID: fields[Field.sopInstanceUID] ?? "", sopClassUID: fields[Field.sopClassUID] ?? "",
             transferSyntaxUID: fields[Field.transferSyntaxUID] ?? "", attributes: attributes, location: location,
-            sha256: header.sha256, callingAETitle: fields[Field.callingAETitle] ?? "",
+            sha256: header.checksum.sha256 ?? "", callingAETitle: fields[Field.callingAETitle] ?? "",
             receivedAt: Date(timeIntervalSince1970: Double(fields[Field.receivedAt] ?? "") ?? 0))
     }
 

@@ -125,8 +125,15 @@ final class DestinationUploader: Sendable {
     func send(_ chunk: [ChunkInstance], client: DICOMwebClient) async {
         var outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)] = []
         var prepared: [(instance: ChunkInstance, outgoing: OutgoingInstance)] = []
-        for instance in chunk {
+        for var instance in chunk {
             do {
+                if instance.sha256.isEmpty {
+                    // Received moments ago, not digested yet (Spool.digestPending): hash it now.
+                    let location = instance.location
+                    instance.sha256 = try Spool.sha256(of: spool.files.absolutePath(location.relativePath),
+                                                       offset: location.offset, length: location.length)
+                    try? spool.database.storeDigest(instanceID: instance.instanceID, sha256: instance.sha256)
+                }
                 let outgoing = try OutgoingInstance(instance, root: spool.files.root, issuer: issuer)
                 if let note = outgoing.notFilled {
                     logger.notice("IssuerOfPatientID not filled", metadata: [

@@ -8,7 +8,8 @@ public struct JournalRecord: Sendable, Equatable {
 }
 
 extension Journal {
-    /// The valid records of a segment from `offset` on. The scan stops at zeros (the written
+    /// The valid records of a segment from `offset` on (padding records included: their
+    /// payload is not checked). The scan stops at zeros (the written
     /// part ends) or at the first record whose header or payload does not check: a torn write,
     /// whose sender never got a success (records are written in order and one sync covers all
     /// those before it, so nothing acknowledged lies after it). `torn` says why, if so.
@@ -37,8 +38,10 @@ extension Journal {
             guard payloadOffset + header.payloadLength <= segment.capacity else {
                 return (records, "at \(offset): payload beyond the segment")
             }
-            guard try Self.sha256(of: segment, from: payloadOffset, length: header.payloadLength) == header.sha256 else {
-                return (records, "at \(offset): payload does not match its SHA-256")
+            guard try header.type == .padding
+                || Self.payloadMatches(header.checksum, segment: segment, from: payloadOffset, length: header.payloadLength)
+            else {
+                return (records, "at \(offset): payload does not match its checksum")
             }
             let location = JournalLocation(relativePath: relativePath, payloadOffset: payloadOffset,
                                            payloadLength: header.payloadLength)
@@ -48,16 +51,24 @@ extension Journal {
         return (records, nil)
     }
 
-    static func sha256(of segment: JournalSegment, from offset: Int, length: Int) throws -> String {
+    static func payloadMatches(_ checksum: PayloadChecksum, segment: JournalSegment, from offset: Int,
+                               length: Int) throws -> Bool {
         var hasher = SHA256()
+        var crc: UInt32 = 0
         var position = offset
         let end = offset + length
         while position < end {
             let chunk = try segment.read(min(1 << 20, end - position), at: position)
             guard !chunk.isEmpty else { break }
-            hasher.update(data: chunk)
+            switch checksum {
+            case .crc32c: crc = CRC32C.update(crc, chunk)
+            case .sha256: hasher.update(data: chunk)
+            }
             position += chunk.count
         }
-        return hasher.finalize().hexString
+        switch checksum {
+        case .crc32c(let expected): return position == end && crc == expected
+        case .sha256(let expected): return position == end && hasher.finalize().hexString == expected
+        }
     }
 }

@@ -39,6 +39,11 @@ public final class Journal: @unchecked Sendable {
     private let lock = NSLock()
     private var active: JournalSegment?
     private var activeEnd = 0
+    /// The segment a reception writes into as its bytes arrive (`beginHeadRecord`), its head,
+    /// and whether a reception holds it: one at a time, so its records lie back to back.
+    private var headSegment: JournalSegment?
+    private var headEnd = 0
+    private var headLeased = false
     private var spares: [JournalSegment] = []
     /// Empty files, created and their directory entry synced in advance, for streamed records.
     private var streamSpares: [JournalSegment] = []
@@ -112,6 +117,46 @@ public final class Journal: @unchecked Sendable {
         activeEnd += length
         pending[segment.relativePath, default: 0] += 1
         return (segment, location)
+    }
+
+    /// Lets one reception write its record at the head of the head segment as its bytes
+    /// arrive (the disk works while the network does; the record's sync has only the tail
+    /// left), or nil when another reception holds the head or no segment can be had: the
+    /// caller then holds the bytes and appends them whole. `headerLength` is reserved in
+    /// front of the payload (the header needs its length and hash, known at the end).
+    public func beginHeadRecord(headerLength: Int) -> JournalHeadWriter? {
+        lock.lock()
+        var notify: (@Sendable () -> Void)?
+        defer {
+            lock.unlock()
+            notify?()
+        }
+        guard !headLeased else { return nil }
+        let needed = headerLength + Self.inlineLimit
+        if headSegment == nil || headEnd + needed > headSegment!.capacity {
+            guard let segment = try? takeSpare(minimumCapacity: JournalSegment.headerSize + needed) else { return nil }
+            headSegment = segment
+            headEnd = JournalSegment.headerSize
+            notify = spareTaken
+        }
+        let segment = headSegment!
+        headLeased = true
+        pending[segment.relativePath, default: 0] += 1
+        return JournalHeadWriter(journal: self, segment: segment, start: headEnd, headerLength: headerLength)
+    }
+
+    /// The head's holder is done: the next record starts at `end`; nil when the segment
+    /// could not be written (it is sealed, the next holder takes a new one).
+    fileprivate func releaseHead(_ segment: JournalSegment, end: Int?) {
+        lock.withLock {
+            headLeased = false
+            guard headSegment === segment else { return }
+            if let end {
+                headEnd = end
+            } else {
+                headSegment = nil
+            }
+        }
     }
 
     /// A segment of its own for a record streamed as it arrives.
@@ -238,7 +283,8 @@ public final class Journal: @unchecked Sendable {
     }
 
     private func isInUse(_ relativePath: String) -> Bool {
-        active?.relativePath == relativePath || pending[relativePath] != nil
+        active?.relativePath == relativePath || headSegment?.relativePath == relativePath
+            || pending[relativePath] != nil
             || spares.contains { $0.relativePath == relativePath }
             || streamSpares.contains { $0.relativePath == relativePath }
     }
@@ -301,5 +347,79 @@ public final class JournalRecordWriter: @unchecked Sendable {
         finished = true
         journal.settled(segment.relativePath)
         journal.remove(segment.relativePath)
+    }
+}
+
+/// A record written at the journal's head as its bytes arrive (`Journal.beginHeadRecord`),
+/// in the space before the next record: payload first, the header last into the space
+/// reserved in front of it. Until the header is there the head reads as the end of the
+/// written part (zeros), so a crash meanwhile leaves a torn tail, never a record.
+public final class JournalHeadWriter: @unchecked Sendable {
+    private let journal: Journal
+    let segment: JournalSegment
+    let start: Int
+    let headerLength: Int
+    public private(set) var payloadLength = 0
+    private var released = false
+
+    var payloadOffset: Int { start + headerLength }
+
+    init(journal: Journal, segment: JournalSegment, start: Int, headerLength: Int) {
+        self.journal = journal
+        self.segment = segment
+        self.start = start
+        self.headerLength = headerLength
+    }
+
+    /// Appends payload bytes (at most `Journal.inlineLimit` in all) and starts their writeback.
+    public func write(_ slices: [ByteBuffer]) throws {
+        let count = slices.reduce(0) { $0 + $1.readableBytes }
+        guard !released, payloadLength + count <= Journal.inlineLimit else {
+            throw JournalError("a record at the journal head is limited to \(Journal.inlineLimit) bytes")
+        }
+        do {
+            try segment.write(header: [], slices: slices, at: payloadOffset + payloadLength)
+        } catch {
+            discard()
+            throw error
+        }
+        segment.startWriteback(from: payloadOffset + payloadLength, count: count)
+        payloadLength += count
+    }
+
+    /// Writes the header; the record is durable once the segment is synced. The caller
+    /// releases the head (`release`) once the record has its place in the group commit.
+    func finish(header: JournalRecordHeader) throws -> (JournalSegment, JournalLocation) {
+        guard !released, header.payloadLength == payloadLength else {
+            throw JournalError("the record's header does not describe the bytes written")
+        }
+        try segment.write(header.encoded(paddedTo: headerLength), at: start)
+        return (segment, JournalLocation(relativePath: segment.relativePath, payloadOffset: payloadOffset,
+                                         payloadLength: payloadLength))
+    }
+
+    /// The next record may start after this one.
+    func release() {
+        guard !released else { return }
+        released = true
+        journal.releaseHead(segment, end: payloadOffset + payloadLength)
+    }
+
+    /// Drops the record: what was written becomes a padding record, which replay skips, and
+    /// the head moves past it.
+    public func discard() {
+        guard !released else { return }
+        released = true
+        defer { journal.settled(segment.relativePath) }
+        guard payloadLength > 0 else {
+            journal.releaseHead(segment, end: start)
+            return
+        }
+        do {
+            try segment.write(JournalRecordHeader.padding(payloadLength).encoded(paddedTo: headerLength), at: start)
+            journal.releaseHead(segment, end: payloadOffset + payloadLength)
+        } catch {
+            journal.releaseHead(segment, end: nil)
+        }
     }
 }

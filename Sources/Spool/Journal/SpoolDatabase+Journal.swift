@@ -2,7 +2,7 @@ import Foundation
 import GRDB
 
 /// A live instance of a segment about to be compacted: where it is, and the header its copy
-/// carries (rebuilt from its row).
+/// carries (rebuilt from its row; its checksum is computed as it is copied).
 struct RelocatableInstance {
     var id: Int64
     var location: StoredLocation
@@ -102,18 +102,18 @@ extension SpoolDatabase {
     func liveInstances(inFile file: String) throws -> [RelocatableInstance] {
         try writer.read { db in
             try Row.fetchAll(db, sql: """
-                SELECT id, file_offset, size, dataset_offset, sha256, sop_instance_uid, sop_class_uid,
+                SELECT id, file_offset, size, dataset_offset, sop_instance_uid, sop_class_uid,
                        transfer_syntax_uid, calling_ae_title, received_at
                 FROM instance WHERE file_path = ? ORDER BY file_offset
                 """, arguments: [file]).map { row in
                 let dataSetOffset: Int = row[3]
-                let receivedAt: Double = row[9]
+                let receivedAt: Double = row[8]
                 return RelocatableInstance(
                     id: row[0],
                     location: StoredLocation(relativePath: file, offset: row[1], length: row[2], dataSetOffset: dataSetOffset),
-                    header: JournalRecordHeader(type: .dicomInstance, payloadLength: row[2], sha256: row[4], fields: [
-                        JournalFields.sopInstanceUID: row[5], JournalFields.sopClassUID: row[6],
-                        JournalFields.transferSyntaxUID: row[7], JournalFields.callingAETitle: row[8],
+                    header: JournalRecordHeader(type: .dicomInstance, payloadLength: row[2], checksum: .crc32c(0), fields: [
+                        JournalFields.sopInstanceUID: row[4], JournalFields.sopClassUID: row[5],
+                        JournalFields.transferSyntaxUID: row[6], JournalFields.callingAETitle: row[7],
                         JournalFields.receivedAt: String(receivedAt), JournalFields.dataSetOffset: String(dataSetOffset),
                     ]))
             }
