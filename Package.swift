@@ -160,6 +160,8 @@ let package = Package(
                 "Spool",
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOCore", package: "swift-nio"),
             ]
         ),
         .testTarget(
@@ -175,6 +177,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit", "QueryTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

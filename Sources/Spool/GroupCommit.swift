@@ -1,14 +1,17 @@
+import Dispatch
 import Foundation
 import NIOCore
 
 /// Group commit for the durability contract: one `fdatasync` of the journal covers every
-/// record appended since the previous one, across associations; then the records are indexed
-/// in one SQLite transaction that does not sync (the journal is replayed after a power cut),
-/// and only then are their senders answered.
+/// record appended since the previous one, across associations; its senders are answered as
+/// soon as it returns. The records are then indexed, in order, one SQLite transaction per
+/// group that does not sync (the journal is replayed after a power cut), on a serial queue of
+/// their own: the index is off the acknowledgement's path.
 ///
-/// The first thread to arrive leads: it takes every waiting record, syncs and indexes them,
-/// and wakes the others; records appended meanwhile form the next group. Nobody waits for a
-/// timer, so a lone reception commits at once. Callers are thread-pool threads (blocking).
+/// The first thread to arrive leads: it takes every waiting record, syncs them, hands them to
+/// the index queue and wakes the others; records appended meanwhile form the next group.
+/// Nobody waits for a timer, so a lone reception commits at once. Callers are thread-pool
+/// threads (blocking).
 final class GroupCommit: @unchecked Sendable {
     /// What a record asks of the index once it is durable.
     enum Work {
@@ -18,26 +21,46 @@ final class GroupCommit: @unchecked Sendable {
         case relocate(instanceID: Int64, from: StoredLocation, to: StoredLocation)
     }
 
-    /// One record waiting to be made durable and indexed; `result` is set by the leader.
-    final class Ticket {
+    /// One record waiting to be made durable and indexed. Its mutable state is guarded by
+    /// `condition`.
+    final class Ticket: @unchecked Sendable {
         let work: Work
         let segment: JournalSegment
         let location: JournalLocation
+        /// Called on the index queue with the row's outcome.
+        let indexed: (@Sendable (Result<RecordOutcome, any Error>) -> Void)?
+        /// Set by the leader after the sync, and by the index queue: under `condition`.
+        var durable: Result<Void, any Error>?
         var result: Result<RecordOutcome, any Error>?
 
-        init(work: Work, segment: JournalSegment, location: JournalLocation) {
+        init(work: Work, segment: JournalSegment, location: JournalLocation,
+             indexed: (@Sendable (Result<RecordOutcome, any Error>) -> Void)?) {
             self.work = work
             self.segment = segment
             self.location = location
+            self.indexed = indexed
         }
+    }
+
+    /// What `commit` waits for.
+    enum Wait {
+        /// The record is durable; `indexed` is called later, on the index queue.
+        case durable(indexed: @Sendable (Result<RecordOutcome, any Error>) -> Void)
+        /// The record is durable and indexed: `commit` returns the row's outcome.
+        case indexed
     }
 
     private let condition = NSCondition()
     private var waiting: [Ticket] = []
     private var leading = false
+    /// Records synced and not yet indexed: beyond `maximumUnindexed`, the next sync waits
+    /// (the index queue cannot keep up; memory stays bounded).
+    private var unindexed = 0
+    private let maximumUnindexed = 4096
     /// Serializes appends with their place in `waiting`: a group is a run of consecutive
     /// records, so its last one is the segment's new checkpoint.
     private let appendLock = NSLock()
+    private let indexQueue = DispatchQueue(label: "passerelle.spool.index")
     private let database: SpoolDatabase
     private let journal: Journal
     private let root: String
@@ -48,15 +71,16 @@ final class GroupCommit: @unchecked Sendable {
         self.root = root
     }
 
-    /// Appends a complete record to the active segment and returns once it is durable and indexed.
-    func commit(header: JournalRecordHeader, payload: [ByteBuffer],
-                work: (JournalLocation) -> Work) throws -> (RecordOutcome, JournalLocation) {
+    /// Appends a complete record to the active segment and returns once it is durable (and
+    /// indexed, per `wait`).
+    func commit(header: JournalRecordHeader, payload: [ByteBuffer], wait: Wait,
+                work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
         appendLock.lock()
         let ticket: Ticket
         do {
             let (segment, location) = try journal.append(header: try header.encoded(), payload: payload,
                                                          payloadLength: header.payloadLength)
-            ticket = Ticket(work: work(location), segment: segment, location: location)
+            ticket = Ticket(work: work(location), segment: segment, location: location, indexed: wait.callback)
         } catch {
             appendLock.unlock()
             throw error
@@ -64,12 +88,12 @@ final class GroupCommit: @unchecked Sendable {
         condition.lock()
         waiting.append(ticket)
         appendLock.unlock()
-        return (try wait(for: ticket), ticket.location)
+        return (try self.wait(for: ticket, until: wait), ticket.location)
     }
 
-    /// Finishes a streamed record and returns once it is durable and indexed.
-    func commit(_ writer: JournalRecordWriter, header: JournalRecordHeader,
-                work: (JournalLocation) -> Work) throws -> (RecordOutcome, JournalLocation) {
+    /// Finishes a streamed record and returns once it is durable (and indexed, per `wait`).
+    func commit(_ writer: JournalRecordWriter, header: JournalRecordHeader, wait: Wait,
+                work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
         let (segment, location): (JournalSegment, JournalLocation)
         do {
             (segment, location) = try writer.finish(header: header)
@@ -77,17 +101,17 @@ final class GroupCommit: @unchecked Sendable {
             writer.discard()
             throw error
         }
-        let ticket = Ticket(work: work(location), segment: segment, location: location)
+        let ticket = Ticket(work: work(location), segment: segment, location: location, indexed: wait.callback)
         condition.lock()
         waiting.append(ticket)
-        return (try wait(for: ticket), location)
+        return (try self.wait(for: ticket, until: wait), location)
     }
 
-    /// Finishes a record written at the journal's head and returns once it is durable and
-    /// indexed. The head is released only once the record has its place among the waiting
-    /// ones, so the head segment's records are committed in their order.
-    func commit(_ writer: JournalHeadWriter, header: JournalRecordHeader,
-                work: (JournalLocation) -> Work) throws -> (RecordOutcome, JournalLocation) {
+    /// Finishes a record written at the journal's head and returns once it is durable (and
+    /// indexed, per `wait`). The head is released only once the record has its place among
+    /// the waiting ones, so the head segment's records are committed in their order.
+    func commit(_ writer: JournalHeadWriter, header: JournalRecordHeader, wait: Wait,
+                work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
         let (segment, location): (JournalSegment, JournalLocation)
         do {
             (segment, location) = try writer.finish(header: header)
@@ -95,17 +119,22 @@ final class GroupCommit: @unchecked Sendable {
             writer.discard()
             throw error
         }
-        let ticket = Ticket(work: work(location), segment: segment, location: location)
+        let ticket = Ticket(work: work(location), segment: segment, location: location, indexed: wait.callback)
         condition.lock()
         waiting.append(ticket)
         writer.release()
-        return (try wait(for: ticket), location)
+        return (try self.wait(for: ticket, until: wait), location)
+    }
+
+    /// Returns once every record made durable before the call is indexed.
+    func waitForIndex() {
+        indexQueue.sync {}
     }
 
     /// Called with `condition` locked and `ticket` waiting.
-    private func wait(for ticket: Ticket) throws -> RecordOutcome {
-        while ticket.result == nil {
-            if leading {
+    private func wait(for ticket: Ticket, until wait: Wait) throws -> RecordOutcome? {
+        while ticket.durable == nil {
+            if leading || unindexed > maximumUnindexed {
                 condition.wait()
                 continue
             }
@@ -113,19 +142,36 @@ final class GroupCommit: @unchecked Sendable {
             let group = waiting
             waiting = []
             condition.unlock()
-            perform(group)
+            let ready = sync(group)
             condition.lock()
+            for (ticket, result) in ready { ticket.durable = result }
+            let indexable = ready.filter { (try? $0.1.get()) != nil }.map(\.0)
+            unindexed += indexable.count
             leading = false
             condition.broadcast()
+            if indexable.isEmpty {
+                for ticket in group { journal.settled(ticket.location.relativePath) }
+            } else {
+                // Handed over under the lock: groups reach the queue in the order of their syncs.
+                let failed = group.filter { ticket in !indexable.contains { $0 === ticket } }
+                indexQueue.async { [self] in index(indexable, settling: failed) }
+            }
         }
+        if case .failure(let error) = ticket.durable! {
+            condition.unlock()
+            throw error
+        }
+        guard case .indexed = wait else {
+            condition.unlock()
+            return nil
+        }
+        while ticket.result == nil { condition.wait() }
         condition.unlock()
-        // The leader wrote the result before taking the lock to wake us: it is visible here.
         return try ticket.result!.get()
     }
 
-    /// Sets every ticket's result; never throws.
-    private func perform(_ group: [Ticket]) {
-        defer { for ticket in group { journal.settled(ticket.location.relativePath) } }
+    /// Syncs every segment of the group; never throws.
+    private func sync(_ group: [Ticket]) -> [(Ticket, Result<Void, any Error>)] {
         var syncErrors: [ObjectIdentifier: any Error] = [:]
         var segments: [ObjectIdentifier: JournalSegment] = [:]
         for ticket in group { segments[ObjectIdentifier(ticket.segment)] = ticket.segment }
@@ -136,30 +182,41 @@ final class GroupCommit: @unchecked Sendable {
                 syncErrors[id] = error
             }
         }
-        var ready: [Ticket] = []
+        return group.map { ticket in
+            (ticket, syncErrors[ObjectIdentifier(ticket.segment)].map { .failure($0) } ?? .success(()))
+        }
+    }
+
+    /// On the index queue: one transaction for a durable group, its checkpoints moved past it.
+    /// A failure here leaves the records to replay at the next start (they are durable).
+    private func index(_ group: [Ticket], settling failed: [Ticket]) {
         var checkpoints: [String: Int] = [:]
         for ticket in group {
-            if let error = syncErrors[ObjectIdentifier(ticket.segment)] {
-                ticket.result = .failure(error)
-            } else {
-                ready.append(ticket)
-                checkpoints[ticket.location.relativePath] = max(checkpoints[ticket.location.relativePath] ?? 0,
-                                                               ticket.location.end)
-            }
+            checkpoints[ticket.location.relativePath] = max(checkpoints[ticket.location.relativePath] ?? 0,
+                                                           ticket.location.end)
         }
-        guard !ready.isEmpty else { return }
         let root = self.root
+        let results: [Result<RecordOutcome, any Error>]
         do {
-            let outcomes = try database.recordJournaled(ready.map(\.work), checkpoints: checkpoints) { current, new in
+            results = try database.recordJournaled(group.map(\.work), checkpoints: checkpoints) { current, new in
                 StoredLocation.sameDataSet(current, new, root: root)
             }
-            for (ticket, outcome) in zip(ready, outcomes) {
-                ticket.result = outcome
-            }
         } catch {
-            for ticket in ready {
-                ticket.result = .failure(error)
-            }
+            results = group.map { _ in .failure(error) }
         }
+        for ticket in group + failed { journal.settled(ticket.location.relativePath) }
+        condition.lock()
+        for (ticket, result) in zip(group, results) { ticket.result = result }
+        unindexed -= group.count
+        condition.broadcast()
+        condition.unlock()
+        for (ticket, result) in zip(group, results) { ticket.indexed?(result) }
+    }
+}
+
+extension GroupCommit.Wait {
+    var callback: (@Sendable (Result<RecordOutcome, any Error>) -> Void)? {
+        if case .durable(let indexed) = self { return indexed }
+        return nil
     }
 }

@@ -5,8 +5,9 @@ import NIOCore
 ///
 /// Durability contract (DESIGN.md): an instance is acknowledged only after its bytes and a
 /// self-describing record of them are on stable storage (one `fdatasync` of the journal,
-/// shared by every reception that finished meanwhile). Its row is committed right after,
-/// without a sync: after a power cut, `JournalReplay` indexes the journal's tail again.
+/// shared by every reception that finished meanwhile). Its row is committed right after, on
+/// the index queue, without a sync: after a crash, `JournalReplay` indexes the journal's
+/// tail again.
 public struct Spool: Sendable {
     public let files: FileStore
     public let database: SpoolDatabase
@@ -72,32 +73,49 @@ public struct Spool: Sendable {
     }
 
     /// Journals a complete record and indexes the instance it holds. Returns once the record
-    /// is durable and the row committed, sharing the sync with receptions finishing at the
-    /// same time (`GroupCommit`).
+    /// is durable, sharing the sync with receptions finishing at the same time
+    /// (`GroupCommit`); `indexed` is called afterwards, on the index queue, with the row's
+    /// outcome (a failure there leaves the record to replay at the next start).
+    public func store(_ payload: Payload, header: JournalRecordHeader, make: (StoredLocation) -> NewInstance,
+                      indexed: @escaping @Sendable (Result<RecordOutcome, any Error>) -> Void) throws -> StoredLocation {
+        let (_, location) = try commit(payload, header: header, wait: .durable(indexed: indexed), make: make)
+        return StoredLocation(location, dataSetOffset: header.dataSetOffset)
+    }
+
+    /// The same, returning once the instance is indexed too.
     public func store(_ payload: Payload, header: JournalRecordHeader,
                       make: (StoredLocation) -> NewInstance) throws -> SpooledInstance {
-        let dataSetOffset = Int(header.fields[JournalFields.dataSetOffset] ?? "") ?? 0
+        let (outcome, location) = try commit(payload, header: header, wait: .indexed, make: make)
+        if case .duplicate(let existing) = outcome! {
+            return SpooledInstance(outcome: outcome!, location: existing)
+        }
+        return SpooledInstance(outcome: outcome!, location: StoredLocation(location, dataSetOffset: header.dataSetOffset))
+    }
+
+    /// Returns once every instance made durable before the call is indexed.
+    public func waitForIndex() {
+        groupCommit.waitForIndex()
+    }
+
+    private func commit(_ payload: Payload, header: JournalRecordHeader, wait: GroupCommit.Wait,
+                        make: (StoredLocation) -> NewInstance) throws -> (RecordOutcome?, JournalLocation) {
+        let dataSetOffset = header.dataSetOffset
         let work = { (location: JournalLocation) in GroupCommit.Work.index(make(StoredLocation(location, dataSetOffset: dataSetOffset))) }
-        let (outcome, location): (RecordOutcome, JournalLocation)
         switch payload {
-        case .inline(let slices): (outcome, location) = try groupCommit.commit(header: header, payload: slices, work: work)
-        case .head(let writer): (outcome, location) = try groupCommit.commit(writer, header: header, work: work)
-        case .streamed(let writer): (outcome, location) = try groupCommit.commit(writer, header: header, work: work)
+        case .inline(let slices): return try groupCommit.commit(header: header, payload: slices, wait: wait, work: work)
+        case .head(let writer): return try groupCommit.commit(writer, header: header, wait: wait, work: work)
+        case .streamed(let writer): return try groupCommit.commit(writer, header: header, wait: wait, work: work)
         }
-        if case .duplicate(let existing) = outcome {
-            return SpooledInstance(outcome: outcome, location: existing)
-        }
-        return SpooledInstance(outcome: outcome, location: StoredLocation(location, dataSetOffset: dataSetOffset))
     }
 
     /// Copies a survivor of a mostly dead segment to the journal's head and moves its row
     /// there (`compactSegments`); the old bytes stay readable until the segment is deleted.
     func relocate(instanceID: Int64, from current: StoredLocation, header: JournalRecordHeader,
                   payload: ByteBuffer) throws -> RecordOutcome {
-        try groupCommit.commit(header: header, payload: [payload]) { location in
+        try groupCommit.commit(header: header, payload: [payload], wait: .indexed) { location in
             .relocate(instanceID: instanceID, from: current,
                       to: StoredLocation(location, dataSetOffset: current.dataSetOffset))
-        }.0
+        }.0!
     }
 }
 

@@ -2,6 +2,7 @@ import DICOMCore
 import DICOMNetwork
 import Foundation
 import Logging
+import NIOConcurrencyHelpers
 import NIOCore
 @testable import Spool
 import Testing
@@ -209,5 +210,17 @@ import Testing
         let listing = try #require(try spool.database.listInstances().first)
         #expect(listing.transferSyntaxUID == "1.2.840.10008.1.2.1.99")
         #expect(listing.patientName == "Dupré^Hélène")
+    }
+}
+
+extension InstanceReception {
+    /// The status, once the reception is settled (its row committed), as the association
+    /// handler sees it before a release.
+    func finish() -> StoreOutcome {
+        let done = DispatchSemaphore(value: 0)
+        let outcome = NIOLockedValueBox<StoreOutcome?>(nil)
+        finish(respond: { value in outcome.withLockedValue { $0 = value } }, settled: { done.signal() })
+        done.wait()
+        return outcome.withLockedValue { $0 }!
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import NIOConcurrencyHelpers
 import NIOCore
 import Testing
 @testable import Spool
@@ -68,6 +69,29 @@ func receive(_ spool: Spool, sop: String, header: String = "HEADER", dataSet: St
             == "b6ba09548d04a382f71fa08501bfce1387fae0fa2dd30eb657f4b4ac5b5f9163")
         #expect(try spool.database.undigestedCount() == 0)
         #expect(try spool.digestPending() == 0)
+    }
+
+    /// The acknowledgement's path: `store` returns once the record is durable; its row comes
+    /// from the index queue, which reports the outcome (here a duplicate) afterwards.
+    @Test func storeReturnsWhenDurableAndTheIndexQueueReportsTheOutcome() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
+        let first = try receive(spool, sop: "1.1", dataSet: "SAME")
+        let outcomes = NIOLockedValueBox<[RecordOutcome]>([])
+        let bytes = Array("HEADERSAME".utf8)
+        let header = JournalRecordHeader(type: .dicomInstance, payloadLength: bytes.count,
+                                         checksum: .crc32c(CRC32C.checksum(bytes)),
+                                         fields: [JournalFields.sopInstanceUID: "1.1", JournalFields.dataSetOffset: "6"])
+        let location = try spool.store(.inline([ByteBuffer(bytes: bytes)]), header: header, make: { location in
+            NewInstance(sopInstanceUID: "1.1", sopClassUID: "1.2.840.10008.5.1.4.1.1.2", transferSyntaxUID: "1.2.840.10008.1.2",
+                        attributes: IndexedAttributes(studyInstanceUID: "1.2.3", seriesInstanceUID: "1.2.3.4",
+                                                      patientID: "P1", issuerOfPatientID: "CHR"),
+                        location: location, sha256: "", callingAETitle: "CT1", receivedAt: Date())
+        }, indexed: { result in outcomes.withLockedValue { $0.append(try! result.get()) } })
+        #expect(location != first.location)
+        spool.waitForIndex()
+        #expect(outcomes.withLockedValue { $0 } == [.duplicate(existing: first.location)])
+        #expect(try spool.database.listInstances().count == 1)
+        #expect(try spool.unindexedJournalRecords().records.isEmpty)
     }
 
     /// Receptions written at the journal's head as their bytes arrive: one holder at a time,

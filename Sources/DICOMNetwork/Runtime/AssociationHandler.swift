@@ -21,9 +21,9 @@ final class AssociationHandler: ChannelDuplexHandler {
     struct Configuration: Sendable {
         var maximumPDULength: UInt32
         var artimTimeout: TimeAmount
-        /// Data set bytes gathered before one hand-over to the receiver (each hand-over is a
-        /// round trip to the thread pool: 128 KiB measured no faster).
-        var writeChunkSize = 128 * 1024
+        /// Data set bytes gathered before one hand-over to the receiver, at most: otherwise
+        /// each read burst is handed over whole (`channelReadComplete`).
+        var writeChunkSize = 1024 * 1024
         /// Bytes handed to the receiver and not yet written before reading pauses.
         var maximumBytesInFlight = 4 * 1024 * 1024
     }
@@ -47,6 +47,11 @@ final class AssociationHandler: ChannelDuplexHandler {
     private var subOperations: [UInt16: EventLoopPromise<CStoreRSP>] = [:]
     /// The future of the last PDU written (responses wait on it for flow control).
     private var lastWrite: EventLoopFuture<Void>?
+
+    /// Receptions answered but not yet settled (`StoreReceiver.finish`), and the end of the
+    /// association waiting for them.
+    private var settling = 0
+    private var pendingEnd: (() -> Void)?
 
     /// Reading is paused (backpressure); PDUs already decoded wait in `queued`.
     private var paused = false
@@ -88,11 +93,27 @@ final class AssociationHandler: ChannelDuplexHandler {
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         let pdu = unwrapInboundIn(data)
-        if paused {
+        if paused || waitsForSettling(pdu) {
             queued.append(pdu)
         } else {
             run(machine.pduReceived(pdu))
         }
+    }
+
+    /// An A-RELEASE-RQ waits until every instance received is settled (indexed): once the
+    /// sender has its A-RELEASE-RP, what it sent is listed and audited.
+    private func waitsForSettling(_ pdu: PDU) -> Bool {
+        guard case .releaseRQ = pdu, settling > 0 else { return false }
+        paused = true
+        return true
+    }
+
+    /// The end of a read burst: what it brought goes to the receiver in one hand-over. A
+    /// 512 KiB instance often arrives in a single read, and one job costs less than a chain
+    /// of them (each a round trip between the event loop and the thread pool).
+    func channelReadComplete(context: ChannelHandlerContext) {
+        if let reception, reception.gathered > 0 { flush(reception) }
+        context.fireChannelReadComplete()
     }
 
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
@@ -214,7 +235,12 @@ final class AssociationHandler: ChannelDuplexHandler {
         operations = [:]
         for operation in running { operation.cancel() }
         // (Sub-operations were failed by the machine's actions just before.)
-        provider.associationEnded(association, reason: reason)
+        // Its receptions' acts are recorded first (the audit counts them at the end).
+        if settling > 0 {
+            pendingEnd = { [provider] in provider.associationEnded(association, reason: reason) }
+        } else {
+            provider.associationEnded(association, reason: reason)
+        }
     }
 
     // MARK: Query/retrieve (from the responder, on the event loop)
@@ -312,15 +338,31 @@ final class AssociationHandler: ChannelDuplexHandler {
         let last = reception.slices.isEmpty ? nil : reception.slices
         reception.slices = []
         reception.gathered = 0
-        let finished = reception.writes.flatMap {
-            pool.runIfActive(eventLoop: eventLoop) { () -> StoreOutcome in
+        let responded = eventLoop.makePromise(of: StoreOutcome.self)
+        let settled = eventLoop.makePromise(of: Void.self)
+        reception.writes.flatMap {
+            pool.runIfActive(eventLoop: eventLoop) {
                 if let last { receiver.write(last) }
-                return receiver.finish()
+                receiver.finish(respond: { responded.succeed($0) }, settled: { settled.succeed(()) })
             }
+        }.whenFailure { error in
+            // The job never ran (the pool is stopping).
+            responded.fail(error)
+            settled.succeed(())
         }
-        // Anything after (an abandon on abort) waits for the receiver to be done finishing.
-        reception.writes = finished.map { _ in }
-        finished.assumeIsolated().whenComplete { [self] result in
+        // Anything after (an abandon on abort) waits for the receiver to be done.
+        reception.writes = settled.futureResult
+        settling += 1
+        settled.futureResult.assumeIsolated().whenComplete { [self] _ in
+            settling -= 1
+            guard settling == 0 else { return }
+            if let end = pendingEnd {
+                pendingEnd = nil
+                end()
+            }
+            resume()
+        }
+        responded.futureResult.assumeIsolated().whenComplete { [self] result in
             guard self.reception === reception else { return }
             self.reception = nil
             let outcome: StoreOutcome
@@ -349,9 +391,12 @@ final class AssociationHandler: ChannelDuplexHandler {
     private func resume() {
         guard paused else { return }
         paused = false
-        while !paused, let pdu = queued.popFirst() {
+        while !paused, let pdu = queued.first {
+            if waitsForSettling(pdu) { break }
+            queued.removeFirst()
             run(machine.pduReceived(pdu))
         }
+        if !paused, let reception, reception.gathered > 0 { flush(reception) }
         if !paused, readPending {
             readPending = false
             context.read()
@@ -379,6 +424,9 @@ public final class RefusingStoreReceiver: StoreReceiver {
     let outcome: StoreOutcome
     public init(_ outcome: StoreOutcome) { self.outcome = outcome }
     public func write(_ slices: [ByteBuffer]) {}
-    public func finish() -> StoreOutcome { outcome }
+    public func finish(respond: @escaping @Sendable (StoreOutcome) -> Void, settled: @escaping @Sendable () -> Void) {
+        respond(outcome)
+        settled()
+    }
     public func abandon() {}
 }

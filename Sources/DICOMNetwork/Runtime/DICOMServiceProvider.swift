@@ -81,8 +81,11 @@ public protocol StoreReceiver: AnyObject, Sendable {
     /// the wire (slices, not copies). Failures are remembered, not thrown: the rest of the
     /// data set still has to be read off the wire.
     func write(_ slices: [ByteBuffer])
-    /// The last bytes arrived: make the instance durable (or not) and give the status.
-    func finish() -> StoreOutcome
+    /// The last bytes arrived: make the instance durable (or refuse it). `respond` is called
+    /// once, with the status, as soon as it is known (the C-STORE-RSP goes out then);
+    /// `settled` once whatever follows is done too (the instance indexed), after `respond`.
+    /// The association's release and end wait for `settled`.
+    func finish(respond: @escaping @Sendable (StoreOutcome) -> Void, settled: @escaping @Sendable () -> Void)
     /// The association ended mid-data-set: drop everything received.
     func abandon()
 }

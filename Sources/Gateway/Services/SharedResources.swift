@@ -27,6 +27,8 @@ final class SharedResources: Service, Sendable {
             return
         }
         try? await threadPool.shutdownGracefully()
+        // The last receptions' rows (the index queue runs behind the acknowledgements).
+        spool.waitForIndex()
         do {
             try spool.database.close()
         } catch {

@@ -10,8 +10,8 @@ import Spool
 /// free (else held, and appended whole at the end); beyond `Journal.inlineLimit` they stream
 /// into a journal segment of their own. The slices are also held (up to that limit) so that
 /// at the end the data set is walked from memory (structure, SOP class/instance against the
-/// command); then the record's header is written and the record indexed. Only once the
-/// journal is synced does `finish` answer success.
+/// command); then the record's header is written. Once the journal is synced `finish`
+/// answers success; the index queue then indexes the record and the reception is settled.
 final class InstanceReception: StoreReceiver, @unchecked Sendable {
     // Mutable state is touched by one thread-pool job at a time (the runtime chains them).
     private let spool: Spool
@@ -128,13 +128,16 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             dataSetOffset: headerSize, payloadLength: payloadLength, crc32c: crc32c)
     }
 
-    func finish() -> StoreOutcome {
+    func finish(respond: @escaping @Sendable (StoreOutcome) -> Void, settled: @escaping @Sendable () -> Void) {
         if failure == nil && !opened {
             // An empty data set: open() never ran.
             fail(StoreOutcome(status: .cannotUnderstand, errorComment: "empty data set"))
         }
-        if let failure { return failure }
-        guard let transferSyntax else { return StoreOutcome(status: .processingFailure) }
+        guard failure == nil, let transferSyntax else {
+            respond(failure ?? StoreOutcome(status: .processingFailure))
+            settled()
+            return
+        }
         let started = ContinuousClock.now
         do {
             let attributes = try readAttributes(transferSyntax: transferSyntax)
@@ -147,20 +150,37 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             slices = []
             streamed = nil
             head = nil
-            let result = try spool.store(payload, header: header) { location in
+            _ = try spool.store(payload, header: header, make: { location in
                 InstanceRecord.newInstance(header: header, location: location, attributes: attributes)
-            }
-            log(result, attributes: attributes)
-            if case .duplicate = result.outcome {} else { onStored() }
-            onReceived(attributes.studyInstanceUID, attributes.patientID, attributes.issuerOfPatientID)
+            }, indexed: { [self] result in
+                indexed(result, attributes: attributes)
+                settled()
+            })
             metrics.storeDuration.record(duration: ContinuousClock.now - started)
-            return StoreOutcome(status: .success)
+            respond(StoreOutcome(status: .success))
+            return
         } catch let outcome as StoreOutcome {
             fail(outcome)
         } catch {
             fail(Self.outcome(for: error))
         }
-        return failure ?? StoreOutcome(status: .processingFailure)
+        respond(failure ?? StoreOutcome(status: .processingFailure))
+        settled()
+    }
+
+    /// On the spool's index queue, once the durable instance has its row (or not).
+    private func indexed(_ result: Result<RecordOutcome, any Error>, attributes: IndexedAttributes) {
+        switch result {
+        case .success(let outcome):
+            log(outcome, attributes: attributes)
+            if case .duplicate = outcome {} else { onStored() }
+            onReceived(attributes.studyInstanceUID, attributes.patientID, attributes.issuerOfPatientID)
+        case .failure(let error):
+            // Acknowledged and durable in the journal: the next start indexes it (replay).
+            logger.error("instance journaled but not indexed; it will be indexed at the next start", metadata: [
+                "sop_instance_uid": "\(request.affectedSOPInstanceUID)", "error": "\(error)",
+            ])
+        }
     }
 
     func abandon() {
@@ -204,13 +224,13 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         abandon()
     }
 
-    private func log(_ result: SpooledInstance, attributes: IndexedAttributes) {
+    private func log(_ outcome: RecordOutcome, attributes: IndexedAttributes) {
         let metadata: Logger.Metadata = [
             "sop_instance_uid": "\(request.affectedSOPInstanceUID)",
             "study_uid": "\(attributes.studyInstanceUID)",
             "calling_ae": "\(callingAETitle)", "bytes": "\(size)",
         ]
-        switch result.outcome {
+        switch outcome {
         case .stored:
             metrics.instancesStored.increment()
             metrics.bytesStored.increment(by: size)

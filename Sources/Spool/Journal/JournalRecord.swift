@@ -67,6 +67,9 @@ public struct JournalRecordHeader: Sendable, Equatable {
     public static let maximumLength = 64 * 1024
     static let fixedLength = 54
 
+    /// Where the data set starts in the payload (`JournalFields.dataSetOffset`), 0 if absent.
+    public var dataSetOffset: Int { Int(fields[JournalFields.dataSetOffset] ?? "") ?? 0 }
+
     /// A padding record over `payloadLength` bytes.
     public static func padding(_ payloadLength: Int) -> JournalRecordHeader {
         JournalRecordHeader(type: .padding, payloadLength: payloadLength, checksum: .crc32c(0), fields: [:])
