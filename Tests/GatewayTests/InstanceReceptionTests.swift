@@ -36,10 +36,11 @@ import Testing
     }
 
     func receive(_ bytes: ByteBuffer, chunk: Int = 1000, transferSyntax: String = "1.2.840.10008.1.2.1",
-                 into spool: Spool? = nil) -> StoreOutcome {
-        let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage, affectedSOPInstanceUID: sopInstanceUID)
+                 into spool: Spool? = nil, sop: String? = nil, sizeHint: ReceptionSizeHint = ReceptionSizeHint()) -> StoreOutcome {
+        let request = CStoreRQ(messageID: 1, affectedSOPClassUID: ctImageStorage,
+                               affectedSOPInstanceUID: sop ?? sopInstanceUID)
         let reception = InstanceReception(spool: spool ?? self.spool, request: request, transferSyntaxUID: transferSyntax,
-                                          callingAETitle: "CT1", logger: Logger(label: "test"))
+                                          callingAETitle: "CT1", logger: Logger(label: "test"), sizeHint: sizeHint)
         var bytes = bytes
         // Batches of slices, as the association handler hands them over.
         var batch: [ByteBuffer] = []
@@ -107,6 +108,23 @@ import Testing
         #expect(segments.count == 2 && segments.contains(listing.location.relativePath))
         #expect(listing.location.offset == 2 * 4096)
         #expect(try replayable.isEmpty)
+    }
+
+    /// After a large instance, the association's next one streams into a segment of its own
+    /// from its first byte: nothing of it goes to the journal's head.
+    @Test func aLargeInstanceAfterALargeOneStreamsFromItsFirstByte() throws {
+        let hint = ReceptionSizeHint()
+        let other = "1.2.826.0.1.3680043.10.1.78"
+        #expect(receive(dataSet(pixels: Journal.inlineLimit + 100_000), chunk: 64 * 1024, sizeHint: hint).status == .success)
+        #expect(hint.previous > Journal.inlineLimit)
+        let second = dataSet(sopInstanceUID: other, pixels: Journal.inlineLimit + 100_000)
+        #expect(receive(second, chunk: 64 * 1024, sop: other, sizeHint: hint).status == .success)
+        #expect(try spool.database.listInstances().count == 2)
+        try spool.database.writer.write { db in try db.execute(sql: "DELETE FROM journal_checkpoint") }
+        // One padding record: the first instance's start at the head; none for the second.
+        #expect(try spool.unindexedJournalRecords().records.filter { $0.header.type == .padding }.count == 1)
+        let listing = try #require(try spool.database.listInstances().first { $0.sopInstanceUID == other })
+        #expect(Array(try stored(listing)[listing.location.dataSetOffset...]) == Array(second.readableBytesView))
     }
 
     @Test func aLargeTruncatedInstanceIsRefusedAndItsSegmentRemoved() throws {

@@ -8,6 +8,15 @@ import Spool
 /// The site's SCP: applies the `AssociationPolicy` to associations, receives C-STORE data sets
 /// into the spool and hands query/retrieve requests to the `CommunityProxy`.
 public final class SiteServiceProvider: DICOMServiceProvider {
+    private func sizeHint(_ id: UInt64) -> ReceptionSizeHint {
+        sizeHints.withLockedValue { hints in
+            if let hint = hints[id] { return hint }
+            let hint = ReceptionSizeHint()
+            hints[id] = hint
+            return hint
+        }
+    }
+
     /// Counts each instance received (stored or a duplicate) for the association's audit rows.
     private func receivedTally(_ id: UInt64) -> @Sendable (_ study: String, _ patientID: String, _ issuer: String) -> Void {
         guard let audit else { return { _, _, _ in } }
@@ -46,6 +55,8 @@ public final class SiteServiceProvider: DICOMServiceProvider {
     private let audit: AuditTrail?
     /// Instances received per association and study, written to the audit trail when the association ends.
     private let received = NIOLockedValueBox<[UInt64: [String: ReceivedStudy]]>([:])
+    /// Per association, the size of its last instance (how the next one is written).
+    private let sizeHints = NIOLockedValueBox<[UInt64: ReceptionSizeHint]>([:])
 
     struct ReceivedStudy {
         var patient: AuditEvent.Patient
@@ -87,6 +98,7 @@ public final class SiteServiceProvider: DICOMServiceProvider {
 
     public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
         active.withLockedValue { $0 -= 1 }
+        sizeHints.withLockedValue { _ = $0.removeValue(forKey: association.id) }
         if let audit, let studies = received.withLockedValue({ $0.removeValue(forKey: association.id) }) {
             let actor = AuditEvent.Actor(aeTitle: association.callingAETitle, address: association.peer,
                                          userName: association.userName)
@@ -128,6 +140,7 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
                                  callingAETitle: association.callingAETitle, logger: logger, metrics: metrics,
+                                 sizeHint: sizeHint(association.id),
                                  onStored: instanceStored, onReceived: receivedTally(association.id))
     }
 }

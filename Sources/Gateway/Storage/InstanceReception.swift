@@ -36,11 +36,18 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
     /// Every instance received (stored or a duplicate): study, patient ID, issuer.
     private let onReceived: @Sendable (String, String, String) -> Void
 
+    /// The size of the association's previous instance: when it was over the inline limit,
+    /// this one streams into a segment of its own from its first byte (a series of CR or MG
+    /// is made of instances of one size), rather than from the journal's head.
+    private let sizeHint: ReceptionSizeHint
+
     init(spool: Spool, request: CStoreRQ, transferSyntaxUID: String, callingAETitle: String, logger: Logger,
-         metrics: StorageMetrics = StorageMetrics(), onStored: @escaping @Sendable () -> Void = {},
+         metrics: StorageMetrics = StorageMetrics(), sizeHint: ReceptionSizeHint = ReceptionSizeHint(),
+         onStored: @escaping @Sendable () -> Void = {},
          onReceived: @escaping @Sendable (String, String, String) -> Void = { _, _, _ in }) {
         self.onReceived = onReceived
         self.metrics = metrics
+        self.sizeHint = sizeHint
         self.onStored = onStored
         self.spool = spool
         self.request = request
@@ -107,6 +114,13 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
         size = headerSize
         slices = [header]
         receivedAt = Date()
+        if sizeHint.previous > Journal.inlineLimit {
+            let writer = try spool.journal.beginStreamedRecord()
+            streamed = writer
+            try writer.write(slices)
+            slices = []
+            return
+        }
         // The header's length is known now (its numbers are fixed-width), so its space can be
         // reserved in front of the payload at the journal's head.
         if let headerLength = try? recordHeader(payloadLength: 0, crc32c: 0).encoded().count,
@@ -144,6 +158,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
             guard spool.hasRoom() else {
                 throw StoreOutcome(status: .outOfResources, errorComment: "spool below its free-space watermark")
             }
+            sizeHint.previous = size
             let header = recordHeader(payloadLength: size, crc32c: crc)
             let payload: Spool.Payload = streamed.map { .streamed($0) } ?? head.map { .head($0) } ?? .inline(slices)
             // The spool owns the bytes from here, whatever happens.
@@ -256,3 +271,14 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
 }
 
 extension StoreOutcome: Error {}
+
+/// The size of the last instance an association sent (`InstanceReception`).
+final class ReceptionSizeHint: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = 0
+
+    var previous: Int {
+        get { lock.withLock { value } }
+        set { lock.withLock { value = newValue } }
+    }
+}

@@ -328,6 +328,7 @@ public final class JournalRecordWriter: @unchecked Sendable {
             try segment.allocate(upTo: max(end, segment.capacity + journal.segmentSize), zeroFill: false)
         }
         try segment.write(header: [], slices: slices, at: payloadOffset + payloadLength)
+        segment.startWriteback(from: payloadOffset + payloadLength, count: count)
         payloadLength += count
     }
 
