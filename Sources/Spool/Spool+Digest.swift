@@ -71,10 +71,11 @@ extension SpoolDatabase {
         }
     }
 
-    /// Stores digests; an instance digested meanwhile (by the uploader) keeps its own.
+    /// Stores digests; an instance digested meanwhile (by the uploader) keeps its own. Without
+    /// a WAL sync: a digest lost to a power cut is computed again.
     func storeDigests(_ digests: [(id: Int64, sha256: String)]) throws {
         guard !digests.isEmpty else { return }
-        try writer.write { db in
+        try writeBookkeeping { db in
             for (id, digest) in digests {
                 try db.execute(sql: "UPDATE instance SET sha256 = ? WHERE id = ? AND sha256 = ''",
                                arguments: [digest, id])

@@ -63,10 +63,6 @@ public final class DICOMServer: Sendable {
             // refused without CAP_NET_ADMIN): DCMTK peers stall 40 ms per message without it.
             .childChannelOption(.tcpOption(.tcp_nodelay), value: 1)
             .childChannelOption(.maxMessagesPerRead, value: 16)
-            // Reads grow up to 1 MiB (NIO's default stops at 64 KiB): a 512 KiB CT takes one or
-            // two reads, not nine trips through the pipeline.
-            .childChannelOption(.recvAllocator,
-                                value: AdaptiveRecvByteBufferAllocator(minimum: 1024, initial: 64 * 1024, maximum: 1 << 20))
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
                     let id = register(channel)
