@@ -94,17 +94,8 @@ final class GroupCommit: @unchecked Sendable {
     /// Finishes a streamed record and returns once it is durable (and indexed, per `wait`).
     func commit(_ writer: JournalRecordWriter, header: JournalRecordHeader, wait: Wait,
                 work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
-        let (segment, location): (JournalSegment, JournalLocation)
-        do {
-            (segment, location) = try writer.finish(header: header)
-        } catch {
-            writer.discard()
-            throw error
-        }
-        let ticket = Ticket(work: work(location), segment: segment, location: location, indexed: wait.callback)
-        condition.lock()
-        waiting.append(ticket)
-        return (try self.wait(for: ticket, until: wait), location)
+        try commitWritten(finish: { try writer.finish(header: header) }, discard: writer.discard, enqueued: {},
+                          wait: wait, work: work)
     }
 
     /// Finishes a record written at the journal's head and returns once it is durable (and
@@ -112,17 +103,26 @@ final class GroupCommit: @unchecked Sendable {
     /// the waiting ones, so the head segment's records are committed in their order.
     func commit(_ writer: JournalHeadWriter, header: JournalRecordHeader, wait: Wait,
                 work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
+        try commitWritten(finish: { try writer.finish(header: header) }, discard: writer.discard,
+                          enqueued: writer.release, wait: wait, work: work)
+    }
+
+    /// A record whose payload is already written: `finish` writes its header (`discard` drops
+    /// it if that fails), then it joins the waiting records (`enqueued` runs under the lock).
+    private func commitWritten(finish: () throws -> (JournalSegment, JournalLocation), discard: () -> Void,
+                               enqueued: () -> Void, wait: Wait,
+                               work: (JournalLocation) -> Work) throws -> (RecordOutcome?, JournalLocation) {
         let (segment, location): (JournalSegment, JournalLocation)
         do {
-            (segment, location) = try writer.finish(header: header)
+            (segment, location) = try finish()
         } catch {
-            writer.discard()
+            discard()
             throw error
         }
         let ticket = Ticket(work: work(location), segment: segment, location: location, indexed: wait.callback)
         condition.lock()
         waiting.append(ticket)
-        writer.release()
+        enqueued()
         return (try self.wait(for: ticket, until: wait), location)
     }
 
