@@ -6,9 +6,9 @@ import NIOCore
 import Spool
 
 /// Receives one C-STORE data set into the spool, honouring the durability contract: the
-/// received slices are checksummed (CRC-32C) as they arrive and written at the journal's head when it is
-/// free (else held, and appended whole at the end); beyond `Journal.inlineLimit` they stream
-/// into a journal segment of their own. The slices are also held (up to that limit) so that
+/// received slices are checksummed (CRC-32C) as they arrive and written at the journal's head
+/// when it is free (else held, and appended whole at the end); beyond `Journal.inlineLimit`
+/// they stream into a journal segment of their own. The slices are also held (up to that limit) so that
 /// at the end the data set is walked from memory (structure, SOP class/instance against the
 /// command); then the record's header is written. Once the journal is synced `finish`
 /// answers success; the index queue then indexes the record and the reception is settled.
@@ -79,7 +79,9 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
                     do {
                         try head.write(received)
                     } catch {
-                        // The head gave up (it padded what it had): append the held bytes at the end.
+                        // Give the head up (what it had becomes padding): the held bytes are
+                        // appended whole at the end.
+                        head.discard()
                         self.head = nil
                         logger.warning("journal head write failed, the instance will be appended whole",
                                        metadata: ["error": "\(error)"])
@@ -129,6 +131,7 @@ final class InstanceReception: StoreReceiver, @unchecked Sendable {
                 try writer.write([header])
                 head = writer
             } catch {
+                writer.discard()
                 logger.warning("journal head write failed, the instance will be appended whole",
                                metadata: ["error": "\(error)"])
             }
