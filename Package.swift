@@ -58,6 +58,16 @@ let package = Package(
             ]
         ),
         .target(
+            name: "HL7",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "Audit",
             dependencies: [
                 .product(name: "Crypto", package: "swift-crypto"),
@@ -79,7 +89,7 @@ let package = Package(
         .target(
             name: "Gateway",
             dependencies: [
-                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit",
+                "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit", "HL7",
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Crypto", package: "swift-crypto"),
                 .product(name: "NIOCore", package: "swift-nio"),
@@ -152,6 +162,16 @@ let package = Package(
                 "DICOMweb", "DICOMCore",
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
                 .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
+        .testTarget(
+            name: "HL7Tests",
+            dependencies: [
+                "HL7",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
+                .product(name: "NIOTestUtils", package: "swift-nio"),
             ]
         ),
         .testTarget(

@@ -50,6 +50,7 @@ extension GatewayConfiguration {
         if knownAEs != running.knownAEs { changed.append("ae") }
         if siteDirectory != running.siteDirectory { changed.append("site_directory") }
         if audit != running.audit { changed.append("audit") }
+        if hl7 != running.hl7 { changed.append("hl7") }
         return changed
     }
 

@@ -23,6 +23,10 @@ public struct GatewayError: Error, CustomStringConvertible {
         GatewayError(description: "cannot set up the [audit] repository: \(reason(error))")
     }
 
+    static func cannotStartHL7(_ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot set up the [hl7] listener (its TLS certificate or key?): \(reason(error))")
+    }
+
     private static func reason(_ error: any Error) -> String {
         if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
         return "\(error)"

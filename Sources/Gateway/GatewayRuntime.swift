@@ -100,15 +100,30 @@ public final class GatewayRuntime: Sendable {
                                         listeningPort: { listening.port ?? dicom.port }, registry: registry,
                                         uploader: uploader, community: community, rights: rights,
                                         activeAssociations: { provider.activeAssociations })
-        responder.audit = auditSender
         let server = DICOMServer(
             configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
                                  idleTimeout: TimeAmount(dicom.idleTimeout)),
             provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
+        var hl7: HL7Listener?
+        if let settings = configuration.hl7 {
+            do {
+                hl7 = try HL7Listener(settings: settings,
+                                      inbox: try HL7Inbox(settings: settings, spool: spool, threadPool: threadPool, logger: logger),
+                                      group: MultiThreadedEventLoopGroup.singleton, gracePeriod: shutdownGracePeriod,
+                                      logger: logger)
+            } catch {
+                try? threadPool.syncShutdownGracefully()
+                try? spool.database.close()
+                throw GatewayError.cannotStartHL7(error)
+            }
+        }
+        responder.audit = auditSender
+        if let hl7 { responder.hl7Port = { hl7.listening.port } }
         let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
                                         threadPool: threadPool, logger: logger)
         let listener = DICOMListener(server: server, configuration: configuration, spool: spool, listening: listening,
-                                     gracePeriod: shutdownGracePeriod, logger: logger, onListening: onListening,
+                                     gracePeriod: shutdownGracePeriod, logger: logger,
+                                     others: hl7.map { [$0.listening] } ?? [], onListening: onListening,
                                      onStopping: onStopping)
         // Started in this order, stopped in reverse: the DICOM port first (its running
         // transfers get their grace period while uploads go on), the shared resources last.
@@ -117,6 +132,7 @@ public final class GatewayRuntime: Sendable {
         let digester = Digester(spool: spool, logger: logger)
         var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals]
         if let community { services += [community, CacheHousekeeping(community: community)] }
+        if let hl7 { services.append(hl7) }
         services.append(listener)
         self.services = services
         self.running = NIOLockedValueBox(configuration)

@@ -19,6 +19,8 @@ final class GroupCommit: @unchecked Sendable {
         case index(NewInstance)
         /// A survivor copied forward out of a segment being reclaimed: its row moves `to` the copy.
         case relocate(instanceID: Int64, from: StoredLocation, to: StoredLocation)
+        /// An accepted HL7 message.
+        case hl7(NewHL7Message, JournalLocation)
     }
 
     /// One record waiting to be made durable and indexed. Its mutable state is guarded by
@@ -89,6 +91,52 @@ final class GroupCommit: @unchecked Sendable {
         waiting.append(ticket)
         appendLock.unlock()
         return (try self.wait(for: ticket, until: wait), ticket.location)
+    }
+
+    /// A record of a batch (`commit(batch:)`).
+    struct BatchRecord {
+        var header: JournalRecordHeader
+        var payload: [ByteBuffer]
+        var work: (JournalLocation) -> Work
+        var indexed: @Sendable (Result<RecordOutcome, any Error>) -> Void
+    }
+
+    /// Appends a batch of complete records, consecutively, and returns once they are all
+    /// durable: one caller, one wait, one sync for all (a busy HL7 listener hands its messages
+    /// over this way rather than one thread per message). Each record's result is its place,
+    /// or why it could not be appended or synced.
+    func commit(batch: [BatchRecord]) -> [Result<JournalLocation, any Error>] {
+        appendLock.lock()
+        var tickets: [Ticket?] = []
+        var results: [Result<JournalLocation, any Error>] = []
+        for record in batch {
+            do {
+                let (segment, location) = try journal.append(header: try record.header.encoded(), payload: record.payload,
+                                                             payloadLength: record.header.payloadLength)
+                tickets.append(Ticket(work: record.work(location), segment: segment, location: location,
+                                      indexed: record.indexed))
+                results.append(.success(location))
+            } catch {
+                tickets.append(nil)
+                results.append(.failure(error))
+            }
+        }
+        condition.lock()
+        let appended = tickets.compactMap { $0 }
+        waiting += appended
+        appendLock.unlock()
+        guard let last = appended.last else {
+            condition.unlock()
+            return results
+        }
+        // Groups are runs of consecutive records synced in order: the last durable, all are.
+        _ = try? wait(for: last, until: .durable(indexed: { _ in }))
+        condition.lock()
+        for (index, ticket) in tickets.enumerated() {
+            if let ticket, case .failure(let error) = ticket.durable! { results[index] = .failure(error) }
+        }
+        condition.unlock()
+        return results
     }
 
     /// Finishes a streamed record and returns once it is durable (and indexed, per `wait`).

@@ -48,8 +48,12 @@ extension Spool {
     @discardableResult
     public func reclaimSegments() throws -> (segments: Int, bytes: Int) {
         let referenced = try database.referencedFilePaths()
+        let unreferenced = journal.sealedSegments().filter { !referenced.contains($0) }
+        // Rows indexed without a sync (HL7 messages keep no reference to their record) must
+        // be durable before the record that would replay them goes.
+        if !unreferenced.isEmpty { try database.syncIndex() }
         var count = 0, bytes = 0
-        for path in journal.sealedSegments() where !referenced.contains(path) {
+        for path in unreferenced {
             var info = stat()
             let size = stat(files.absolutePath(path), &info) == 0 ? Int(info.st_size) : 0
             if journal.remove(path) {

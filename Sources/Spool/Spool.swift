@@ -12,7 +12,7 @@ public struct Spool: Sendable {
     public let files: FileStore
     public let database: SpoolDatabase
     public let journal: Journal
-    private let groupCommit: GroupCommit
+    let groupCommit: GroupCommit
     /// Below this many free bytes, receptions are refused (A700).
     public let minimumFreeBytes: UInt64
 

@@ -126,6 +126,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v7-digest") { db in
             try migrateDigest(db)
         }
+        migrator.registerMigration("v8-hl7") { db in
+            try migrateHL7(db)
+        }
         return migrator
     }
 

@@ -67,7 +67,12 @@ import Testing
         ("[audit]\nrepository = \"tls://a:6514\"\nclient_cert = \"/nonexistent.pem\"\nclient_key = \"/nonexistent.key\"\n",
          3, "cannot read /nonexistent.pem", nil),
         ("[audit]\nenabled = \"no\"\n", 2, "audit.enabled: expected true or false", nil),
-        ("[hl7]\nport = 2575\n", 1, "the HL7 v2 listener is not implemented", nil),
+        ("[hl7]\nport = 0\n", 2, "hl7.port: 0 is not a TCP port", nil),
+        ("[hl7]\nallowed_senders = [\"RIS^\"]\n", 2, "cannot read \"RIS^\"", "APPLICATION^FACILITY"),
+        ("[hl7]\nallowed_hosts = [\"10.1.2.0/33\"]\n", 2, "cannot read \"10.1.2.0/33\"", nil),
+        ("[hl7]\nmax_message_size = \"1KB\"\n", 2, "hl7.max_message_size: 1KB is out of range", nil),
+        ("[hl7]\nport = 2575\n[hl7.tls]\ncertificate = \"/nonexistent.pem\"\n", 4, "needs both certificate and key", nil),
+        ("[hl7]\n[hl7.tls]\ncertificat = \"/x.pem\"\n", 3, "unknown key 'certificat' in [hl7.tls]", "did you mean 'certificate'?"),
         ("[destinations.archive]\nurl = \"not a url\"\n", 2, "expected a URL", "https://"),
         ("[dicom]\nport = = 3\n", 2, "TOML syntax", nil),
         ("[upload]\nbandwidth = \"fast\"\n", 2, "upload.bandwidth: expected a bandwidth", "\"40Mbit\""),
@@ -299,6 +304,36 @@ import Testing
         } throws: { error in
             (error as? ConfigurationError)?.file.hasSuffix("conf.d/20-bad.toml") == true
         }
+    }
+
+    @Test func readsTheHL7Section() throws {
+        let configuration = try ConfigurationLoader.parse(text: """
+            [site]
+            emitter = "cstrs37000"
+
+            [hl7]
+            port = 2576
+            allowed_senders = ["RIS", "PAS^CHRU"]
+            allowed_hosts = ["10.1.2.0/24", "::1"]
+            max_message_size = "2MiB"
+            idle_timeout = "5m"
+            """, file: "p.toml")
+        let hl7 = try #require(configuration.hl7)
+        #expect(hl7.port == 2576)
+        #expect(hl7.bind == "0.0.0.0")
+        #expect(hl7.maxMessageSize == 2 << 20)
+        #expect(hl7.idleTimeout == .seconds(300))
+        #expect(hl7.facility == "cstrs37000")
+        #expect(hl7.allowedSenders.map(\.description) == ["RIS", "PAS^CHRU"])
+        #expect(hl7.allowedSenders[0].matches(application: "RIS", facility: "ANY"))
+        #expect(!hl7.allowedSenders[1].matches(application: "PAS", facility: "OTHER"))
+        #expect(hl7.allowedHosts[0].contains("10.1.2.77"))
+        #expect(hl7.allowedHosts[0].contains("::ffff:10.1.2.77"))
+        #expect(!hl7.allowedHosts[0].contains("10.1.3.1"))
+        #expect(hl7.allowedHosts[1].contains("::1"))
+        #expect(!hl7.allowedHosts[1].contains("127.0.0.1"))
+        #expect(try ConfigurationLoader.parse(text: "", file: "p.toml").hl7 == nil)
+        #expect(try ConfigurationLoader.parse(text: "[hl7]\n", file: "p.toml").hl7 == HL7Settings())
     }
 
     @Test func theShippedDefaultFileIsValid() throws {

@@ -43,6 +43,8 @@ struct LocatedValue {
 /// "ae.0.title" → value and location.
 struct Settings {
     private(set) var values: [String: LocatedValue] = [:]
+    /// Tables written in a file, even empty ones (`[hl7]` alone turns the listener on).
+    private(set) var tables: Set<String> = []
     private var arrayCounts: [String: Int] = [:]
 
     mutating func merge(text: String, file: String) throws(ConfigurationError) {
@@ -64,9 +66,6 @@ struct Settings {
 
     private mutating func mergeTop(key: String, value: any TOMLValueConvertible, file: String,
                                    lines: KeyLineIndex) throws(ConfigurationError) {
-        if let reason = ConfigurationSchema.notYetImplemented[key] {
-            throw ConfigurationError(file: file, line: lines.line(section: key, key: nil), message: reason)
-        }
         guard let kind = ConfigurationSchema.sections[key] else {
             throw ConfigurationError(file: file, line: lines.line(section: key, key: nil),
                                      message: "unknown section [\(key)]",
@@ -78,6 +77,7 @@ struct Settings {
                 throw ConfigurationError(file: file, line: lines.line(section: nil, key: key),
                                          message: "\(key) must be a table [\(key)]")
             }
+            tables.insert(key)
             try mergeTable(table, path: key, schema: schema, file: file, lines: lines, section: key)
         case .namedTables(let schema):
             guard let table = value.table else {
@@ -125,6 +125,12 @@ struct Settings {
             guard let value = table[key] else { continue }
             let located = LocatedValue(value: value, file: file, line: line)
             try kind.validate(located, name: "\(path).\(key)")
+            if case .table(let inner) = kind, let nested = value.table {
+                tables.insert("\(path).\(key)")
+                try mergeTable(nested, path: "\(path).\(key)", schema: inner, file: file, lines: lines,
+                               section: "\(section).\(key)")
+                continue
+            }
             values["\(path).\(key)"] = located
         }
     }

@@ -3,8 +3,10 @@ import Spool
 import TOMLKit
 
 /// The kinds of values a key may hold, each with its validation and one-line hint.
-enum ValueKind {
+enum ValueKind: Sendable {
     case string, int, bool, duration, size, watermark, bandwidth, url, file, stringArray, aeTitle, aeTitleArray
+    /// A nested table (`[hl7.tls]`), its keys checked like a section's.
+    case table([String: ValueKind])
 
     func validate(_ located: LocatedValue, name: String) throws(ConfigurationError) {
         func fail(_ message: String, _ hint: String) -> ConfigurationError {
@@ -46,6 +48,8 @@ enum ValueKind {
             guard let text = value.string, ConfigurationValues.isValidAETitle(text) else {
                 throw fail("not a valid AE title", "1 to 16 ASCII characters, no backslash")
             }
+        case .table:
+            guard value.table != nil else { throw fail("expected a table", "write it as a [section] of its own") }
         case .aeTitleArray:
             guard let array = value.array,
                   array.allSatisfy({ $0.string.map(ConfigurationValues.isValidAETitle) ?? false }) else {
@@ -55,7 +59,7 @@ enum ValueKind {
     }
 }
 
-enum SectionKind {
+enum SectionKind: Sendable {
     case table([String: ValueKind])
     case namedTables([String: ValueKind])
     case arrayOfTables([String: ValueKind])
@@ -100,12 +104,11 @@ enum ConfigurationSchema {
         "audit": .table([
             "enabled": .bool, "repository": .string, "ca": .file, "client_cert": .file, "client_key": .file,
         ]),
-    ]
-
-    /// Sections of DESIGN.md's reference that this version does not implement yet: refused with
-    /// a clear word rather than accepted and silently ignored.
-    static let notYetImplemented: [String: String] = [
-        "hl7": "the HL7 v2 listener is not implemented in this version; remove [hl7]",
+        "hl7": .table([
+            "port": .int, "bind": .string, "max_message_size": .size, "idle_timeout": .duration,
+            "application": .string, "facility": .string, "allowed_senders": .stringArray, "allowed_hosts": .stringArray,
+            "tls": .table(["certificate": .file, "key": .file, "ca": .file, "require_client_certificate": .bool]),
+        ]),
     ]
 
     /// The known key nearest to a misspelt one, if it is close enough to suggest.
@@ -198,6 +201,7 @@ extension Settings {
         try parseCommunity(into: &configuration)
         try parseAudit(into: &configuration)
         try parseRights(into: &configuration)
+        try parseHL7(into: &configuration)
         return configuration
     }
 }

@@ -57,6 +57,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var consent = ConsentSettings()
     /// `[audit]`: the audit trail and its ATNA repository.
     public var audit = AuditSettings()
+    /// `[hl7]`: the MLLP listener; nil without the section.
+    public var hl7: HL7Settings?
 
     public init() {}
 

@@ -19,9 +19,13 @@ final class DICOMListener: Service, Sendable {
     private let logger: Logger
     private let onListening: @Sendable (Int) -> Void
     private let onStopping: @Sendable () -> Void
+    /// Other listeners that must be bound before READY (the HL7 port).
+    private let others: [ListeningSignal]
 
     init(server: DICOMServer, configuration: GatewayConfiguration, spool: Spool, listening: ListeningSignal,
-         gracePeriod: Duration, logger: Logger, onListening: @escaping @Sendable (Int) -> Void, onStopping: @escaping @Sendable () -> Void) {
+         gracePeriod: Duration, logger: Logger, others: [ListeningSignal] = [],
+         onListening: @escaping @Sendable (Int) -> Void, onStopping: @escaping @Sendable () -> Void) {
+        self.others = others
         self.server = server
         self.configuration = configuration
         self.spool = spool
@@ -41,6 +45,7 @@ final class DICOMListener: Service, Sendable {
             listening.end()
             throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
         }
+        for other in others { _ = await other.wait() }
         let spooled = (try? spool.database.counts().instances) ?? 0
         logger.info("listening", metadata: [
             "ae_title": "\(dicom.aeTitle)", "community_ae_titles": "\(configuration.communities.map(\.aeTitle))",

@@ -171,6 +171,15 @@ public struct StatusReport: Codable, Sendable, Equatable {
 
     /// The audit trail and its repository queue.
     public var audit: Audit?
+    /// `[hl7]`: the MLLP listener and the messages it received.
+    public var hl7: HL7?
+
+    public struct HL7: Codable, Sendable, Equatable {
+        public var bind: String
+        public var port: Int
+        /// Per state (received, applied, waiting, failed, refused): messages in the spool.
+        public var messages: [String: Int]
+    }
 
     /// `[audit]`: the chain head and the ATNA outbox.
     public struct Audit: Codable, Sendable, Equatable {

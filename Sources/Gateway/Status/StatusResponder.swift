@@ -17,6 +17,8 @@ public struct StatusResponder: Sendable {
     let rights: PatientRights?
     /// Set by `GatewayRuntime` once the audit sender exists.
     var audit: AuditSender?
+    /// The HL7 listener's bound port, once bound.
+    var hl7Port: (@Sendable () -> Int?)?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: @escaping @Sendable () -> Int,
                 registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
@@ -115,6 +117,11 @@ public struct StatusResponder: Sendable {
             communities: try community?.status() ?? [],
             rights: try rightsStatus())
         report.audit = try audit?.status()
+        if let settings = configuration.hl7 {
+            let counts = try spool.database.hl7Counts()
+            report.hl7 = .init(bind: settings.bind, port: hl7Port?() ?? settings.port,
+                               messages: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }))
+        }
         return report
     }
 

@@ -4,12 +4,14 @@ import Logging
 import Spool
 
 /// Start-up, before anything is received: indexes the journal records past each segment's
-/// checkpoint (acknowledged instances whose rows a crash or a power cut undid), then deletes
+/// checkpoint (acknowledged instances and HL7 messages whose rows a crash or a power cut undid), then deletes
 /// the segments nothing references. The same walk as at reception, from the segment.
 enum JournalReplay {
     struct Summary: Equatable {
         var indexed = 0
         var alreadyIndexed = 0
+        /// Acknowledged HL7 messages whose rows the crash undid.
+        var hl7Indexed = 0
         var unreadable = 0
         var torn: [String] = []
         var segmentsReclaimed = 0
@@ -20,6 +22,19 @@ enum JournalReplay {
         let (records, torn) = try spool.unindexedJournalRecords()
         summary.torn = torn
         for record in records {
+            if record.header.type == .hl7Message {
+                do {
+                    if try spool.indexReplayedHL7(record) { summary.hl7Indexed += 1 }
+                } catch {
+                    summary.unreadable += 1
+                    logger.error("journal: HL7 message record cannot be indexed, skipped", metadata: [
+                        "segment": "\(record.location.relativePath)", "offset": "\(record.location.payloadOffset)",
+                        "error": "\(error)",
+                    ])
+                    try spool.skipReplayed(record)
+                }
+                continue
+            }
             guard record.header.type == .dicomInstance else {
                 try spool.skipReplayed(record)
                 continue

@@ -6,7 +6,7 @@ import NIOCore
 public enum JournalRecordType: UInt8, Sendable {
     /// A received instance: its Part-10 bytes (preamble, file meta information, data set).
     case dicomInstance = 1
-    /// Reserved for acknowledged HL7 v2 messages.
+    /// An acknowledged HL7 v2 message: its bytes as received (docs/hl7.md).
     case hl7Message = 2
     /// Bytes of a reception that was abandoned, or that outgrew the inline limit and moved to
     /// a segment of its own, while it was being written at the journal's head

@@ -41,6 +41,10 @@ extension SpoolDatabase {
                             outcome = try recordOne(instance, db: db) { sameDataSet($0, instance.location) }
                         case .relocate(let id, let from, let to):
                             outcome = try relocate(id, from: from, to: to, db: db)
+                        case .hl7(let message, let location):
+                            if try !insertHL7(message, at: location, db: db) {
+                                outcome = .duplicate(existing: StoredLocation(location, dataSetOffset: 0))
+                            }
                         }
                         return .commit
                     }

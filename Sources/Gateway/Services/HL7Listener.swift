@@ -1,0 +1,68 @@
+import HL7
+import Logging
+import NIOCore
+import NIOSSL
+import ServiceLifecycle
+
+/// The MLLP port for the site's RIS and PAS (`[hl7]`) as a `Service`: binds before the DICOM
+/// listener announces READY, serves until a graceful stop, then lets the messages in hand be
+/// acknowledged within the grace period and closes the connections (an unacknowledged message
+/// is sent again by its sender).
+final class HL7Listener: Service, Sendable {
+    private let server: MLLPServer
+    private let settings: HL7Settings
+    private let gracePeriod: Duration
+    private let logger: Logger
+    let listening = ListeningSignal()
+
+    init(settings: HL7Settings, inbox: HL7Inbox, group: any EventLoopGroup, gracePeriod: Duration,
+         logger: Logger) throws {
+        self.settings = settings
+        self.gracePeriod = gracePeriod
+        self.logger = logger
+        let tls = try settings.tls.map(Self.context)
+        server = MLLPServer(configuration: .init(host: settings.bind, port: settings.port,
+                                                 maximumMessageSize: settings.maxMessageSize,
+                                                 idleTimeout: TimeAmount(settings.idleTimeout), tls: tls),
+                            handler: inbox, group: group, logger: logger)
+    }
+
+    func run() async throws {
+        let port: Int
+        do {
+            port = try await server.start()
+        } catch {
+            listening.end()
+            throw GatewayError.cannotListen(host: settings.bind, port: settings.port, error)
+        }
+        if settings.allowedSenders.isEmpty {
+            logger.warning("hl7.allowed_senders is empty: any sending application may send messages")
+        }
+        logger.info("HL7 listening", metadata: [
+            "bind": "\(settings.bind)", "hl7_port": "\(port)", "tls": "\(settings.tls != nil)",
+            "allowed_senders": "\(settings.allowedSenders.map(\.description))",
+            "allowed_hosts": "\(settings.allowedHosts.map(\.description))",
+        ])
+        listening.bound(port: port)
+        try? await gracefulShutdown()
+        logger.info("HL7 stopping: no new connections, acknowledging the messages in hand")
+        await server.shutdown(gracePeriod: gracePeriod)
+        listening.end()
+    }
+
+    /// The listener's TLS context (BCP 195: TLS 1.2 and later).
+    static func context(_ tls: ListenerTLS) throws -> NIOSSLContext {
+        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
+        // Read as PEM whatever its extension (NIOSSL takes a ".key" file for DER).
+        let key = try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)
+        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
+        configuration.minimumTLSVersion = .tlsv12
+        // NIOSSL has no "ask but do not require": a client certificate is checked only when
+        // required (against `ca`; a client's host name means nothing to a server).
+        if tls.requireClientCertificate, let ca = tls.caFile {
+            configuration.trustRoots = .file(ca)
+            configuration.certificateVerification = .noHostnameVerification
+        }
+        return try NIOSSLContext(configuration: configuration)
+    }
+}
