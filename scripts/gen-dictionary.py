@@ -55,6 +55,16 @@ CURATED_KEYWORDS = [
     "SamplesPerPixel", "PhotometricInterpretation", "NumberOfFrames", "Rows", "Columns",
     "BitsAllocated", "BitsStored", "HighBit", "PixelRepresentation", "PixelData",
     "FloatPixelData", "DoubleFloatPixelData", "DataSetTrailingPadding",
+    # Reports made from HL7 (Basic Text SR, PS3.3 A.35.1; Encapsulated PDF, A.45.1)
+    "InstanceCreationDate", "InstanceCreationTime", "ContentDate", "ContentTime", "Manufacturer",
+    "ReferencedPerformedProcedureStepSequence", "CompletionFlag", "VerificationFlag",
+    "VerifyingObserverSequence", "VerifyingObserverName", "VerifyingObserverIdentificationCodeSequence",
+    "VerifyingOrganization", "VerificationDateTime", "PerformedProcedureCodeSequence",
+    "PredecessorDocumentsSequence", "ReferencedSeriesSequence", "ValueType", "ConceptNameCodeSequence",
+    "CodeValue", "CodingSchemeDesignator", "CodeMeaning", "ContinuityOfContent", "ContentSequence",
+    "RelationshipType", "TextValue", "PersonName", "ContentTemplateSequence", "MappingResource",
+    "TemplateIdentifier", "ConversionType", "BurnedInAnnotation", "DocumentTitle",
+    "MIMETypeOfEncapsulatedDocument", "EncapsulatedDocument", "AcquisitionDateTime",
     # Delimiters, PS3.5 §7.5
     "Item", "ItemDelimitationItem", "SequenceDelimitationItem",
 ]
@@ -67,6 +77,8 @@ CURATED_SOP_CLASSES = [
     "PatientRootQueryRetrieveInformationModelGet",
     "StudyRootQueryRetrieveInformationModelFind", "StudyRootQueryRetrieveInformationModelMove",
     "StudyRootQueryRetrieveInformationModelGet",
+    # Reports made from HL7 ORU^R01
+    "BasicTextSRStorage", "EncapsulatedPDFStorage",
 ]
 
 

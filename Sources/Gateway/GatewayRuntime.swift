@@ -105,10 +105,15 @@ public final class GatewayRuntime: Sendable {
                                  idleTimeout: TimeAmount(dicom.idleTimeout)),
             provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
         var hl7: HL7Listener?
+        var bridge: HL7Bridge?
         if let settings = configuration.hl7 {
             do {
+                let applier = HL7Bridge(settings: settings, site: configuration.site, spool: spool, threadPool: threadPool,
+                                        logger: logger, instanceStored: { uploader.instanceArrived() })
+                bridge = applier
                 hl7 = try HL7Listener(settings: settings,
-                                      inbox: try HL7Inbox(settings: settings, spool: spool, threadPool: threadPool, logger: logger),
+                                      inbox: try HL7Inbox(settings: settings, spool: spool, threadPool: threadPool,
+                                                          logger: logger, accepted: { applier.wakeup.signal() }),
                                       group: MultiThreadedEventLoopGroup.singleton, gracePeriod: shutdownGracePeriod,
                                       logger: logger)
             } catch {
@@ -132,7 +137,7 @@ public final class GatewayRuntime: Sendable {
         let digester = Digester(spool: spool, logger: logger)
         var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals]
         if let community { services += [community, CacheHousekeeping(community: community)] }
-        if let hl7 { services.append(hl7) }
+        if let hl7, let bridge { services += [bridge, hl7] }
         services.append(listener)
         self.services = services
         self.running = NIOLockedValueBox(configuration)

@@ -91,3 +91,53 @@ def frame(message: bytes) -> bytes:
 def unframe(data: bytes) -> bytes:
     assert data.startswith(SB) and data.endswith(EB + CR), data[:80]
     return data[1:-2]
+
+
+def oru_r01(control_id: str, *, patient_id: str, issuer: str, study_uid: str | None = None,
+            accession: str = "ACC0001", status: str = "F", lines: list[str] | None = None,
+            pdf: bytes | None = None, sender: tuple[str, str] = ("RIS", "CHRU"), version: str = "2.5",
+            charset: str | None = "UNICODE UTF-8") -> str:
+    """A radiology report as the RIS sends it: the report text in OBX TX lines (or a PDF in an
+    OBX of type ED, base64), OBR-3 the filler order number (the accession number), ZDS-1 the
+    Study Instance UID when known (IHE Radiology), OBR-32 the interpreter, OBX-16 the verifier."""
+    import base64
+    msh18 = f"||||||{charset}" if charset else ""
+    segments = [
+        f"MSH|^~\\&|{sender[0]}|{sender[1]}|PASSERELLE|SITE|20261207110000||ORU^R01^ORU_R01|{control_id}|P|{version}{msh18}",
+        f"PID|1||{patient_id}^^^{issuer}^PI||DUPONT^JEAN||19700101|F",
+        f"OBR|1|PL{accession}|{accession}|CTTHO^Scanner thoracique|||20240115101500|||||||||||||||20240115120000"
+        f"|||{status}|||||||MD001&MARTIN&Claire",
+    ]
+    if study_uid:
+        segments.append(f"ZDS|{study_uid}^PASSERELLE^Application^DICOM")
+    if pdf is not None:
+        segments.append("OBX|1|ED|PDF^Report||^application^pdf^Base64^" + base64.b64encode(pdf).decode()
+                        + f"||||||{status}|||||MD001^MARTIN^Claire")
+    else:
+        for i, line in enumerate(lines or ["Pas d'anomalie."], start=1):
+            segments.append(f"OBX|{i}|TX|GDT^Report||{line}||||||{status}|||||MD001^MARTIN^Claire")
+    return "\r".join(segments) + "\r"
+
+
+def minimal_pdf(text: str = "Compte rendu") -> bytes:
+    """A small valid PDF (one page, one line of text), offsets computed."""
+    objects = [
+        b"<< /Type /Catalog /Pages 2 0 R >>",
+        b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+        b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 595 842] /Contents 4 0 R "
+        b"/Resources << /Font << /F1 5 0 R >> >> >>",
+        None,
+        b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>",
+    ]
+    stream = f"BT /F1 18 Tf 72 760 Td ({text}) Tj ET".encode()
+    objects[3] = b"<< /Length " + str(len(stream)).encode() + b" >>\nstream\n" + stream + b"\nendstream"
+    out = b"%PDF-1.4\n"
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += f"{number} 0 obj\n".encode() + body + b"\nendobj\n"
+    xref = len(out)
+    out += f"xref\n0 {len(objects) + 1}\n0000000000 65535 f \n".encode()
+    out += b"".join(f"{o:010d} 00000 n \n".encode() for o in offsets)
+    out += f"trailer\n<< /Size {len(objects) + 1} /Root 1 0 R >>\nstartxref\n{xref}\n%%EOF\n".encode()
+    return out

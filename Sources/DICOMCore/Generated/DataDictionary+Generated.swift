@@ -5377,6 +5377,76 @@ extension Tag {
     public static let doubleFloatPixelData = Tag(0x7FE0, 0x0009)
     /// Data Set Trailing Padding — PS3.6
     public static let dataSetTrailingPadding = Tag(0xFFFC, 0xFFFC)
+    /// Instance Creation Date — PS3.6
+    public static let instanceCreationDate = Tag(0x0008, 0x0012)
+    /// Instance Creation Time — PS3.6
+    public static let instanceCreationTime = Tag(0x0008, 0x0013)
+    /// Content Date — PS3.6
+    public static let contentDate = Tag(0x0008, 0x0023)
+    /// Content Time — PS3.6
+    public static let contentTime = Tag(0x0008, 0x0033)
+    /// Manufacturer — PS3.6
+    public static let manufacturer = Tag(0x0008, 0x0070)
+    /// Referenced Performed Procedure Step Sequence — PS3.6
+    public static let referencedPerformedProcedureStepSequence = Tag(0x0008, 0x1111)
+    /// Completion Flag — PS3.6
+    public static let completionFlag = Tag(0x0040, 0xA491)
+    /// Verification Flag — PS3.6
+    public static let verificationFlag = Tag(0x0040, 0xA493)
+    /// Verifying Observer Sequence — PS3.6
+    public static let verifyingObserverSequence = Tag(0x0040, 0xA073)
+    /// Verifying Observer Name — PS3.6
+    public static let verifyingObserverName = Tag(0x0040, 0xA075)
+    /// Verifying Observer Identification Code Sequence — PS3.6
+    public static let verifyingObserverIdentificationCodeSequence = Tag(0x0040, 0xA088)
+    /// Verifying Organization — PS3.6
+    public static let verifyingOrganization = Tag(0x0040, 0xA027)
+    /// Verification DateTime — PS3.6
+    public static let verificationDateTime = Tag(0x0040, 0xA030)
+    /// Performed Procedure Code Sequence — PS3.6
+    public static let performedProcedureCodeSequence = Tag(0x0040, 0xA372)
+    /// Predecessor Documents Sequence — PS3.6
+    public static let predecessorDocumentsSequence = Tag(0x0040, 0xA360)
+    /// Referenced Series Sequence — PS3.6
+    public static let referencedSeriesSequence = Tag(0x0008, 0x1115)
+    /// Value Type — PS3.6
+    public static let valueType = Tag(0x0040, 0xA040)
+    /// Concept Name Code Sequence — PS3.6
+    public static let conceptNameCodeSequence = Tag(0x0040, 0xA043)
+    /// Code Value — PS3.6
+    public static let codeValue = Tag(0x0008, 0x0100)
+    /// Coding Scheme Designator — PS3.6
+    public static let codingSchemeDesignator = Tag(0x0008, 0x0102)
+    /// Code Meaning — PS3.6
+    public static let codeMeaning = Tag(0x0008, 0x0104)
+    /// Continuity Of Content — PS3.6
+    public static let continuityOfContent = Tag(0x0040, 0xA050)
+    /// Content Sequence — PS3.6
+    public static let contentSequence = Tag(0x0040, 0xA730)
+    /// Relationship Type — PS3.6
+    public static let relationshipType = Tag(0x0040, 0xA010)
+    /// Text Value — PS3.6
+    public static let textValue = Tag(0x0040, 0xA160)
+    /// Person Name — PS3.6
+    public static let personName = Tag(0x0040, 0xA123)
+    /// Content Template Sequence — PS3.6
+    public static let contentTemplateSequence = Tag(0x0040, 0xA504)
+    /// Mapping Resource — PS3.6
+    public static let mappingResource = Tag(0x0008, 0x0105)
+    /// Template Identifier — PS3.6
+    public static let templateIdentifier = Tag(0x0040, 0xDB00)
+    /// Conversion Type — PS3.6
+    public static let conversionType = Tag(0x0008, 0x0064)
+    /// Burned In Annotation — PS3.6
+    public static let burnedInAnnotation = Tag(0x0028, 0x0301)
+    /// Document Title — PS3.6
+    public static let documentTitle = Tag(0x0042, 0x0010)
+    /// MIME Type of Encapsulated Document — PS3.6
+    public static let mimeTypeOfEncapsulatedDocument = Tag(0x0042, 0x0012)
+    /// Encapsulated Document — PS3.6
+    public static let encapsulatedDocument = Tag(0x0042, 0x0011)
+    /// Acquisition DateTime — PS3.6
+    public static let acquisitionDateTime = Tag(0x0008, 0x002A)
     /// Item — PS3.6
     public static let item = Tag(0xFFFE, 0xE000)
     /// Item Delimitation Item — PS3.6

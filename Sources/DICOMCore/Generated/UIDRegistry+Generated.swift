@@ -501,6 +501,10 @@ extension UIDRegistry {
     public static let studyRootQueryRetrieveInformationModelMoveSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.2"
     /// Study Root Query/Retrieve Information Model - GET — PS3.6 Annex A
     public static let studyRootQueryRetrieveInformationModelGetSOPClassUID = "1.2.840.10008.5.1.4.1.2.2.3"
+    /// Basic Text SR Storage — PS3.6 Annex A
+    public static let basicTextSRStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.88.11"
+    /// Encapsulated PDF Storage — PS3.6 Annex A
+    public static let encapsulatedPDFStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.104.1"
 
     /// Every Storage SOP Class of PS3.4 Annex B, retired ones included (204).
     public static let storageSOPClassUIDs: Set<String> = [

@@ -1,3 +1,4 @@
+import DICOMCore
 import Foundation
 import Spool
 import TOMLKit
@@ -70,7 +71,7 @@ enum ConfigurationSchema {
     static let sections: [String: SectionKind] = [
         "site": .table([
             "id": .int, "emitter": .string, "name": .string,
-            "issuer_of_patient_id": .string, "issuer_oid": .string,
+            "issuer_of_patient_id": .string, "issuer_oid": .string, "uid_root": .string,
         ]),
         "dicom": .table([
             "ae_title": .aeTitle, "port": .int, "bind": .string, "allowed_calling_aets": .aeTitleArray,
@@ -107,6 +108,7 @@ enum ConfigurationSchema {
         "hl7": .table([
             "port": .int, "bind": .string, "max_message_size": .size, "idle_timeout": .duration,
             "application": .string, "facility": .string, "allowed_senders": .stringArray, "allowed_hosts": .stringArray,
+            "accession_number": .string, "report_wait": .duration,
             "tls": .table(["certificate": .file, "key": .file, "ca": .file, "require_client_certificate": .bool]),
         ]),
     ]
@@ -145,6 +147,13 @@ extension Settings {
         configuration.site.name = self["site.name"]?.value.string
         configuration.site.issuerOfPatientID = self["site.issuer_of_patient_id"]?.value.string
         configuration.site.issuerOID = self["site.issuer_oid"]?.value.string
+        if let root = self["site.uid_root"]?.value.string {
+            guard UID.isValid(root), root.count <= 40 else {
+                throw error("site.uid_root", "\"\(root)\" is not a UID root",
+                            hint: "digits and dots, at most 40 characters (the rest of the 64 names each object), e.g. \"1.2.250.1.999.1\"")
+            }
+            configuration.site.uidRoot = root
+        }
 
         if let title = self["dicom.ae_title"]?.value.string {
             configuration.dicom.aeTitle = title.trimmingCharacters(in: .whitespaces)

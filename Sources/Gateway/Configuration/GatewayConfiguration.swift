@@ -10,6 +10,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         public var name: String?
         public var issuerOfPatientID: String?
         public var issuerOID: String?
+        /// Roots the UIDs Passerelle creates (reports); nil: `2.25.` UUID-derived UIDs.
+        public var uidRoot: String?
     }
 
     public struct DICOM: Sendable, Equatable {

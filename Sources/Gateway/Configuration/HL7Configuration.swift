@@ -18,6 +18,11 @@ public struct HL7Settings: Sendable, Equatable {
     public var allowedHosts: [AddressRange] = []
     /// TLS on the listener.
     public var tls: ListenerTLS?
+    /// Where an ORU^R01 carries the accession number of its study, when it has no ZDS-1
+    /// (Study Instance UID): OBR-3 (filler order number, the default) or OBR-18.
+    public var accessionField = 3
+    /// How long a report may wait for its study before it is given up (`failed`).
+    public var reportWait: Duration = .seconds(7 * 86_400)
 }
 
 /// One `allowed_senders` entry.
@@ -91,6 +96,16 @@ extension Settings {
                             hint: "an address or a network: \"10.1.2.3\", \"10.1.2.0/24\", \"::1\"")
             }
             hl7.allowedHosts.append(range)
+        }
+        if let field = self["hl7.accession_number"]?.value.string {
+            switch field.uppercased() {
+            case "OBR-3": hl7.accessionField = 3
+            case "OBR-18": hl7.accessionField = 18
+            default: throw error("hl7.accession_number", "\"\(field)\" is not OBR-3 nor OBR-18", hint: "\"OBR-3\" (filler order number) or \"OBR-18\"")
+            }
+        }
+        if let text = self["hl7.report_wait"]?.value.string, let duration = ConfigurationValues.duration(text) {
+            hl7.reportWait = duration
         }
         hl7.tls = try parseListenerTLS(prefix: "hl7.tls")
         configuration.hl7 = hl7

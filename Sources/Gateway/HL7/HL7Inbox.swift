@@ -49,7 +49,12 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
         var controlID: String
     }
 
-    init(settings: HL7Settings, spool: Spool, threadPool: NIOThreadPool, logger: Logger) throws {
+    /// Called once an accepted message's row is indexed (the bridge applies it).
+    private let accepted: @Sendable () -> Void
+
+    init(settings: HL7Settings, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
+         accepted: @escaping @Sendable () -> Void = {}) throws {
+        self.accepted = accepted
         self.settings = settings
         self.spool = spool
         self.threadPool = threadPool
@@ -173,6 +178,7 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
             }
             let results = spool.journalHL7(batch: accepted.map(\.1)) { [self] index, result in
                 _ = state.withLockedValue { $0.unindexed.removeValue(forKey: keys[index]) }
+                if case .success(true) = result { self.accepted() }
                 if case .failure(let error) = result {
                     logger.error("HL7 message durable but not indexed: indexed again at the next start",
                                  metadata: ["hl7_control_id": "\(keys[index].controlID)", "error": "\(error)"])

@@ -130,6 +130,18 @@ extension SpoolDatabase {
             CREATE UNIQUE INDEX hl7_message_sender_control
                 ON hl7_message (sending_application, sending_facility, control_id) WHERE state <> 'refused';
             CREATE INDEX hl7_message_state ON hl7_message (state, id);
+            CREATE TABLE hl7_report (
+                id INTEGER PRIMARY KEY,
+                hl7_message_ref INTEGER NOT NULL REFERENCES hl7_message(id),
+                study_instance_uid TEXT NOT NULL,
+                filler_order_number TEXT NOT NULL,
+                result_status TEXT NOT NULL,
+                sop_class_uid TEXT NOT NULL,
+                sop_instance_uid TEXT NOT NULL UNIQUE,
+                series_instance_uid TEXT NOT NULL,
+                created_at REAL NOT NULL
+            );
+            CREATE INDEX hl7_report_study ON hl7_report (study_instance_uid, filler_order_number);
             """)
     }
 
@@ -183,6 +195,65 @@ extension SpoolDatabase {
                 SELECT sending_application, sending_facility, control_id FROM hl7_message WHERE state <> 'refused'
                 """)
             while let row = try rows.next() { body(row[0], row[1], row[2]) }
+        }
+    }
+
+    /// The accepted messages of these types still to apply (`received`, `waiting`), oldest first.
+    public func hl7MessagesToApply(types: [String]) throws -> [HL7MessageRow] {
+        try writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT \(Self.hl7Columns) FROM hl7_message
+                WHERE state IN ('received', 'waiting') AND message_type IN (\(types.map { _ in "?" }.joined(separator: ", ")))
+                ORDER BY id
+                """, arguments: StatementArguments(types)).map(Self.hl7Row)
+        }
+    }
+
+    /// The studies of the spool a report may belong to, with their patient, by Study Instance
+    /// UID or by accession number.
+    public func reportStudies(studyInstanceUID: String?, accessionNumber: String?) throws -> [ReportStudy] {
+        try writer.read { db in
+            let (condition, key) = studyInstanceUID.map { ("s.study_instance_uid = ?", $0) }
+                ?? ("s.accession_number = ?", accessionNumber ?? "")
+            return try Row.fetchAll(db, sql: """
+                SELECT s.study_instance_uid, p.patient_id, p.issuer_of_patient_id, p.patient_name, p.birth_date, p.sex,
+                       s.study_date, s.study_time, s.accession_number, s.study_description
+                FROM study s JOIN patient p ON p.id = s.patient_ref
+                WHERE \(condition) AND EXISTS (SELECT 1 FROM series r JOIN instance i ON i.series_ref = r.id WHERE r.study_ref = s.id)
+                """, arguments: [key]).map { row in
+                ReportStudy(studyInstanceUID: row[0], patientID: row[1], issuerOfPatientID: row[2], patientName: row[3],
+                            patientBirthDate: row[4], patientSex: row[5], studyDate: row[6], studyTime: row[7],
+                            accessionNumber: row[8], studyDescription: row[9])
+            }
+        }
+    }
+
+    /// Marks a message applied and records the report instance it became, in one transaction.
+    public func recordHL7Report(_ report: HL7ReportRecord, messageID: Int64, detail: String, at date: Date = Date()) throws {
+        try writer.write { db in
+            try db.execute(sql: """
+                INSERT INTO hl7_report (hl7_message_ref, study_instance_uid, filler_order_number, result_status,
+                    sop_class_uid, sop_instance_uid, series_instance_uid, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+                """, arguments: [messageID, report.studyInstanceUID, report.fillerOrderNumber, report.resultStatus,
+                                 report.sopClassUID, report.sopInstanceUID, report.seriesInstanceUID,
+                                 date.timeIntervalSince1970])
+            try db.execute(sql: "UPDATE hl7_message SET state = 'applied', detail = ?, updated_at = ? WHERE id = ?",
+                           arguments: [detail, date.timeIntervalSince1970, messageID])
+        }
+    }
+
+    /// The last report instance made for this study and order (the predecessor of a correction).
+    public func latestHL7Report(studyInstanceUID: String, fillerOrderNumber: String) throws -> HL7ReportRecord? {
+        try writer.read { db in
+            try Row.fetchOne(db, sql: """
+                SELECT study_instance_uid, filler_order_number, result_status, sop_class_uid, sop_instance_uid,
+                       series_instance_uid
+                FROM hl7_report WHERE study_instance_uid = ? AND filler_order_number = ? ORDER BY id DESC LIMIT 1
+                """, arguments: [studyInstanceUID, fillerOrderNumber]).map { row in
+                HL7ReportRecord(studyInstanceUID: row[0], fillerOrderNumber: row[1], resultStatus: row[2],
+                                sopClassUID: row[3], sopInstanceUID: row[4], seriesInstanceUID: row[5])
+            }
         }
     }
 
@@ -245,5 +316,54 @@ extension SpoolDatabase {
                              state: HL7MessageState(rawValue: state) ?? .received, detail: row[9],
                              message: Array(message), acknowledgment: Array(acknowledgment),
                              journalSegment: row[12], journalOffset: row[13])
+    }
+}
+
+/// A study of the spool, as a report made for it repeats it (patient and general study modules).
+public struct ReportStudy: Sendable, Equatable {
+    public var studyInstanceUID: String
+    public var patientID: String
+    public var issuerOfPatientID: String
+    public var patientName: String?
+    public var patientBirthDate: String?
+    public var patientSex: String?
+    public var studyDate: String?
+    public var studyTime: String?
+    public var accessionNumber: String?
+    public var studyDescription: String?
+
+    public init(studyInstanceUID: String, patientID: String, issuerOfPatientID: String, patientName: String?,
+                patientBirthDate: String?, patientSex: String?, studyDate: String?, studyTime: String?,
+                accessionNumber: String?, studyDescription: String?) {
+        self.studyInstanceUID = studyInstanceUID
+        self.patientID = patientID
+        self.issuerOfPatientID = issuerOfPatientID
+        self.patientName = patientName
+        self.patientBirthDate = patientBirthDate
+        self.patientSex = patientSex
+        self.studyDate = studyDate
+        self.studyTime = studyTime
+        self.accessionNumber = accessionNumber
+        self.studyDescription = studyDescription
+    }
+}
+
+/// A report instance made from an ORU^R01.
+public struct HL7ReportRecord: Sendable, Equatable {
+    public var studyInstanceUID: String
+    public var fillerOrderNumber: String
+    public var resultStatus: String
+    public var sopClassUID: String
+    public var sopInstanceUID: String
+    public var seriesInstanceUID: String
+
+    public init(studyInstanceUID: String, fillerOrderNumber: String, resultStatus: String, sopClassUID: String,
+                sopInstanceUID: String, seriesInstanceUID: String) {
+        self.studyInstanceUID = studyInstanceUID
+        self.fillerOrderNumber = fillerOrderNumber
+        self.resultStatus = resultStatus
+        self.sopClassUID = sopClassUID
+        self.sopInstanceUID = sopInstanceUID
+        self.seriesInstanceUID = seriesInstanceUID
     }
 }

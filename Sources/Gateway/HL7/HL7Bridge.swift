@@ -1,0 +1,160 @@
+import DICOMCore
+import Foundation
+import HL7
+import Logging
+import NIOCore
+import NIOPosix
+import ServiceLifecycle
+import Spool
+
+/// Applies the accepted HL7 messages, in the order they were received: an ORU^R01 becomes a
+/// report instance of its study (docs/hl7.md), which then goes out like any received
+/// instance. A report whose study is not in the spool yet waits — `waiting`, with the
+/// reason — until the study arrives or `[hl7] report_wait` passes (`failed`). Identity
+/// updates (ADT) stay `received`: carrying them to the data center is the next step.
+final class HL7Bridge: Service, Sendable {
+    private let settings: HL7Settings
+    private let site: GatewayConfiguration.Site
+    private let spool: Spool
+    private let threadPool: NIOThreadPool
+    private let logger: Logger
+    private let instanceStored: @Sendable () -> Void
+    private let uids: UIDGenerator
+    /// Signalled when a message is accepted and when instances arrive (a waiting report's study).
+    let wakeup = Wakeup()
+
+    static let appliedTypes = ["ORU^R01"]
+
+    init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
+         instanceStored: @escaping @Sendable () -> Void) {
+        self.settings = settings
+        self.site = site
+        self.spool = spool
+        self.threadPool = threadPool
+        self.logger = logger
+        self.instanceStored = instanceStored
+        self.uids = UIDGenerator(root: site.uidRoot)
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { [self] in
+            while !Task.isCancelled {
+                var waiting = false
+                do {
+                    waiting = try await threadPool.runIfActive { [self] in applyPending() }
+                } catch {
+                    if !Task.isCancelled { logger.warning("HL7: cannot apply messages", metadata: ["error": "\(error)"]) }
+                }
+                // A waiting report looks for its study every few seconds (nothing else tells
+                // when one arrives); otherwise only new messages wake the bridge.
+                await wakeup.wait(upTo: waiting ? .seconds(5) : .seconds(60))
+            }
+        }
+    }
+
+    /// One pass over the messages to apply (blocking: on the thread pool). Returns whether a
+    /// report still waits for its study.
+    @discardableResult
+    func applyPending(now: Date = Date()) -> Bool {
+        let messages: [HL7MessageRow]
+        do {
+            messages = try spool.database.hl7MessagesToApply(types: Self.appliedTypes)
+        } catch {
+            logger.error("HL7: cannot read the messages to apply", metadata: ["error": "\(error)"])
+            return false
+        }
+        var waiting = false
+        for row in messages {
+            let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)"]
+            do {
+                switch try applyReport(row, now: now) {
+                case .applied(let detail):
+                    logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                    instanceStored()
+                case .waiting(let reason):
+                    if now.timeIntervalSince(row.receivedAt) > Backoff.seconds(settings.reportWait) {
+                        try spool.database.setHL7State(id: row.id, .failed, detail: "\(reason), for longer than hl7.report_wait")
+                        logger.warning("HL7 report given up: its study never arrived",
+                                       metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+                    } else {
+                        waiting = true
+                        if row.state != .waiting || row.detail != reason {
+                            try spool.database.setHL7State(id: row.id, .waiting, detail: reason)
+                            logger.info("HL7 report waits for its study", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+                        }
+                    }
+                }
+            } catch {
+                try? spool.database.setHL7State(id: row.id, .failed, detail: "\(error)")
+                logger.warning("HL7 report cannot be applied", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+            }
+        }
+        return waiting
+    }
+
+    enum Outcome: Equatable {
+        case applied(String)
+        case waiting(String)
+    }
+
+    struct Refusal: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    private func applyReport(_ row: HL7MessageRow, now: Date) throws -> Outcome {
+        let message = try HL7Message.parse(row.message)
+        let report = try ObservationReport(message, accessionField: settings.accessionField)
+        if report.resultStatus == "X" {
+            throw Refusal(description: "a cancelled report (OBR-25 = X) is not withdrawn by this version")
+        }
+        let studies = try spool.database.reportStudies(studyInstanceUID: report.studyInstanceUID,
+                                                       accessionNumber: report.accessionNumber)
+        let key = report.studyInstanceUID.map { "study \($0)" } ?? "accession number \(report.accessionNumber)"
+        guard !studies.isEmpty else { return .waiting("\(key) is not in the spool yet") }
+        guard studies.count == 1, let study = studies.first else {
+            throw Refusal(description: "\(key) names \(studies.count) studies of the spool")
+        }
+        // Never across issuers: the report's patient must be the study's, in the study's issuer.
+        let matches = report.patientIdentifiers.contains { identifier in
+            identifier.id == study.patientID
+                && (identifier.issuers.isEmpty ? study.issuerOfPatientID == (site.issuerOfPatientID ?? "")
+                    : identifier.issuers.contains(study.issuerOfPatientID)
+                        || (site.issuerOID.map { identifier.issuers.contains($0) } ?? false)
+                            && study.issuerOfPatientID == (site.issuerOfPatientID ?? ""))
+        }
+        guard matches else {
+            let named = report.patientIdentifiers.map { "\($0.id)^^^\($0.issuers.first ?? "")" }.joined(separator: "~")
+            throw Refusal(description: "PID-3 \(named) is not the patient of \(key) (\(study.patientID), issuer \(study.issuerOfPatientID))")
+        }
+        let predecessor = report.resultStatus == "C"
+            ? try spool.database.latestHL7Report(studyInstanceUID: study.studyInstanceUID,
+                                                 fillerOrderNumber: report.fillerOrderNumber)
+            : nil
+        // Made from the message alone (UIDs, creation time): the same message, the same instance.
+        let document = ReportDocument(report: report, study: study, predecessor: predecessor, uids: uids,
+                                      key: "\(row.sendingApplication)^\(row.sendingFacility)^\(row.controlID)",
+                                      institution: site.name, createdAt: row.receivedAt)
+        let header = InstanceRecord.header(
+            sopInstanceUID: document.sopInstanceUID, sopClassUID: document.sopClassUID,
+            transferSyntaxUID: TransferSyntax.explicitVRLittleEndian.uid, callingAETitle: "HL7:\(row.sendingApplication)",
+            receivedAt: row.receivedAt, dataSetOffset: document.dataSetOffset, payloadLength: document.part10.readableBytes,
+            crc32c: CRC32C.checksum(document.part10.readableBytesView))
+        var source = try SlicesByteSource([document.part10], skipping: document.dataSetOffset)
+        let attributes = try InstanceRecord.attributes(
+            from: &source, transferSyntax: .explicitVRLittleEndian,
+            length: document.part10.readableBytes - document.dataSetOffset,
+            sopClassUID: document.sopClassUID, sopInstanceUID: document.sopInstanceUID)
+        _ = try spool.store(.inline([document.part10]), header: header) { location in
+            InstanceRecord.newInstance(header: header, location: location, attributes: attributes)
+        }
+        let kind = document.sopClassUID == UIDRegistry.basicTextSRStorageSOPClassUID ? "Basic Text SR" : "Encapsulated PDF"
+        let detail = "\(kind) \(document.sopInstanceUID) in study \(study.studyInstanceUID)"
+            + (predecessor.map { ", replacing \($0.sopInstanceUID)" } ?? "")
+        try spool.database.recordHL7Report(
+            HL7ReportRecord(studyInstanceUID: study.studyInstanceUID, fillerOrderNumber: report.fillerOrderNumber,
+                            resultStatus: report.resultStatus, sopClassUID: document.sopClassUID,
+                            sopInstanceUID: document.sopInstanceUID, seriesInstanceUID: document.seriesInstanceUID),
+            messageID: row.id, detail: detail, at: now)
+        return .applied(detail)
+    }
+}
