@@ -9,6 +9,8 @@ public struct AuditEvent: Sendable, Equatable, Codable {
         case associationAccepted, associationRejected
         case instancesReceived, query, retrieve, upload, verification
         case withdrawal, oppositionAdded, oppositionRemoved, consentInformed, emergencyShare, purge
+        /// A report made from an HL7 ORU^R01 (docs/hl7.md); an identity update from the PAS refused.
+        case reportCreated, identityUpdateRefused
     }
 
     /// EventOutcomeIndicator (PS3.15 A.5.1, RFC 3881 §5.1.4).

@@ -86,6 +86,8 @@ public struct DICOMAuditMessage: Sendable, Equatable {
         case .consentInformed: Coding(eventID: patientRecord, eventType: nil, actionCode: "U")
         case .emergencyShare: Coding(eventID: securityAlert, eventType: emergencyOverrideStarted, actionCode: "E")
         case .purge: Coding(eventID: studyDeleted, eventType: nil, actionCode: "D")
+        case .reportCreated: Coding(eventID: patientRecord, eventType: nil, actionCode: "C")
+        case .identityUpdateRefused: Coding(eventID: patientRecord, eventType: nil, actionCode: "U")
         }
     }
 

@@ -109,10 +109,12 @@ public final class GatewayRuntime: Sendable {
         if let settings = configuration.hl7 {
             do {
                 let applier = HL7Bridge(settings: settings, site: configuration.site, spool: spool, threadPool: threadPool,
-                                        logger: logger, instanceStored: { uploader.instanceArrived() })
+                                        audit: audit, logger: logger, instanceStored: { uploader.instanceArrived() })
                 bridge = applier
                 hl7 = try HL7Listener(settings: settings,
-                                      inbox: try HL7Inbox(settings: settings, spool: spool, threadPool: threadPool,
+                                      inbox: try HL7Inbox(settings: settings,
+                                                          siteIssuer: configuration.site.issuerOfPatientID ?? "",
+                                                          spool: spool, threadPool: threadPool, audit: audit,
                                                           logger: logger, accepted: { applier.wakeup.signal() }),
                                       group: MultiThreadedEventLoopGroup.singleton, gracePeriod: shutdownGracePeriod,
                                       logger: logger)

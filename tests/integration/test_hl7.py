@@ -260,3 +260,24 @@ def test_tls_listener(start_gateway, tmp_path):
         if not data:
             raise ssl.SSLError("closed")
     assert [r["control_id"] for r in hl7_list(gw)] == ["TLS-1"]
+
+
+def test_a_merge_across_issuers_is_refused_and_traced(start_gateway):
+    gw = hl7_gateway(start_gateway, site={"issuer_of_patient_id": "CHR-ORLEANS"})
+    across = adt_a08("A40-X", event="A40", patient_id="P1", issuer="CHR-ORLEANS").replace(
+        "PV1|1|N", "MRG|P9^^^CHU-TOURS^PI")
+    fields = ack_fields(send(gw.hl7_port, across))
+    assert fields["code"] == "AE" and "across issuers" in fields["err"] and "MRG^1^1" in fields["err"], fields
+    within = adt_a08("A40-OK", event="A40", patient_id="P1", issuer="CHR-ORLEANS").replace(
+        "PV1|1|N", "MRG|P2^^^CHR-ORLEANS^PI")
+    assert ack_fields(send(gw.hl7_port, within))["code"] == "AA"
+    no_prior = adt_a08("A47-EMPTY", event="A47").replace("PV1|1|N", "MRG|")
+    fields = ack_fields(send(gw.hl7_port, no_prior))
+    assert fields["code"] == "AE" and "101" in fields["err"], fields
+    assert {r["control_id"] for r in hl7_list(gw, "--failed")} == {"A40-X", "A47-EMPTY"}
+    # Traced in the audit trail, under both patients.
+    for patient, issuer in (("P1", "CHR-ORLEANS"), ("P9", "CHU-TOURS")):
+        out = ctl(gw, "audit", "export", "--patient", patient, "--issuer", issuer, "--format", "json")
+        assert out.returncode == 0, out.stderr
+        acts = [a for a in json.loads(out.stdout) if a["action"] == "identityUpdateRefused"]
+        assert len(acts) == 1 and "across issuers" in acts[0]["outcome_description"], out.stdout

@@ -87,6 +87,11 @@ def test_text_report_becomes_a_basic_text_sr_at_the_archive(start_gateway, start
     for line in lines:
         assert line in ds.ContentSequence[-1].TextValue
     assert "Diagnostic imaging report" in dump.stdout and "MARTIN^Claire" in dump.stdout
+    # Traced: the report made, for the study's patient.
+    out = subprocess.run([str(harness.passerellectl_path()), "audit", "export", "--patient", "PAT-R1", "--issuer", ISSUER,
+                          "--format", "json", "--spool", str(gw.spool)], capture_output=True, text=True, timeout=30)
+    created = [a for a in json.loads(out.stdout) if a["action"] == "reportCreated"]
+    assert len(created) == 1 and created[0]["studies"] == [study.study_uid], out.stdout
 
 
 def test_pdf_report_by_accession_number_and_a_correction(start_gateway, start_hub, tmp_path):

@@ -1,3 +1,4 @@
+import Audit
 import DICOMCore
 import Foundation
 import HL7
@@ -25,8 +26,11 @@ final class HL7Bridge: Service, Sendable {
 
     static let appliedTypes = ["ORU^R01"]
 
-    init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
-         instanceStored: @escaping @Sendable () -> Void) {
+    private let audit: AuditTrail
+
+    init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool,
+         audit: AuditTrail, logger: Logger, instanceStored: @escaping @Sendable () -> Void) {
+        self.audit = audit
         self.settings = settings
         self.site = site
         self.spool = spool
@@ -150,6 +154,12 @@ final class HL7Bridge: Service, Sendable {
         let kind = document.sopClassUID == UIDRegistry.basicTextSRStorageSOPClassUID ? "Basic Text SR" : "Encapsulated PDF"
         let detail = "\(kind) \(document.sopInstanceUID) in study \(study.studyInstanceUID)"
             + (predecessor.map { ", replacing \($0.sopInstanceUID)" } ?? "")
+        audit.post(AuditEvent(action: .reportCreated, at: now,
+                              actor: .init(address: row.peer, userName: "HL7 \(row.sendingApplication)^\(row.sendingFacility)"),
+                              patients: [AuditEvent.Patient(id: study.patientID, issuer: study.issuerOfPatientID)],
+                              studies: [study.studyInstanceUID],
+                              details: ["sop_instance_uid": document.sopInstanceUID, "sop_class_uid": document.sopClassUID,
+                                        "hl7_control_id": row.controlID, "result_status": report.resultStatus]))
         try spool.database.recordHL7Report(
             HL7ReportRecord(studyInstanceUID: study.studyInstanceUID, fillerOrderNumber: report.fillerOrderNumber,
                             resultStatus: report.resultStatus, sopClassUID: document.sopClassUID,

@@ -1,3 +1,4 @@
+import Audit
 import Foundation
 import HL7
 import Logging
@@ -52,9 +53,15 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
     /// Called once an accepted message's row is indexed (the bridge applies it).
     private let accepted: @Sendable () -> Void
 
-    init(settings: HL7Settings, spool: Spool, threadPool: NIOThreadPool, logger: Logger,
-         accepted: @escaping @Sendable () -> Void = {}) throws {
+    private let audit: AuditTrail
+    /// `[site] issuer_of_patient_id`: the issuer of an identifier that names none.
+    private let siteIssuer: String
+
+    init(settings: HL7Settings, siteIssuer: String, spool: Spool, threadPool: NIOThreadPool, audit: AuditTrail,
+         logger: Logger, accepted: @escaping @Sendable () -> Void = {}) throws {
         self.accepted = accepted
+        self.audit = audit
+        self.siteIssuer = siteIssuer
         self.settings = settings
         self.spool = spool
         self.threadPool = threadPool
@@ -285,6 +292,15 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
                 location: HL7ErrorLocation(segment: "MSH", field: 3)))
         }
         if let (code, error) = HL7Conformance.refusal(of: message) { return refused(code, error) }
+        if let crossing = HL7Conformance.crossIssuer(message, siteIssuer: siteIssuer) {
+            audit.post(AuditEvent(action: .identityUpdateRefused, outcome: .minorFailure,
+                                  outcomeDescription: crossing.reason,
+                                  actor: .init(address: peer, userName: "HL7 \(header.sendingApplication)^\(header.sendingFacility)"),
+                                  patients: crossing.patients.map { AuditEvent.Patient(id: $0.id, issuer: $0.issuer) },
+                                  details: ["hl7_control_id": header.controlID]))
+            return refused(.applicationError, .init(code: .applicationInternalError, text: crossing.reason,
+                                                    location: HL7ErrorLocation(segment: "MRG", field: 1)))
+        }
         guard spool.hasRoom(forAdditional: UInt64(bytes.count)) else {
             return refused(.applicationReject, .init(code: .applicationInternalError,
                                                      text: "the spool is full (below spool.min_free): send again later",
