@@ -58,6 +58,10 @@ final class GroupCommit: @unchecked Sendable {
     /// Records synced and not yet indexed: beyond `maximumUnindexed`, the next sync waits
     /// (the index queue cannot keep up; memory stays bounded).
     private var unindexed = 0
+    /// Durable groups waiting for the index queue, in sync order, and whether a drain is
+    /// scheduled (under `condition`).
+    private var toIndex: [(indexable: [Ticket], failed: [Ticket])] = []
+    private var indexScheduled = false
     private let maximumUnindexed = 4096
     /// Serializes appends with their place in `waiting`: a group is a run of consecutive
     /// records, so its last one is the segment's new checkpoint.
@@ -201,8 +205,14 @@ final class GroupCommit: @unchecked Sendable {
                 for ticket in group { journal.settled(ticket.location.relativePath) }
             } else {
                 // Handed over under the lock: groups reach the queue in the order of their syncs.
+                // Groups synced while the queue is busy are indexed together, in one
+                // transaction: under load the index costs one commit per burst, not per sync.
                 let failed = group.filter { ticket in !indexable.contains { $0 === ticket } }
-                indexQueue.async { [self] in index(indexable, settling: failed) }
+                toIndex.append((indexable, failed))
+                if !indexScheduled {
+                    indexScheduled = true
+                    indexQueue.async { [self] in drainIndex() }
+                }
             }
         }
         if case .failure(let error) = ticket.durable! {
@@ -235,7 +245,18 @@ final class GroupCommit: @unchecked Sendable {
         }
     }
 
-    /// On the index queue: one transaction for a durable group, its checkpoints moved past it.
+    /// On the index queue: everything synced so far, one transaction.
+    private func drainIndex() {
+        condition.lock()
+        let groups = toIndex
+        toIndex = []
+        indexScheduled = false
+        condition.unlock()
+        guard !groups.isEmpty else { return }
+        index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))
+    }
+
+    /// On the index queue: one transaction for durable groups, their checkpoints moved past them.
     /// A failure here leaves the records to replay at the next start (they are durable).
     private func index(_ group: [Ticket], settling failed: [Ticket]) {
         var checkpoints: [String: Int] = [:]

@@ -50,7 +50,7 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
         var controlID: String
     }
 
-    /// Called once an accepted message's row is indexed (the bridge applies it).
+    /// Called once the row of an accepted message the bridge applies is indexed.
     private let accepted: @Sendable () -> Void
 
     private let audit: AuditTrail
@@ -176,6 +176,7 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
         }
         if !accepted.isEmpty {
             let keys = accepted.map(\.2)
+            let types = accepted.map(\.1.messageType)
             // Before the journal: the index queue may drop an entry as soon as it is synced.
             state.withLockedValue { state in
                 for (_, message, key) in accepted {
@@ -185,7 +186,7 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
             }
             let results = spool.journalHL7(batch: accepted.map(\.1)) { [self] index, result in
                 _ = state.withLockedValue { $0.unindexed.removeValue(forKey: keys[index]) }
-                if case .success(true) = result { self.accepted() }
+                if case .success(true) = result, HL7Bridge.appliedTypes.contains(types[index]) { self.accepted() }
                 if case .failure(let error) = result {
                     logger.error("HL7 message durable but not indexed: indexed again at the next start",
                                  metadata: ["hl7_control_id": "\(keys[index].controlID)", "error": "\(error)"])

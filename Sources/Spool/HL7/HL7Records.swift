@@ -129,7 +129,8 @@ extension SpoolDatabase {
             );
             CREATE UNIQUE INDEX hl7_message_sender_control
                 ON hl7_message (sending_application, sending_facility, control_id) WHERE state <> 'refused';
-            CREATE INDEX hl7_message_state ON hl7_message (state, id);
+            -- By state and type: what the bridge applies, what failed.
+            CREATE INDEX hl7_message_state ON hl7_message (state, message_type, id);
             CREATE TABLE hl7_report (
                 id INTEGER PRIMARY KEY,
                 hl7_message_ref INTEGER NOT NULL REFERENCES hl7_message(id),
