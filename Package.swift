@@ -33,7 +33,7 @@ let package = Package(
         .target(
             name: "DICOMNetwork",
             dependencies: [
-                "DICOMCore",
+                "DICOMCore", "Listener",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -58,8 +58,17 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Listener",
+            dependencies: [
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .target(
             name: "HL7",
             dependencies: [
+                "Listener",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),

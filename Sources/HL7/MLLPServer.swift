@@ -1,5 +1,5 @@
+import Listener
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 import NIOSSL
@@ -11,13 +11,7 @@ public final class MLLPServer: Sendable {
     private let handler: any MLLPMessageHandler
     private let group: any EventLoopGroup
     private let logger: Logger
-    private let state = NIOLockedValueBox(State())
-
-    private struct State {
-        var serverChannel: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var nextConnectionID: UInt64 = 1
-    }
+    private let connections = ConnectionRegistry()
 
     public init(configuration: MLLPServerConfiguration, handler: some MLLPMessageHandler,
                 group: any EventLoopGroup, logger: Logger) {
@@ -33,7 +27,8 @@ public final class MLLPServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(MLLPAcceptErrorLogger(logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptErrorLogger(logger: logger, message: "cannot accept an HL7 connection"))
                 }
             }
             .serverChannelOption(.backlog, value: 256)
@@ -46,7 +41,7 @@ public final class MLLPServer: Sendable {
                 channel.eventLoop.makeCompletedFuture { try initialize(channel) }
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        state.withLockedValue { $0.serverChannel = channel }
+        connections.listening(on: channel)
         return channel.localAddress?.port ?? configuration.port
     }
 
@@ -56,8 +51,7 @@ public final class MLLPServer: Sendable {
             try channel.pipeline.syncOperations.addHandler(MLLPRefusedConnectionHandler())
             return
         }
-        let id = register(channel)
-        channel.closeFuture.whenComplete { [self] _ in unregister(channel) }
+        let id = connections.register(channel)
         var logger = self.logger
         logger[metadataKey: "connection"] = "\(id)"
         var handlers: [any ChannelHandler] = []
@@ -74,31 +68,9 @@ public final class MLLPServer: Sendable {
     /// Returns when every connection it saw is closed, looking again for those accepted
     /// while the listening socket was closing.
     public func shutdown(gracePeriod: Duration) async {
-        let serverChannel = state.withLockedValue { $0.serverChannel }
-        try? await serverChannel?.close()
-        let deadline = ContinuousClock.now + gracePeriod
-        while case let open = state.withLockedValue({ Array($0.connections.values) }), !open.isEmpty {
-            for channel in open {
-                channel.pipeline.fireUserInboundEventTriggered(MLLPHandler.Drain())
-            }
-            let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
-            await withTaskCancellationHandler {
-                await withTaskGroup(of: Void.self) { tasks in
-                    tasks.addTask { [self] in
-                        do {
-                            try await Task.sleep(until: deadline)
-                        } catch {
-                            return  // they closed in time (or the cancellation below closes them)
-                        }
-                        close(open)
-                    }
-                    try? await allClosed.get()
-                    tasks.cancelAll()
-                }
-            } onCancel: { [self] in
-                close(open)
-            }
-        }
+        await connections.shutdown(gracePeriod: gracePeriod, group: group,
+                                   drain: { $0.pipeline.fireUserInboundEventTriggered(MLLPHandler.Drain()) },
+                                   force: { [self] open in close(open) })
     }
 
     private func close(_ connections: [any Channel]) {
@@ -106,33 +78,5 @@ public final class MLLPServer: Sendable {
         for channel in connections {
             channel.close(promise: nil)
         }
-    }
-
-    private func register(_ channel: any Channel) -> UInt64 {
-        state.withLockedValue { state in
-            state.connections[ObjectIdentifier(channel)] = channel
-            defer { state.nextConnectionID += 1 }
-            return state.nextConnectionID
-        }
-    }
-
-    private func unregister(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-}
-
-/// Logs what goes wrong while accepting (a refused socket option, too many open files…),
-/// which NIO would otherwise settle by closing the new connection without a word.
-final class MLLPAcceptErrorLogger: ChannelInboundHandler, Sendable {
-    typealias InboundIn = Any
-    let logger: Logger
-
-    init(logger: Logger) {
-        self.logger = logger
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.error("cannot accept an HL7 connection", metadata: ["error": "\(error)"])
-        context.fireErrorCaught(error)
     }
 }

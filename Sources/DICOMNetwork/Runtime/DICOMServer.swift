@@ -1,5 +1,5 @@
+import Listener
 import Logging
-import NIOConcurrencyHelpers
 import NIOCore
 import NIOPosix
 
@@ -30,13 +30,7 @@ public final class DICOMServer: Sendable {
     private let group: any EventLoopGroup
     private let threadPool: NIOThreadPool
     private let logger: Logger
-    private let state = NIOLockedValueBox(State())
-
-    private struct State {
-        var serverChannel: (any Channel)?
-        var connections: [ObjectIdentifier: any Channel] = [:]
-        var nextAssociationID: UInt64 = 1
-    }
+    private let connections = ConnectionRegistry()
 
     public init(configuration: Configuration, provider: any DICOMServiceProvider,
                 group: any EventLoopGroup, threadPool: NIOThreadPool, logger: Logger) {
@@ -54,7 +48,8 @@ public final class DICOMServer: Sendable {
         let bootstrap = ServerBootstrap(group: group)
             .serverChannelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    try channel.pipeline.syncOperations.addHandler(AcceptErrorLogger(logger: logger))
+                    try channel.pipeline.syncOperations.addHandler(
+                        AcceptErrorLogger(logger: logger, message: "cannot accept a connection"))
                 }
             }
             .serverChannelOption(.backlog, value: 256)
@@ -65,8 +60,7 @@ public final class DICOMServer: Sendable {
             .childChannelOption(.maxMessagesPerRead, value: 16)
             .childChannelInitializer { [self] channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let id = register(channel)
-                    channel.closeFuture.whenComplete { [self] _ in unregister(channel) }
+                    let id = connections.register(channel)
                     var logger = self.logger
                     logger[metadataKey: "association"] = "\(id)"
                     let handlers: [any ChannelHandler] = [
@@ -82,43 +76,20 @@ public final class DICOMServer: Sendable {
                 }
             }
         let channel = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
-        state.withLockedValue { $0.serverChannel = channel }
+        connections.listening(on: channel)
         return channel.localAddress?.port ?? configuration.port
     }
 
     /// Closes the listening socket: no new association is accepted; open ones go on.
     public func stopAccepting() async {
-        let serverChannel = state.withLockedValue { $0.serverChannel }
-        try? await serverChannel?.close()
+        await connections.stopAccepting()
     }
 
     /// Stops accepting, lets open associations finish for up to `gracePeriod`, then aborts
     /// the rest with an A-ABORT (their unfinished instances are dropped, never acknowledged);
-    /// at once if the calling task is cancelled. Returns once the connections it saw are
-    /// closed: it waits on their close futures and one timer, and looks again for those
-    /// accepted while the listening socket was closing.
+    /// at once if the calling task is cancelled. Returns once every connection is closed.
     public func shutdown(gracePeriod: Duration) async {
-        await stopAccepting()
-        let deadline = ContinuousClock.now + gracePeriod
-        while case let open = state.withLockedValue({ Array($0.connections.values) }), !open.isEmpty {
-            let allClosed = EventLoopFuture.andAllComplete(open.map(\.closeFuture), on: group.any())
-            await withTaskCancellationHandler {
-                await withTaskGroup(of: Void.self) { tasks in
-                    tasks.addTask { [self] in
-                        do {
-                            try await Task.sleep(until: deadline)
-                        } catch {
-                            return  // these associations ended in time (or the abort below came first)
-                        }
-                        abort(open)
-                    }
-                    try? await allClosed.get()
-                    tasks.cancelAll()
-                }
-            } onCancel: { [self] in
-                abort(open)
-            }
-        }
+        await connections.shutdown(gracePeriod: gracePeriod, group: group) { [self] open in abort(open) }
     }
 
     private func abort(_ connections: [any Channel]) {
@@ -126,33 +97,5 @@ public final class DICOMServer: Sendable {
         for channel in connections {
             channel.pipeline.fireUserInboundEventTriggered(AssociationHandler.AbortForShutdown())
         }
-    }
-
-    private func register(_ channel: any Channel) -> UInt64 {
-        state.withLockedValue { state in
-            state.connections[ObjectIdentifier(channel)] = channel
-            defer { state.nextAssociationID += 1 }
-            return state.nextAssociationID
-        }
-    }
-
-    private func unregister(_ channel: any Channel) {
-        _ = state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
-    }
-}
-
-/// Logs what goes wrong while accepting (a refused socket option, too many open files…),
-/// which NIO would otherwise settle by closing the new connection without a word.
-final class AcceptErrorLogger: ChannelInboundHandler, Sendable {
-    typealias InboundIn = Any
-    let logger: Logger
-
-    init(logger: Logger) {
-        self.logger = logger
-    }
-
-    func errorCaught(context: ChannelHandlerContext, error: any Error) {
-        logger.error("cannot accept a connection", metadata: ["error": "\(error)"])
-        context.fireErrorCaught(error)
     }
 }
