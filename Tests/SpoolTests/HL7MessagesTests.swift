@@ -102,6 +102,29 @@ import Testing
         #expect(try !spool.indexReplayedHL7(pending.records[0]))
     }
 
+    @Test func messagesDoneWithArePrunedPastTheRetention() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
+        for id in ["OLD-APPLIED", "OLD-RECEIVED", "OLD-WAITING", "NEW-APPLIED"] { _ = try journal(spool, message(id)) }
+        try spool.database.recordRefusedHL7(message("OLD-REFUSED"), reason: "AR")
+        let rows = Dictionary(uniqueKeysWithValues: try spool.database.hl7Messages().map { ($0.controlID, $0.id) })
+        try spool.database.setHL7State(id: rows["OLD-APPLIED"]!, .applied)
+        try spool.database.setHL7State(id: rows["NEW-APPLIED"]!, .applied)
+        try spool.database.setHL7State(id: rows["OLD-WAITING"]!, .waiting)
+        try spool.database.recordHL7Report(
+            HL7ReportRecord(studyInstanceUID: "1.2", fillerOrderNumber: "A", resultStatus: "F", sopClassUID: "1.2.3",
+                            sopInstanceUID: "2.25.9", seriesInstanceUID: "2.25.8"),
+            messageID: rows["OLD-APPLIED"]!, detail: "SR")
+        try spool.database.writer.write { db in
+            try db.execute(sql: "UPDATE hl7_message SET received_at = 0 WHERE control_id LIKE 'OLD-%'")
+        }
+        #expect(try spool.database.pruneHL7Messages(receivedBefore: Date(timeIntervalSince1970: 1000)) == 2)
+        #expect(Set(try spool.database.hl7Messages().map(\.controlID)) == ["OLD-RECEIVED", "OLD-WAITING", "NEW-APPLIED"])
+        // The report made stays: a later correction still names it.
+        #expect(try spool.database.latestHL7Report(studyInstanceUID: "1.2", fillerOrderNumber: "A")?.sopInstanceUID == "2.25.9")
+        // A resend of a pruned control ID is a new message.
+        #expect(try spool.database.hl7Acknowledgment(sendingApplication: "PAS", sendingFacility: "CHRU", controlID: "OLD-APPLIED") == nil)
+    }
+
     /// A sealed segment that only held messages is reclaimed: their rows keep the messages.
     @Test func aSegmentOfMessagesIsReclaimedOnceTheirRowsAreDurable() throws {
         let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)

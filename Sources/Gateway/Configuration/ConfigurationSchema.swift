@@ -108,7 +108,7 @@ enum ConfigurationSchema {
         "hl7": .table([
             "port": .int, "bind": .string, "max_message_size": .size, "idle_timeout": .duration,
             "application": .string, "facility": .string, "allowed_senders": .stringArray, "allowed_hosts": .stringArray,
-            "accession_number": .string, "report_wait": .duration,
+            "accession_number": .string, "report_wait": .duration, "retention": .duration,
             "tls": .table(["certificate": .file, "key": .file, "ca": .file, "require_client_certificate": .bool]),
         ]),
     ]

@@ -23,6 +23,9 @@ public struct HL7Settings: Sendable, Equatable {
     public var accessionField = 3
     /// How long a report may wait for its study before it is given up (`failed`).
     public var reportWait: Duration = .seconds(7 * 86_400)
+    /// Messages done with (applied, failed, refused) are deleted this long after their
+    /// reception: the window in which a resent control ID is recognized.
+    public var retention: Duration = .seconds(90 * 86_400)
 }
 
 /// One `allowed_senders` entry.
@@ -106,6 +109,12 @@ extension Settings {
         }
         if let text = self["hl7.report_wait"]?.value.string, let duration = ConfigurationValues.duration(text) {
             hl7.reportWait = duration
+        }
+        if let text = self["hl7.retention"]?.value.string, let duration = ConfigurationValues.duration(text) {
+            guard duration >= .seconds(86_400) else {
+                throw error("hl7.retention", "\(text) is too short", hint: "at least 1d: senders resend for hours")
+            }
+            hl7.retention = duration
         }
         hl7.tls = try parseListenerTLS(prefix: "hl7.tls")
         configuration.hl7 = hl7

@@ -42,7 +42,12 @@ final class HL7Bridge: Service, Sendable {
 
     func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
+            var lastPrune: ContinuousClock.Instant?
             while !Task.isCancelled {
+                if lastPrune.map({ ContinuousClock.now - $0 >= .seconds(3600) }) ?? true {
+                    lastPrune = ContinuousClock.now
+                    prune()
+                }
                 var waiting = false
                 do {
                     waiting = try await threadPool.runIfActive { [self] in applyPending() }
@@ -53,6 +58,17 @@ final class HL7Bridge: Service, Sendable {
                 // when one arrives); otherwise only new messages wake the bridge.
                 await wakeup.wait(upTo: waiting ? .seconds(5) : .seconds(60))
             }
+        }
+    }
+
+    /// Deletes the messages done with past `[hl7] retention` (hourly).
+    private func prune() {
+        let before = Date().addingTimeInterval(-Backoff.seconds(settings.retention))
+        do {
+            let count = try spool.database.pruneHL7Messages(receivedBefore: before)
+            if count > 0 { logger.info("HL7 messages past hl7.retention deleted", metadata: ["count": "\(count)"]) }
+        } catch {
+            logger.warning("HL7: cannot delete old messages", metadata: ["error": "\(error)"])
         }
     }
 

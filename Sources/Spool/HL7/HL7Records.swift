@@ -133,7 +133,7 @@ extension SpoolDatabase {
             CREATE INDEX hl7_message_state ON hl7_message (state, message_type, id);
             CREATE TABLE hl7_report (
                 id INTEGER PRIMARY KEY,
-                hl7_message_ref INTEGER NOT NULL REFERENCES hl7_message(id),
+                hl7_message_ref INTEGER REFERENCES hl7_message(id) ON DELETE SET NULL,
                 study_instance_uid TEXT NOT NULL,
                 filler_order_number TEXT NOT NULL,
                 result_status TEXT NOT NULL,
@@ -255,6 +255,19 @@ extension SpoolDatabase {
                 HL7ReportRecord(studyInstanceUID: row[0], fillerOrderNumber: row[1], resultStatus: row[2],
                                 sopClassUID: row[3], sopInstanceUID: row[4], seriesInstanceUID: row[5])
             }
+        }
+    }
+
+    /// Deletes the messages done with (applied, failed, refused) received before `date`; those
+    /// still to apply stay. Past this, a resend of the same control ID counts as a new message.
+    /// The reports made stay (a later correction still names its predecessor). Returns how many.
+    @discardableResult
+    public func pruneHL7Messages(receivedBefore date: Date) throws -> Int {
+        try writer.write { db in
+            try db.execute(sql: """
+                DELETE FROM hl7_message WHERE state IN ('applied', 'failed', 'refused') AND received_at < ?
+                """, arguments: [date.timeIntervalSince1970])
+            return db.changesCount
         }
     }
 
