@@ -31,7 +31,7 @@ struct HL7Command: ParsableCommand {
             if json {
                 var object: [String: Any] = ["messages": Dictionary(uniqueKeysWithValues: states)]
                 object["listener"] = configuration.hl7.map { ["bind": $0.bind, "port": $0.port] as [String: Any] } ?? NSNull()
-                print(try HL7Command.json(object))
+                print(try JSONText.pretty(object))
                 return
             }
             if let hl7 = configuration.hl7 {
@@ -57,7 +57,7 @@ struct HL7Command: ParsableCommand {
         func run() throws {
             let rows = try location.database().hl7Messages(states: failed ? [.refused, .failed] : nil, limit: limit)
             if json {
-                print(try HL7Command.json(rows.map(HL7Command.object)))
+                print(try JSONText.pretty(rows.map(HL7Command.object)))
                 return
             }
             let formatter = ISO8601DateFormatter()
@@ -87,7 +87,7 @@ struct HL7Command: ParsableCommand {
                 throw ExitCode(1)
             }
             if json {
-                print(try HL7Command.json(rows.map { row -> [String: Any] in
+                print(try JSONText.pretty(rows.map { row -> [String: Any] in
                     var object = HL7Command.object(row)
                     object["message"] = HL7Command.text(row.message)
                     object["ack"] = HL7Command.text(row.acknowledgment)
@@ -126,10 +126,5 @@ struct HL7Command: ParsableCommand {
             "version": row.version, "peer": row.peer, "bytes": row.message.count,
             "journal_segment": row.journalSegment ?? NSNull(), "journal_offset": row.journalOffset ?? NSNull(),
         ]
-    }
-
-    static func json(_ value: Any) throws -> String {
-        String(decoding: try JSONSerialization.data(withJSONObject: value, options: [.prettyPrinted, .sortedKeys]),
-               as: UTF8.self)
     }
 }
