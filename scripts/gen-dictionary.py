@@ -45,7 +45,7 @@ CURATED_KEYWORDS = [
     # Patient
     "PatientName", "PatientID", "IssuerOfPatientID", "IssuerOfPatientIDQualifiersSequence",
     "UniversalEntityID", "UniversalEntityIDType", "IdentifierTypeCode",
-    "PatientBirthDate", "PatientSex", "OtherPatientIDsSequence",
+    "PatientBirthDate", "PatientSex", "OtherPatientIDsSequence", "TypeOfPatientID",
     # Study / series / instance
     "StudyID", "SeriesNumber", "InstanceNumber",
     "NumberOfStudyRelatedSeries", "NumberOfStudyRelatedInstances",

@@ -9,8 +9,9 @@ public struct AuditEvent: Sendable, Equatable, Codable {
         case associationAccepted, associationRejected
         case instancesReceived, query, retrieve, upload, verification
         case withdrawal, oppositionAdded, oppositionRemoved, consentInformed, emergencyShare, purge
-        /// A report made from an HL7 ORU^R01 (docs/hl7.md); an identity update from the PAS refused.
-        case reportCreated, identityUpdateRefused
+        /// A report made from an HL7 ORU^R01 (docs/hl7.md); an identity update from the PAS refused,
+        /// applied (the identity in force changed), and carried to a destination (verified there).
+        case reportCreated, identityUpdateRefused, identityUpdated, identityCorrected
     }
 
     /// EventOutcomeIndicator (PS3.15 A.5.1, RFC 3881 §5.1.4).

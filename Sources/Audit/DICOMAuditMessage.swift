@@ -87,7 +87,8 @@ public struct DICOMAuditMessage: Sendable, Equatable {
         case .emergencyShare: Coding(eventID: securityAlert, eventType: emergencyOverrideStarted, actionCode: "E")
         case .purge: Coding(eventID: studyDeleted, eventType: nil, actionCode: "D")
         case .reportCreated: Coding(eventID: patientRecord, eventType: nil, actionCode: "C")
-        case .identityUpdateRefused: Coding(eventID: patientRecord, eventType: nil, actionCode: "U")
+        case .identityUpdateRefused, .identityUpdated, .identityCorrected:
+            Coding(eventID: patientRecord, eventType: nil, actionCode: "U")
         }
     }
 

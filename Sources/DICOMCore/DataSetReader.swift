@@ -21,10 +21,13 @@ public enum DataSetReader {
 
     /// The same, plus values inside the items of top-level sequences: `items[sequence]` are the
     /// tags read in each item (at any depth, first occurrence), returned item by item.
+    /// `stoppingAt`: the walk ends at the first top-level element whose tag is at least this
+    /// one (the header of a data set, without reading its pixel data).
     public static func readValues(_ tags: Set<Tag>, items: [Tag: Set<Tag>], from source: inout some DICOMByteSource,
-                                  transferSyntax: TransferSyntax, length: Int?, maxValueLength: Int = 64 * 1024)
+                                  transferSyntax: TransferSyntax, length: Int?, maxValueLength: Int = 64 * 1024,
+                                  stoppingAt stop: Tag? = nil)
         throws(DataSetError) -> (values: [Tag: ByteBuffer], items: [Tag: [[Tag: ByteBuffer]]]) {
-        var walker = DataSetWalker(wanted: tags, wantedItems: items, maxValueLength: maxValueLength)
+        var walker = DataSetWalker(wanted: tags, wantedItems: items, maxValueLength: maxValueLength, stopAt: stop)
         let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
                                               isLittleEndian: transferSyntax.isLittleEndian)
         if transferSyntax.isDeflated {
@@ -53,6 +56,31 @@ public enum DataSetReader {
     /// Finds `tag` at the top level of a data set that is not deflated, reading headers only.
     public static func locate(_ tag: Tag, in source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
                               length: Int?) throws(DataSetError) -> Location {
+        let found = try start(of: tag, in: &source, transferSyntax: transferSyntax, length: length)
+        guard let elementLength = found.length else {
+            throw DataSetError(.invalidLength, offset: found.offset, "\(tag) has an undefined length")
+        }
+        return Location(offset: found.offset, length: elementLength)
+    }
+
+    /// Where a top-level element is, like `locate`, undefined lengths included (such an
+    /// element — a sequence — ends where the next top-level element starts): a second walk,
+    /// from a fresh source `makeSource` positioned at the data set's start, finds that end.
+    public static func span<Source: DICOMByteSource>(_ tag: Tag, transferSyntax: TransferSyntax, length: Int?,
+                                                     source makeSource: () throws(DataSetError) -> Source)
+        throws(DataSetError) -> Location {
+        var source = try makeSource()
+        let found = try start(of: tag, in: &source, transferSyntax: transferSyntax, length: length)
+        if let elementLength = found.length { return Location(offset: found.offset, length: elementLength) }
+        var rest = try makeSource()
+        let next = try start(of: Tag(rawValue: tag.rawValue &+ 1), in: &rest, transferSyntax: transferSyntax, length: length)
+        return Location(offset: found.offset, length: next.offset - found.offset)
+    }
+
+    /// The offset of `tag` (or of its insertion point) and its element's length: 0 when
+    /// absent, nil when undefined.
+    private static func start(of tag: Tag, in source: inout some DICOMByteSource, transferSyntax: TransferSyntax,
+                              length: Int?) throws(DataSetError) -> (offset: Int, length: Int?) {
         guard !transferSyntax.isDeflated else {
             throw DataSetError(.invalidLength, offset: 0, "cannot locate elements in a deflated data set")
         }
@@ -60,11 +88,8 @@ public enum DataSetReader {
         let encoding = DataSetWalker.Encoding(isExplicitVR: transferSyntax.isExplicitVR,
                                               isLittleEndian: transferSyntax.isLittleEndian)
         try walker.walk(&source, encoding: encoding, length: length)
-        guard let stopped = walker.stopped else { return Location(offset: source.position, length: 0) }
-        guard stopped.header.tag == tag else { return Location(offset: stopped.offset, length: 0) }
-        guard let valueLength = stopped.header.length else {
-            throw DataSetError(.invalidLength, offset: stopped.offset, "\(tag) has an undefined length")
-        }
-        return Location(offset: stopped.offset, length: stopped.headerLength + valueLength)
+        guard let stopped = walker.stopped else { return (source.position, 0) }
+        guard stopped.header.tag == tag else { return (stopped.offset, 0) }
+        return (stopped.offset, stopped.header.length.map { stopped.headerLength + $0 })
     }
 }

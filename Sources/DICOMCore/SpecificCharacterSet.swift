@@ -35,6 +35,21 @@ public struct SpecificCharacterSet: Hashable, Sendable {
         return Self.decodeSingle(bytes, term: values.first ?? "")
     }
 
+    /// Encodes a value of `vr` in this character set, or nil when the repertoire cannot
+    /// represent it (or uses ISO 2022 code extensions, which are only decoded).
+    public func encode(_ text: String, vr: VR) -> [UInt8]? {
+        let ascii = text.unicodeScalars.allSatisfy(\.isASCII)
+        guard vr.usesSpecificCharacterSet, !ascii else { return ascii ? Array(text.utf8) : nil }
+        guard !usesCodeExtensions, values.count <= 1 else { return nil }
+        switch values.first ?? "" {
+        case "", "ISO_IR 6": return nil
+        case "ISO_IR 192": return Array(text.utf8)
+        case let term:
+            guard let encoding = Self.singleByteEncodings[term], let data = text.data(using: encoding) else { return nil }
+            return Array(data)
+        }
+    }
+
     // MARK: - Without code extensions (PS3.3 Table C.12-2, C.12-5)
 
     private static func decodeSingle(_ bytes: [UInt8], term: String) -> String {

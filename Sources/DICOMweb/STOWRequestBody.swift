@@ -30,9 +30,9 @@ import NIOCore
 /// appears by chance in n bytes of data with probability about n·2⁻¹²⁸, which is zero for
 /// any real upload (and DICOM data is not chosen by someone who knows the boundary).
 public struct STOWRequestBody: Sendable, Hashable {
-    /// One file to send and the size it had when the body was made; with a `splice`, the file
-    /// is sent with `removing` bytes at `offset` replaced by `inserting` (an element added to
-    /// or replaced in the data set), the file itself untouched.
+    /// One file to send and the size it had when the body was made; with `splices`, the file
+    /// is sent with `removing` bytes at each `offset` replaced by `inserting` (elements added to,
+    /// replaced in or removed from the data set), the file itself untouched.
     public struct Part: Sendable, Hashable {
         public struct Splice: Sendable, Hashable {
             public var offset: Int64
@@ -49,21 +49,22 @@ public struct STOWRequestBody: Sendable, Hashable {
         /// Where the part's bytes start in the file (a journal segment holds many instances).
         public var offset: Int64
         public var size: Int64
-        /// Relative to `offset`.
-        public var splice: Splice?
-        public init(path: String, offset: Int64 = 0, size: Int64, splice: Splice? = nil) {
-            precondition(splice.map { $0.offset >= 0 && $0.removing >= 0 && $0.offset + $0.removing <= size } ?? true,
+        /// Relative to `offset`, in increasing order, not overlapping.
+        public var splices: [Splice]
+        public init(path: String, offset: Int64 = 0, size: Int64, splices: [Splice] = []) {
+            precondition(zip(splices, splices.dropFirst()).allSatisfy { $0.offset + $0.removing <= $1.offset },
+                         "splices out of order or overlapping")
+            precondition(splices.allSatisfy { $0.offset >= 0 && $0.removing >= 0 && $0.offset + $0.removing <= size },
                          "splice outside the file")
             self.path = path
             self.offset = offset
             self.size = size
-            self.splice = splice
+            self.splices = splices
         }
 
         /// Bytes this part sends.
         public var sentSize: Int64 {
-            guard let splice else { return size }
-            return size - splice.removing + Int64(splice.inserting.count)
+            splices.reduce(size) { $0 - $1.removing + Int64($1.inserting.count) }
         }
     }
 
@@ -148,8 +149,8 @@ extension STOWRequestBody: AsyncSequence {
     public struct Iterator: AsyncIteratorProtocol {
         enum State {
             case header(Int)
-            /// Reading part `index` at file `position`; `spliced` once the splice was sent.
-            case file(Int, FileReader, position: Int64, spliced: Bool)
+            /// Reading part `index` at file `position`; `splice`: the next splice to send.
+            case file(Int, FileReader, position: Int64, splice: Int)
             case closing
             case finished
         }
@@ -171,16 +172,17 @@ extension STOWRequestBody: AsyncSequence {
             case .header(let index):
                 let part = body.parts[index]
                 let reader = try FileReader(path: part.path)
-                state = .file(index, reader, position: 0, spliced: part.splice == nil)
+                state = .file(index, reader, position: 0, splice: 0)
                 return ByteBuffer(string: body.partHeader(index))
-            case .file(let index, let reader, let position, let spliced):
+            case .file(let index, let reader, let position, let next):
                 let part = body.parts[index]
-                if !spliced, let splice = part.splice, position == splice.offset {
-                    state = .file(index, reader, position: position + splice.removing, spliced: true)
+                if next < part.splices.count, position == part.splices[next].offset {
+                    let splice = part.splices[next]
+                    state = .file(index, reader, position: position + splice.removing, splice: next + 1)
                     if splice.inserting.isEmpty { return try nextChunk() }
                     return ByteBuffer(bytes: splice.inserting)
                 }
-                let end = spliced ? part.size : part.splice!.offset
+                let end = next < part.splices.count ? part.splices[next].offset : part.size
                 if position == end {
                     state = index + 1 < body.parts.count ? .header(index + 1) : .closing
                     return try nextChunk()
@@ -191,7 +193,7 @@ extension STOWRequestBody: AsyncSequence {
                     throw DICOMwebError(kind: .permanent, code: .localFile, url: nil,
                                         message: "\(part.path) is shorter than when the request was made")
                 }
-                state = .file(index, reader, position: position + Int64(count), spliced: spliced)
+                state = .file(index, reader, position: position + Int64(count), splice: next)
                 return chunk
             case .closing:
                 state = .finished

@@ -18,10 +18,36 @@ extension DICOMwebClient {
 
     /// Orthanc: `POST {orthanc}/tools/lookup` finds the study's Orthanc ID, then
     /// `DELETE {orthanc}/studies/{id}`. Returns false when Orthanc has no such study.
+    /// `exceptPatientID`: the copy held under that patient ID is kept (Orthanc keys a study by
+    /// its patient ID too: after a change of identifier it holds one copy per ID).
     @discardableResult
-    public func deleteOrthancStudy(_ studyInstanceUID: String, orthancURL: URL) async throws(DICOMwebError) -> Bool {
-        var root = orthancURL.absoluteString
+    public func deleteOrthancStudy(_ studyInstanceUID: String, orthancURL: URL,
+                                   exceptPatientID: String? = nil) async throws(DICOMwebError) -> Bool {
+        let root = Self.root(orthancURL)
+        var deleted = false
+        for id in try await orthancStudies(studyInstanceUID, root: root) {
+            let url = root + "/studies/" + Self.pathSegment(id)
+            if let exceptPatientID {
+                let response = try await execute(request(url, accept: "application/json"))
+                let body = try await collect(response, url: url)
+                let study = try? JSONSerialization.jsonObject(with: Data(body.readableBytesView)) as? [String: Any]
+                let patient = (study?["PatientMainDicomTags"] as? [String: Any])?["PatientID"] as? String
+                if response.status.code == 200, patient == exceptPatientID { continue }
+            }
+            try await delete(url)
+            deleted = true
+        }
+        return deleted
+    }
+
+    private static func root(_ url: URL) -> String {
+        var root = url.absoluteString
         while root.hasSuffix("/") { root.removeLast() }
+        return root
+    }
+
+    /// The Orthanc IDs of the studies with this UID (`POST /tools/lookup`).
+    private func orthancStudies(_ studyInstanceUID: String, root: String) async throws(DICOMwebError) -> [String] {
         let lookupURL = root + "/tools/lookup"
         var lookup = request(lookupURL, accept: "application/json")
         lookup.method = .POST
@@ -36,11 +62,7 @@ extension DICOMwebClient {
             throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: lookupURL, status: 200,
                                 message: "unreadable Orthanc lookup response")
         }
-        let ids = matches.filter { $0["Type"] as? String == "Study" }.compactMap { $0["ID"] as? String }
-        for id in ids {
-            try await delete(root + "/studies/" + Self.pathSegment(id))
-        }
-        return !ids.isEmpty
+        return matches.filter { $0["Type"] as? String == "Study" }.compactMap { $0["ID"] as? String }
     }
 
     private func delete(_ url: String) async throws(DICOMwebError) {

@@ -92,6 +92,7 @@ public final class GatewayRuntime: Sendable {
                                    released: { uploader.wakeWorkers() })
         rights.refreshSharing()
         let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
+        let corrector = IdentityCorrector(rights: rights, spool: spool, threadPool: threadPool, audit: audit, logger: logger)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
                                            spool: spool, logger: logger, community: community, audit: audit,
                                            instanceStored: { uploader.instanceArrived() })
@@ -109,11 +110,14 @@ public final class GatewayRuntime: Sendable {
         if let settings = configuration.hl7 {
             do {
                 let applier = HL7Bridge(settings: settings, site: configuration.site, spool: spool, threadPool: threadPool,
-                                        audit: audit, logger: logger, instanceStored: { uploader.instanceArrived() })
+                                        audit: audit, logger: logger,
+                                        destinations: { rights.current.destinations.filter(\.upload).map(\.name) },
+                                        instanceStored: { uploader.instanceArrived() },
+                                        identityUpdated: { corrector.wakeup.signal() })
                 bridge = applier
                 hl7 = try HL7Listener(settings: settings,
                                       inbox: try HL7Inbox(settings: settings,
-                                                          siteIssuer: configuration.site.issuerOfPatientID ?? "",
+                                                          issuers: configuration.site.patientIssuers,
                                                           spool: spool, threadPool: threadPool, audit: audit,
                                                           logger: logger, accepted: { applier.wakeup.signal() }),
                                       group: MultiThreadedEventLoopGroup.singleton, gracePeriod: shutdownGracePeriod,
@@ -137,7 +141,8 @@ public final class GatewayRuntime: Sendable {
         // The audit sender stops after everything that records acts, before the spool closes.
         let journal = JournalMaintenance(spool: spool, threadPool: threadPool, logger: logger)
         let digester = Digester(spool: spool, logger: logger)
-        var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals]
+        var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals,
+                                      corrector]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         if let hl7, let bridge { services += [bridge, hl7] }
         services.append(listener)

@@ -129,6 +129,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v8-hl7") { db in
             try migrateHL7(db)
         }
+        migrator.registerMigration("v9-identity") { db in
+            try migrateIdentity(db)
+        }
         return migrator
     }
 

@@ -8,7 +8,7 @@ import Spool
 struct HL7Command: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "hl7", abstract: "HL7 v2 messages received from the RIS and the PAS (docs/hl7.md).",
-        subcommands: [Status.self, List.self, Show.self])
+        subcommands: [Status.self, List.self, Show.self, Corrections.self])
 
     struct Location: ParsableArguments {
         @OptionGroup var options: ConfigOptions
@@ -67,6 +67,53 @@ struct HL7Command: ParsableCommand {
                     + "  from \(row.sendingApplication)^\(row.sendingFacility) (\(row.peer))"
                 if !row.detail.isEmpty { line += "\n    \(row.detail)" }
                 print(line)
+            }
+        }
+    }
+
+    struct Corrections: ParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Identity corrections of delivered studies (ADT): pending, failing or verified at each destination.")
+        @OptionGroup var location: Location
+        @Flag(help: "Only those not verified yet.")
+        var pending = false
+        @Option(help: "How many.")
+        var limit = 50
+        @Flag(help: "Print a JSON array instead of a table.")
+        var json = false
+
+        func run() throws {
+            let database = try location.database()
+            let rows = try database.identityCorrections(state: pending ? .pending : nil, limit: limit)
+            let sweeps = try database.pendingIdentitySweeps()
+            if json {
+                let formatter = ISO8601DateFormatter()
+                print(try JSONText.pretty(rows.map { row -> [String: Any] in
+                    var object: [String: Any] = [
+                        "study_instance_uid": row.studyInstanceUID, "destination": row.destination, "issuer": row.issuer,
+                        "patient_id": row.patientID, "state": row.state.rawValue, "attempts": row.attempts,
+                        "control_id": row.controlID, "created_at": formatter.string(from: row.createdAt),
+                        "updated_at": formatter.string(from: row.updatedAt),
+                    ]
+                    object["last_error"] = row.lastError ?? NSNull()
+                    if row.state == .pending { object["next_attempt"] = formatter.string(from: row.nextAt) }
+                    return object
+                }))
+                return
+            }
+            let formatter = ISO8601DateFormatter()
+            for row in rows {
+                var line = "\(formatter.string(from: row.updatedAt))  \(row.state.rawValue.padding(toLength: 8, withPad: " ", startingAt: 0))"
+                    + "  \(row.destination)  study \(row.studyInstanceUID)  patient \(row.patientID) of \(row.issuer)"
+                    + "  (\(row.controlID))"
+                if row.state == .pending, row.attempts > 0 {
+                    line += "\n    failing, attempt \(row.attempts), next \(formatter.string(from: row.nextAt)): \(row.lastError ?? "")"
+                }
+                print(line)
+            }
+            for (sweep, error) in sweeps {
+                print("searching \(sweep.destination) for patient \(sweep.patientID) of \(sweep.issuer) (\(sweep.controlID))"
+                      + (error.map { ", attempt \(sweep.attempts): \($0)" } ?? ""))
             }
         }
     }

@@ -201,13 +201,13 @@ import Testing
                                      dataSetOffset: offset),
             sha256: "orig", lacksIssuerOfPatientID: false, attempts: 1)
         let kept = try OutgoingInstance(instance, root: NSTemporaryDirectory(), issuer: "CHR-ORLEANS")
-        #expect(kept.part.splice == nil && kept.sentSHA256 == "orig")
+        #expect(kept.part.splices.isEmpty && kept.sentSHA256 == "orig")
         instance.lacksIssuerOfPatientID = true
         instance.transferSyntaxUID = TransferSyntax.deflatedExplicitVRLittleEndian.uid
         let deflated = try OutgoingInstance(instance, root: NSTemporaryDirectory(), issuer: "CHR-ORLEANS")
-        #expect(deflated.part.splice == nil && deflated.notFilled != nil)
+        #expect(deflated.part.splices.isEmpty && !deflated.notes.isEmpty)
         let off = try OutgoingInstance(instance, root: NSTemporaryDirectory(), issuer: nil)
-        #expect(off.part.splice == nil && off.notFilled == nil)
+        #expect(off.part.splices.isEmpty && off.notes.isEmpty)
     }
 }
 

@@ -31,6 +31,27 @@ def adt_a08(control_id: str, *, patient_id: str = "P123", issuer: str = "CHRU-TO
     ]) + "\r"
 
 
+def adt(control_id: str, event: str, *, patient_id: str, issuer: str, family: str = "", given: str = "",
+        birth: str = "", sex: str = "", prior: str | None = None, prior_issuer: str | None = None,
+        ins: str | None = None, status: str = "", charset: str | None = "UNICODE UTF-8",
+        sender: tuple[str, str] = ("PAS", "CHR")) -> str:
+    """An identity update from the PAS (IHE PAM France): A08/A31 demographics, A47 change of
+    identifier and A40 merge (with MRG-1 `prior`); the INS as a PID-3 repetition with its OID,
+    PID-32 the identity's status (VALI: qualified)."""
+    msh18 = f"||||||{charset}" if charset else ""
+    ids = f"{patient_id}^^^{issuer}^PI" + (f"~{ins}^^^&1.2.250.1.213.1.4.8&ISO^INS" if ins else "")
+    pid = ["PID", "1", "", ids, "", f"{family}^{given}^^^^^L" if family else "", "", birth, sex] + [""] * 23 + [status]
+    segments = [
+        f"MSH|^~\\&|{sender[0]}|{sender[1]}|PASSERELLE|SITE|20261207101500||ADT^{event}^ADT_A01|"
+        f"{control_id}|P|2.5{msh18}",
+        f"EVN|{event}|20261207101500",
+        "|".join(pid).rstrip("|"),
+    ]
+    if prior is not None:
+        segments.append(f"MRG|{prior}^^^{prior_issuer or issuer}^PI")
+    return "\r".join(segments) + "\r"
+
+
 def client(port: int, encoding: str = "utf-8", timeout: float = 10) -> MLLPClient:
     c = MLLPClient("127.0.0.1", port, encoding=encoding)
     c.socket.settimeout(timeout)

@@ -56,8 +56,11 @@ def test_adt_is_acknowledged_once_journaled(start_gateway):
     assert fields["type"].startswith("ACK^A08")
     msh = ack.segment("MSH")
     assert str(msh[3]) == "PASSERELLE" and str(msh[5]) == "PAS" and str(msh[6]) == "CHRU"
+    # Then applied by the bridge: the identity in force for P123 of CHRU-TOURS (docs/hl7.md).
+    assert harness.wait_until(lambda: [r["state"] for r in hl7_list(gw)] == ["applied"], 10), hl7_list(gw)
     rows = hl7_list(gw)
-    assert [(r["control_id"], r["state"], r["message_type"]) for r in rows] == [("MSG0001", "received", "ADT^A08")]
+    assert [(r["control_id"], r["message_type"]) for r in rows] == [("MSG0001", "ADT^A08")]
+    assert rows[0]["detail"].startswith("patient P123 of CHRU-TOURS: name DUPONT^JEAN"), rows[0]
     # The durable copy is a journal record holding the message as sent.
     segment = gw.spool / rows[0]["journal_segment"]
     data = segment.read_bytes()
@@ -67,7 +70,7 @@ def test_adt_is_acknowledged_once_journaled(start_gateway):
     assert shown.returncode == 0 and "PID|1||P123^^^CHRU-TOURS^PI||DUPONT^JEAN" in shown.stdout
     assert "MSA|AA|MSG0001" in shown.stdout
     status = ctl(gw, "hl7", "status", "--json")
-    assert json.loads(status.stdout)["messages"]["received"] == 1
+    assert json.loads(status.stdout)["messages"]["applied"] == 1
 
 
 def test_a_resent_control_id_gets_the_same_ack_and_is_kept_once(start_gateway):
@@ -224,20 +227,24 @@ def test_acknowledged_messages_survive_kill9(start_gateway):
     assert ack_fields(send(gw.hl7_port, adt_a08("K-20")))["code"] == "AA"
     rows = hl7_list(gw, "--limit", "100")
     assert sorted(r["control_id"] for r in rows) == sorted(f"K-{i}" for i in range(21))
-    assert all(r["state"] == "received" for r in rows)
+    # Every acknowledged message is applied after the restarts, once.
+    assert harness.wait_until(lambda: all(r["state"] == "applied" for r in hl7_list(gw, "--limit", "100")), 15), \
+        hl7_list(gw, "--limit", "100")
 
 
 def test_status_and_metrics(start_gateway):
     gw = hl7_gateway(start_gateway)
     send(gw.hl7_port, adt_a08("ST-1"))
     send(gw.hl7_port, adt_a08("ST-2", version="2.1"))
+    assert harness.wait_until(lambda: {r["state"] for r in hl7_list(gw)} == {"applied", "refused"}, 10)
     socket_path = str(gw.spool / "status.sock")
     out = subprocess.run([str(harness.passerellectl_path()), "status", "--json", "--socket", socket_path],
                          capture_output=True, text=True, timeout=30)
     assert out.returncode == 0, out.stderr
     report = json.loads(out.stdout)
     assert report["hl7"]["port"] == gw.hl7_port
-    assert report["hl7"]["messages"] == {"received": 1, "refused": 1}
+    assert report["hl7"]["messages"] == {"applied": 1, "refused": 1}
+    assert report["hl7"]["corrections"] == {"pending": 0, "failing": 0, "verified": 0, "searches": 0}
     metrics = subprocess.run([str(harness.passerellectl_path()), "metrics", "--socket", socket_path],
                              capture_output=True, text=True, timeout=30).stdout
     assert 'passerelle_hl7_messages_total{outcome="accepted"} 1' in metrics, metrics

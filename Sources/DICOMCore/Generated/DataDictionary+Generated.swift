@@ -5333,6 +5333,8 @@ extension Tag {
     public static let patientSex = Tag(0x0010, 0x0040)
     /// Other Patient IDs Sequence — PS3.6
     public static let otherPatientIDsSequence = Tag(0x0010, 0x1002)
+    /// Type of Patient ID — PS3.6
+    public static let typeOfPatientID = Tag(0x0010, 0x0022)
     /// Study ID — PS3.6
     public static let studyID = Tag(0x0020, 0x0010)
     /// Series Number — PS3.6

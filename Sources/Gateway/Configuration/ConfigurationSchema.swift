@@ -91,6 +91,7 @@ enum ConfigurationSchema {
             "url": .url, "ca": .file, "client_cert": .file, "client_key": .file, "token": .string,
             "calling_aets": .aeTitleArray, "modalities": .stringArray, "exclude_modalities": .stringArray,
             "sop_classes": .stringArray, "upload": .bool, "shared": .bool, "withdraw": .string, "orthanc_url": .url,
+            "identity_update": .string,
         ]),
         "community": .arrayOfTables([
             "ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool,

@@ -19,6 +19,24 @@ public enum WithdrawMethod: Sendable, Equatable, CustomStringConvertible {
     }
 }
 
+/// How a destination takes an identity correction of a study it already holds (docs/hl7.md).
+public enum IdentityUpdateMethod: Sendable, Equatable, CustomStringConvertible {
+    /// The study retrieved from the destination (WADO-RS), corrected, stored again (STOW-RS):
+    /// for hubs that overwrite an instance stored again (Orthanc's `OverwriteInstances`,
+    /// dcm4chee-arc's overwrite policy).
+    case resend
+    /// `resend`, and after a change of patient ID, the copy Orthanc keeps under the old ID
+    /// deleted through its REST API (Orthanc keys a study by patient ID too).
+    case orthanc(URL)
+
+    public var description: String {
+        switch self {
+        case .resend: "resend"
+        case .orthanc: "orthanc"
+        }
+    }
+}
+
 /// `[consent]`: whether shared destinations get a study without a record that the patient was
 /// informed.
 public struct ConsentSettings: Sendable, Equatable {
@@ -77,6 +95,13 @@ extension Settings {
             case let other?:
                 throw error("\(prefix).withdraw", "\"\(other)\" is not a withdrawal method",
                             hint: "\"orthanc\", \"dicomweb-delete\" or \"manual\"")
+            }
+            switch self["\(prefix).identity_update"]?.value.string {
+            case nil, "resend": configuration.destinations[index].identityUpdate = .resend
+            case "orthanc": configuration.destinations[index].identityUpdate = .orthanc(orthancURL)
+            case let other?:
+                throw error("\(prefix).identity_update", "\"\(other)\" is not an identity update method",
+                            hint: "\"resend\" or \"orthanc\"")
             }
             if !shared, self["\(prefix).withdraw"] != nil {
                 throw error("\(prefix).withdraw", "only a shared destination withdraws studies",

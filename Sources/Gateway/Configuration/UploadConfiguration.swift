@@ -72,6 +72,8 @@ public struct DestinationSettings: Sendable, Equatable {
     /// whose patient was informed); a late opposition withdraws the study from it.
     public var shared = false
     public var withdraw: WithdrawMethod = .manual
+    /// How a study it already holds takes an HL7 identity correction.
+    public var identityUpdate: IdentityUpdateMethod = .resend
 
     public init(name: String, url: URL) {
         self.name = name

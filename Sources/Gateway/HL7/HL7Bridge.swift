@@ -11,8 +11,9 @@ import Spool
 /// Applies the accepted HL7 messages, in the order they were received: an ORU^R01 becomes a
 /// report instance of its study (docs/hl7.md), which then goes out like any received
 /// instance. A report whose study is not in the spool yet waits — `waiting`, with the
-/// reason — until the study arrives or `[hl7] report_wait` passes (`failed`). Identity
-/// updates (ADT) stay `received`: carrying them to the data center is the next step.
+/// reason — until the study arrives or `[hl7] report_wait` passes (`failed`). An identity
+/// update (ADT) becomes the patient's identity in force, which instances leaving the spool
+/// carry, and a correction of each study already delivered (`IdentityCorrector`).
 final class HL7Bridge: Service, Sendable {
     private let settings: HL7Settings
     private let site: GatewayConfiguration.Site
@@ -24,13 +25,20 @@ final class HL7Bridge: Service, Sendable {
     /// Signalled when a message is accepted and when instances arrive (a waiting report's study).
     let wakeup = Wakeup()
 
-    static let appliedTypes = ["ORU^R01"]
+    static let appliedTypes = ["ORU^R01", "ADT^A08", "ADT^A31", "ADT^A47", "ADT^A40"]
+    /// The names of the destinations the site uploads to now (they follow reloads).
+    private let destinations: @Sendable () -> [String]
+    /// Called once an identity update is recorded (the corrections to carry out).
+    private let identityUpdated: @Sendable () -> Void
 
     private let audit: AuditTrail
 
     init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool,
-         audit: AuditTrail, logger: Logger, instanceStored: @escaping @Sendable () -> Void) {
+         audit: AuditTrail, logger: Logger, destinations: @escaping @Sendable () -> [String] = { [] },
+         instanceStored: @escaping @Sendable () -> Void, identityUpdated: @escaping @Sendable () -> Void = {}) {
         self.audit = audit
+        self.destinations = destinations
+        self.identityUpdated = identityUpdated
         self.settings = settings
         self.site = site
         self.spool = spool
@@ -87,6 +95,12 @@ final class HL7Bridge: Service, Sendable {
         for row in messages {
             let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)"]
             do {
+                if row.messageType.hasPrefix("ADT^") {
+                    let detail = try applyIdentityUpdate(row, now: now)
+                    logger.notice("HL7 identity update applied", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                    identityUpdated()
+                    continue
+                }
                 switch try applyReport(row, now: now) {
                 case .applied(let detail):
                     logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
@@ -106,7 +120,7 @@ final class HL7Bridge: Service, Sendable {
                 }
             } catch {
                 try? spool.database.setHL7State(id: row.id, .failed, detail: "\(error)")
-                logger.warning("HL7 report cannot be applied", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+                logger.warning("HL7 message cannot be applied", metadata: metadata.merging(["error": "\(error)"]) { $1 })
             }
         }
         return waiting
@@ -119,6 +133,34 @@ final class HL7Bridge: Service, Sendable {
 
     struct Refusal: Error, CustomStringConvertible {
         var description: String
+    }
+
+    /// An ADT^A08/A31/A47/A40: the identity in force recorded, the delivered studies queued
+    /// for correction. Returns the detail shown by `passerellectl hl7 show`.
+    private func applyIdentityUpdate(_ row: HL7MessageRow, now: Date) throws -> String {
+        let update = try PatientIdentityUpdate.read(try HL7Message.parse(row.message), issuers: site.patientIssuers)
+        let identity = update.identity
+        var changes = identity.name.map { ["name \($0)"] } ?? []
+        if let date = identity.birthDate { changes.append("birth date \(date)") }
+        if let sex = identity.sex { changes.append("sex \(sex)") }
+        if identity.insKnown { changes.append(identity.ins.map { "INS \($0.value)" } ?? "no qualified INS") }
+        let subject = update.priorPatientID.map { "\($0) → \(identity.patientID)" } ?? identity.patientID
+        let destinations = destinations()
+        let summary = "patient \(subject) of \(identity.issuer)" + (changes.isEmpty ? "" : ": " + changes.joined(separator: ", "))
+        func detail(_ corrections: Int) -> String {
+            summary + "; \(corrections) delivered studies to correct, \(destinations.count) destinations to search"
+        }
+        let (corrections, _) = try spool.database.applyIdentityUpdate(
+            update, messageID: row.id, destinations: destinations, siteIssuer: site.issuerOfPatientID ?? "",
+            detail: detail, now: now)
+        var patients = [AuditEvent.Patient(id: identity.patientID, issuer: identity.issuer)]
+        if let prior = update.priorPatientID { patients.append(AuditEvent.Patient(id: prior, issuer: identity.issuer)) }
+        audit.post(AuditEvent(action: .identityUpdated, at: now,
+                              actor: .init(address: row.peer, userName: "HL7 \(row.sendingApplication)^\(row.sendingFacility)"),
+                              patients: patients,
+                              details: ["hl7_control_id": row.controlID, "event": update.event,
+                                        "changes": changes.joined(separator: ", ")]))
+        return detail(corrections)
     }
 
     private func applyReport(_ row: HL7MessageRow, now: Date) throws -> Outcome {

@@ -57,15 +57,12 @@ enum HL7Conformance {
     /// (MRG-1) belong to different issuers: a correction never crosses issuers (one site's
     /// number cannot become another's). The reason and both patients, or nil. An identifier
     /// without assigning authority counts as the site's.
-    static func crossIssuer(_ message: HL7Message, siteIssuer: String) -> (reason: String, patients: [(id: String, issuer: String)])? {
+    static func crossIssuer(_ message: HL7Message, issuers: PatientIdentityUpdate.Issuers)
+        -> (reason: String, patients: [(id: String, issuer: String)])? {
         guard message.header.messageCode == "ADT", ["A40", "A47"].contains(message.header.triggerEvent),
-              let pid = message.segment(named: "PID"), let mrg = message.segment(named: "MRG") else { return nil }
-        func identifier(_ field: HL7Field) -> (id: String, issuer: String) {
-            let namespace = field.value(component: 4), universal = field.value(component: 4, subcomponent: 2)
-            return (field.value(), namespace.isEmpty ? (universal.isEmpty ? siteIssuer : universal) : namespace)
-        }
-        let patient = identifier(pid.field(3)), prior = identifier(mrg.field(1))
-        guard patient.issuer != prior.issuer else { return nil }
+              let pid = message.segment(named: "PID"), let mrg = message.segment(named: "MRG"),
+              let patient = issuers.patient(in: pid.field(3)), let prior = issuers.patient(in: mrg.field(1)),
+              patient.issuer != prior.issuer else { return nil }
         return ("\(message.header.messageCode)^\(message.header.triggerEvent) across issuers: PID-3 \(patient.id) of "
                 + "\(patient.issuer), MRG-1 \(prior.id) of \(prior.issuer)", [patient, prior])
     }

@@ -54,14 +54,14 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
     private let accepted: @Sendable () -> Void
 
     private let audit: AuditTrail
-    /// `[site] issuer_of_patient_id`: the issuer of an identifier that names none.
-    private let siteIssuer: String
+    /// The site's issuer (`[site] issuer_of_patient_id`, `issuer_oid`): that of an identifier that names none.
+    private let issuers: PatientIdentityUpdate.Issuers
 
-    init(settings: HL7Settings, siteIssuer: String, spool: Spool, threadPool: NIOThreadPool, audit: AuditTrail,
+    init(settings: HL7Settings, issuers: PatientIdentityUpdate.Issuers, spool: Spool, threadPool: NIOThreadPool, audit: AuditTrail,
          logger: Logger, accepted: @escaping @Sendable () -> Void = {}) throws {
         self.accepted = accepted
         self.audit = audit
-        self.siteIssuer = siteIssuer
+        self.issuers = issuers
         self.settings = settings
         self.spool = spool
         self.threadPool = threadPool
@@ -293,7 +293,7 @@ final class HL7Inbox: MLLPMessageHandler, Sendable {
                 location: HL7ErrorLocation(segment: "MSH", field: 3)))
         }
         if let (code, error) = HL7Conformance.refusal(of: message) { return refused(code, error) }
-        if let crossing = HL7Conformance.crossIssuer(message, siteIssuer: siteIssuer) {
+        if let crossing = HL7Conformance.crossIssuer(message, issuers: issuers) {
             audit.post(AuditEvent(action: .identityUpdateRefused, outcome: .minorFailure,
                                   outcomeDescription: crossing.reason,
                                   actor: .init(address: peer, userName: "HL7 \(header.sendingApplication)^\(header.sendingFacility)"),

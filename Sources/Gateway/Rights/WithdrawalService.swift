@@ -142,13 +142,8 @@ public final class WithdrawalService: Service {
     func studies(at client: DICOMwebClient, covering subject: RightsSubject, siteIssuer: String,
                  emptyIssuerIsOurs: Bool) async throws -> [(studyUID: String, patientID: String?)] {
         func search(patientID: String, issuer: String) async throws(DICOMwebError) -> [(studyUID: String, patientID: String?)] {
-            try await client.search("studies", parameters: [
-                ("PatientID", patientID), ("includefield", "00100021"), ("limit", "1000"),
-            ]).filter {
-                guard $0.string(.patientID) == patientID else { return false }
-                let found = $0.string(.issuerOfPatientID) ?? ""
-                return found.isEmpty ? (emptyIssuerIsOurs && issuer == siteIssuer) : found == issuer
-            }.compactMap { result in result.string(.studyInstanceUID).map { ($0, result.string(.patientID)) } }
+            try await client.studies(ofPatient: patientID, issuer: issuer, siteIssuer: siteIssuer,
+                                     emptyIssuerIsOurs: emptyIssuerIsOurs).map { ($0, patientID) }
         }
         switch subject {
         case .study(let uid):
@@ -283,6 +278,23 @@ public final class WithdrawalService: Service {
                 "error": "\(error ?? "")", "next_attempt": "\(until)", "attempts": "\(withdrawal.attempts + 1)"]) { $1 })
         }
         try? await database { try $0.postponeWithdrawal(withdrawal, until: until, error: error, failed: !quiet) }
+    }
+}
+
+extension DICOMwebClient {
+    /// The studies of one patient at a destination: the patient ID exactly (no fuzzy or
+    /// wildcard match) and qualified by its issuer. A study without IssuerOfPatientID is the
+    /// site's only when the site sends them so (`emptyIssuerIsOurs`); otherwise it is another
+    /// site's and never touched.
+    func studies(ofPatient patientID: String, issuer: String, siteIssuer: String,
+                 emptyIssuerIsOurs: Bool) async throws(DICOMwebError) -> [String] {
+        try await search("studies", parameters: [
+            ("PatientID", patientID), ("includefield", "00100021"), ("limit", "1000"),
+        ]).filter {
+            guard $0.string(.patientID) == patientID else { return false }
+            let found = $0.string(.issuerOfPatientID) ?? ""
+            return found.isEmpty ? (emptyIssuerIsOurs && issuer == siteIssuer) : found == issuer
+        }.compactMap { $0.string(.studyInstanceUID) }
     }
 }
 

@@ -179,6 +179,16 @@ public struct StatusReport: Codable, Sendable, Equatable {
         public var port: Int
         /// Per state (received, applied, waiting, failed, refused): messages in the spool.
         public var messages: [String: Int]
+        /// Identity updates carried to the destinations: studies to correct (of which failing),
+        /// verified, and destinations still to search.
+        public var corrections: Corrections?
+
+        public struct Corrections: Codable, Sendable, Equatable {
+            public var pending: Int
+            public var failing: Int
+            public var verified: Int
+            public var searches: Int
+        }
     }
 
     /// `[audit]`: the chain head and the ATNA outbox.

@@ -119,8 +119,11 @@ public struct StatusResponder: Sendable {
         report.audit = try audit?.status()
         if let settings = configuration.hl7 {
             let counts = try spool.database.hl7Counts()
+            let corrections = try spool.database.identityCorrectionCounts()
             report.hl7 = .init(bind: settings.bind, port: hl7Port?() ?? settings.port,
-                               messages: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }))
+                               messages: Dictionary(uniqueKeysWithValues: counts.map { ($0.key.rawValue, $0.value) }),
+                               corrections: .init(pending: corrections.pending, failing: corrections.failing,
+                                                  verified: corrections.verified, searches: corrections.sweeps))
         }
         return report
     }
@@ -181,6 +184,14 @@ public struct StatusResponder: Sendable {
                 .set(Int64(community.health == "failing" ? 0 : 1))
             registry.makeGauge(name: "passerelle_community_cache_bytes", labels: [("community", community.aeTitle)],
                                help: "Bytes of foreign studies kept in cache/").set(Int64(community.cachedBytes))
+        }
+        if let corrections = report.hl7?.corrections {
+            for (state, count) in [("pending", corrections.pending - corrections.failing), ("failing", corrections.failing),
+                                   ("verified", corrections.verified)] {
+                registry.makeGauge(name: "passerelle_identity_corrections", labels: [("state", state)],
+                                   help: "Studies whose identity is corrected at a destination (HL7 ADT), per state")
+                    .set(Int64(count))
+            }
         }
         if let audit = report.audit {
             registry.makeGauge(name: "passerelle_audit_queue_depth", help: "Audit messages waiting for the ATNA repository")

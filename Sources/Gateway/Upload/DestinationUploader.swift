@@ -25,6 +25,8 @@ final class DestinationUploader: Sendable {
     let scheduler: NIOLockedValueBox<DestinationScheduler>
     /// Filled into instances lacking IssuerOfPatientID; nil: sent unchanged.
     let issuer: String?
+    /// `[site] issuer_of_patient_id`: the issuer of an instance received without one.
+    let siteIssuer: String
     let logger: Logger
     let wakeup = Wakeup()
     let audit: AuditTrail?
@@ -39,6 +41,7 @@ final class DestinationUploader: Sendable {
         self.upload = upload
         self.sharing = sharing
         self.issuer = upload.fillIssuerOfPatientID ? issuer : nil
+        self.siteIssuer = issuer ?? ""
         self.spool = spool
         self.threadPool = threadPool
         self.bucket = bucket
@@ -125,6 +128,18 @@ final class DestinationUploader: Sendable {
     func send(_ chunk: [ChunkInstance], client: DICOMwebClient) async {
         var outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)] = []
         var prepared: [(instance: ChunkInstance, outgoing: OutgoingInstance)] = []
+        // A chunk is one study: one patient, one identity in force (HL7 identity updates).
+        let identity: PatientIdentity?
+        do {
+            identity = try chunk.first.flatMap { try spool.database.patientIdentity(ofStudy: $0.studyInstanceUID,
+                                                                                    siteIssuer: siteIssuer) }
+        } catch {
+            logger.error("cannot read the patient's identity: chunk sent again later", metadata: ["error": "\(error)"])
+            try? await record { [name = settings.name] in
+                try $0.complete(destination: name, outcomes: chunk.map { ($0.instanceID, .requeue) })
+            }
+            return
+        }
         for var instance in chunk {
             do {
                 if instance.sha256.isEmpty {
@@ -134,9 +149,9 @@ final class DestinationUploader: Sendable {
                                                        offset: location.offset, length: location.length)
                     try? spool.database.storeDigest(instanceID: instance.instanceID, sha256: instance.sha256)
                 }
-                let outgoing = try OutgoingInstance(instance, root: spool.files.root, issuer: issuer)
-                if let note = outgoing.notFilled {
-                    logger.notice("IssuerOfPatientID not filled", metadata: [
+                let outgoing = try OutgoingInstance(instance, root: spool.files.root, issuer: issuer, identity: identity)
+                for note in outgoing.notes {
+                    logger.notice("instance not sent exactly as the identity in force asks", metadata: [
                         "sop_instance_uid": "\(instance.sopInstanceUID)", "reason": "\(note)"])
                 }
                 prepared.append((instance, outgoing))

@@ -5,18 +5,20 @@ import Foundation
 import Spool
 
 /// An instance as it leaves for a destination: its spooled bytes (a range of a journal
-/// segment), with IssuerOfPatientID (0010,0021) filled in when the site wants it and the data
-/// set lacks it. The spool is not changed; the element is spliced into the request body.
+/// segment), carrying the patient's identity in force (HL7 identity updates, `IdentityEdit`)
+/// and IssuerOfPatientID (0010,0021) filled in when the site wants it and the data set lacks
+/// it. The spool is not changed; the elements are spliced into the request body.
 /// Deterministic, so every retry sends the same bytes.
 struct OutgoingInstance {
     var part: STOWRequestBody.Part
     /// SHA-256 of the bytes sent (the received file's own hash when nothing is changed).
     var sentSHA256: String
-    /// Why the issuer was not filled although it was missing, for the log.
-    var notFilled: String?
+    /// Why the data set was not changed although it should have been, or what was written
+    /// differently from the PAS's identity, for the log.
+    var notes: [String] = []
 
-    /// `issuer` nil: send the file unchanged.
-    init(_ instance: ChunkInstance, root: String, issuer: String?) throws {
+    /// `issuer` nil: never filled; `identity` nil: no update names the patient.
+    init(_ instance: ChunkInstance, root: String, issuer: String?, identity: PatientIdentity? = nil) throws {
         let stored = instance.location
         let path = root + "/" + stored.relativePath
         let start = Int64(stored.offset)
@@ -28,31 +30,29 @@ struct OutgoingInstance {
         guard Int64(info.st_size) >= start + size else {
             throw SpoolError(description: "\(path) is shorter than the instance it should hold")
         }
-        guard let issuer, instance.lacksIssuerOfPatientID else {
-            part = .init(path: path, offset: start, size: size)
-            sentSHA256 = instance.sha256
-            return
-        }
+        part = .init(path: path, offset: start, size: size)
+        sentSHA256 = instance.sha256
+        guard identity != nil || (issuer != nil && instance.lacksIssuerOfPatientID) else { return }
         guard let syntax = TransferSyntax(uid: instance.transferSyntaxUID), !syntax.isDeflated else {
-            part = .init(path: path, offset: start, size: size)
-            sentSHA256 = instance.sha256
-            notFilled = "deflated data set sent unchanged"
+            notes = ["deflated data set sent unchanged"]
             return
         }
-        var source = try FileByteSource(path: path, offset: stored.offset + stored.dataSetOffset)
-        let location = try DataSetReader.locate(.issuerOfPatientID, in: &source, transferSyntax: syntax,
-                                                length: stored.length - stored.dataSetOffset)
-        var writer = DataSetWriter(transferSyntax: syntax)
-        writer.write(.issuerOfPatientID, .LO, string: issuer)
-        let splice = STOWRequestBody.Part.Splice(offset: Int64(stored.dataSetOffset + location.offset),
-                                                 removing: Int64(location.length),
-                                                 inserting: Array(writer.buffer.readableBytesView))
-        part = .init(path: path, offset: start, size: size, splice: splice)
-        sentSHA256 = try Self.hash(path: path, offset: start, size: size, splice: splice)
+        let edit = try IdentityEdit(identity: identity, fillIssuer: instance.lacksIssuerOfPatientID ? issuer : nil,
+                                    transferSyntax: syntax, length: stored.length - stored.dataSetOffset) {
+            () throws(DataSetError) in try FileByteSource(path: path, offset: stored.offset + stored.dataSetOffset)
+        }
+        notes = edit.notes
+        guard !edit.isEmpty else { return }
+        let splices = edit.splices.map {
+            STOWRequestBody.Part.Splice(offset: Int64(stored.dataSetOffset) + $0.offset, removing: $0.removing,
+                                        inserting: $0.inserting)
+        }
+        part = .init(path: path, offset: start, size: size, splices: splices)
+        sentSHA256 = try Self.hash(path: path, offset: start, size: size, splices: splices)
     }
 
-    /// SHA-256 of the part as sent with `splice` (offsets relative to `offset`).
-    static func hash(path: String, offset: Int64 = 0, size: Int64, splice: STOWRequestBody.Part.Splice) throws -> String {
+    /// SHA-256 of the part as sent with `splices` (offsets relative to `offset`).
+    static func hash(path: String, offset: Int64 = 0, size: Int64, splices: [STOWRequestBody.Part.Splice]) throws -> String {
         let fd = open(path, O_RDONLY | O_CLOEXEC)
         guard fd >= 0 else { throw SpoolError.io("cannot open", path: path, errno: errno) }
         defer { close(fd) }
@@ -69,9 +69,13 @@ struct OutgoingInstance {
                 position += Int64(n)
             }
         }
-        try feed(from: 0, to: splice.offset)
-        hasher.update(data: splice.inserting)
-        try feed(from: splice.offset + splice.removing, to: size)
+        var position: Int64 = 0
+        for splice in splices {
+            try feed(from: position, to: splice.offset)
+            hasher.update(data: splice.inserting)
+            position = splice.offset + splice.removing
+        }
+        try feed(from: position, to: size)
         return hasher.finalize().hexString
     }
 }
