@@ -45,19 +45,12 @@ final class IdentityCorrector: Service, Sendable {
     }
 
     private func work() async {
-        var clients: [String: (settings: DestinationSettings, client: DICOMwebClient)] = [:]
+        var clients = DestinationClients(logger: logger)
         while !Task.isCancelled {
             let configuration = rights.current
-            for (name, entry) in clients where configuration.destinations.first(where: { $0.name == name }) != entry.settings {
-                try? await entry.client.shutdown()
-                clients[name] = nil
-            }
+            await clients.follow(configuration)
             func client(_ name: String) throws -> (settings: DestinationSettings, client: DICOMwebClient)? {
-                if let entry = clients[name] { return entry }
-                guard let settings = configuration.destinations.first(where: { $0.name == name && $0.upload }) else { return nil }
-                let made = (settings, try settings.makeClient(upload: configuration.upload, logger: logger))
-                clients[name] = made
-                return made
+                try clients.client(name, in: configuration)
             }
             let backoff = Backoff(minimum: configuration.upload.retryMin, maximum: configuration.upload.retryMax)
             do {
@@ -78,7 +71,7 @@ final class IdentityCorrector: Service, Sendable {
             let wait = next.map { max(0, $0.timeIntervalSinceNow) } ?? 3600
             await wakeup.wait(upTo: .milliseconds(Int64(min(wait, 3600) * 1000) + 10))
         }
-        for entry in clients.values { try? await entry.client.shutdown() }
+        await clients.shutdown()
     }
 
     // MARK: Sweeps

@@ -48,23 +48,13 @@ public final class WithdrawalService: Service {
     }
 
     private func work() async {
-        var clients: [String: (settings: DestinationSettings, client: DICOMwebClient)] = [:]
+        var clients = DestinationClients(logger: logger)
         while !Task.isCancelled {
             let configuration = rights.current
-            // Clients follow the configuration: a changed destination gets a new one.
-            for (name, entry) in clients where configuration.destinations.first(where: { $0.name == name }) != entry.settings {
-                try? await entry.client.shutdown()
-                clients[name] = nil
-            }
-            func client(_ name: String) throws -> (DestinationSettings, DICOMwebClient)? {
-                if let entry = clients[name] { return (entry.settings, entry.client) }
-                guard configuration.sharingRules.sharedDestinations.contains(name),
-                      let settings = configuration.destinations.first(where: { $0.name == name }) else {
-                    return nil
-                }
-                let made = try settings.makeClient(upload: configuration.upload, logger: logger)
-                clients[name] = (settings, made)
-                return (settings, made)
+            await clients.follow(configuration)
+            func client(_ name: String) throws -> (settings: DestinationSettings, client: DICOMwebClient)? {
+                guard configuration.sharingRules.sharedDestinations.contains(name) else { return nil }
+                return try clients.client(name, in: configuration)
             }
             let backoff = Backoff(minimum: configuration.upload.retryMin, maximum: configuration.upload.retryMax)
             do {
@@ -102,7 +92,7 @@ public final class WithdrawalService: Service {
             let wait = next.map { max(0, $0.timeIntervalSinceNow) } ?? 3600
             await rights.withdrawalsChanged.wait(upTo: .milliseconds(Int64(min(wait, 3600) * 1000) + 10))
         }
-        for entry in clients.values { try? await entry.client.shutdown() }
+        await clients.shutdown()
     }
 
     // MARK: Sweeps
@@ -295,6 +285,40 @@ extension DICOMwebClient {
             let found = $0.string(.issuerOfPatientID) ?? ""
             return found.isEmpty ? (emptyIssuerIsOurs && issuer == siteIssuer) : found == issuer
         }.compactMap { $0.string(.studyInstanceUID) }
+    }
+}
+
+/// The DICOMweb clients of a service that works at several destinations, made when first
+/// needed and following the configuration: a changed or removed destination loses its client.
+struct DestinationClients {
+    let logger: Logger
+    private var clients: [String: (settings: DestinationSettings, client: DICOMwebClient)] = [:]
+
+    init(logger: Logger) {
+        self.logger = logger
+    }
+
+    mutating func follow(_ configuration: GatewayConfiguration) async {
+        for (name, entry) in clients where configuration.destinations.first(where: { $0.name == name }) != entry.settings {
+            try? await entry.client.shutdown()
+            clients[name] = nil
+        }
+    }
+
+    /// The client of a destination the site uploads to (nil: none by that name).
+    mutating func client(_ name: String, in configuration: GatewayConfiguration) throws
+        -> (settings: DestinationSettings, client: DICOMwebClient)? {
+        if let entry = clients[name] { return entry }
+        guard let settings = configuration.destinations.first(where: { $0.name == name && $0.upload }) else { return nil }
+        let made = (settings, try settings.makeClient(upload: configuration.upload, logger: logger))
+        clients[name] = made
+        return made
+    }
+
+    /// AsyncHTTPClient traps on a client released without shutdown.
+    mutating func shutdown() async {
+        for entry in clients.values { try? await entry.client.shutdown() }
+        clients = [:]
     }
 }
 
