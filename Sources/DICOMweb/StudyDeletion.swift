@@ -11,6 +11,31 @@ extension DICOMwebClient {
         !(try await search("studies", parameters: [("StudyInstanceUID", studyInstanceUID)]).isEmpty)
     }
 
+    /// Whether QIDO-RS still finds one instance of a study.
+    public func instanceExists(study: String, sopInstanceUID: String) async throws(DICOMwebError) -> Bool {
+        !(try await search("studies/\(Self.pathSegment(study))/instances",
+                           parameters: [("SOPInstanceUID", sopInstanceUID)])
+            .filter { $0.string("00080018") ?? sopInstanceUID == sopInstanceUID }.isEmpty)
+    }
+
+    /// `DELETE {base}/studies/{uid}/series/{uid}/instances/{uid}`; 404 is gone already.
+    public func deleteInstance(study: String, series: String, sopInstanceUID: String) async throws(DICOMwebError) {
+        try await delete(url("studies/\(Self.pathSegment(study))/series/\(Self.pathSegment(series))/instances/"
+                             + Self.pathSegment(sopInstanceUID)))
+    }
+
+    /// Orthanc: the instance looked up by its UID (`POST /tools/lookup`), then
+    /// `DELETE {orthanc}/instances/{id}`. Returns false when Orthanc has no such instance.
+    @discardableResult
+    public func deleteOrthancInstance(_ sopInstanceUID: String, orthancURL: URL) async throws(DICOMwebError) -> Bool {
+        let root = Self.root(orthancURL)
+        let ids = try await orthancLookup(sopInstanceUID, type: "Instance", root: root)
+        for id in ids {
+            try await delete(root + "/instances/" + Self.pathSegment(id))
+        }
+        return !ids.isEmpty
+    }
+
     /// `DELETE {base}/studies/{uid}`. A study the server does not have (404) is gone already.
     public func deleteStudy(_ studyInstanceUID: String) async throws(DICOMwebError) {
         try await delete(url("studies/\(Self.pathSegment(studyInstanceUID))"))
@@ -25,7 +50,7 @@ extension DICOMwebClient {
                                    exceptPatientID: String? = nil) async throws(DICOMwebError) -> Bool {
         let root = Self.root(orthancURL)
         var deleted = false
-        for id in try await orthancStudies(studyInstanceUID, root: root) {
+        for id in try await orthancLookup(studyInstanceUID, type: "Study", root: root) {
             let url = root + "/studies/" + Self.pathSegment(id)
             if let exceptPatientID {
                 let response = try await execute(request(url, accept: "application/json"))
@@ -46,12 +71,12 @@ extension DICOMwebClient {
         return root
     }
 
-    /// The Orthanc IDs of the studies with this UID (`POST /tools/lookup`).
-    private func orthancStudies(_ studyInstanceUID: String, root: String) async throws(DICOMwebError) -> [String] {
+    /// The Orthanc IDs of the resources of this type (`Study`, `Instance`) with this UID (`POST /tools/lookup`).
+    private func orthancLookup(_ uid: String, type: String, root: String) async throws(DICOMwebError) -> [String] {
         let lookupURL = root + "/tools/lookup"
         var lookup = request(lookupURL, accept: "application/json")
         lookup.method = .POST
-        lookup.body = .bytes(ByteBuffer(string: studyInstanceUID))
+        lookup.body = .bytes(ByteBuffer(string: uid))
         let response = try await execute(lookup)
         let body = try await collect(response, url: lookupURL)
         guard response.status.code == 200 else {
@@ -62,7 +87,7 @@ extension DICOMwebClient {
             throw DICOMwebError(kind: .permanent, code: .invalidResponse, url: lookupURL, status: 200,
                                 message: "unreadable Orthanc lookup response")
         }
-        return matches.filter { $0["Type"] as? String == "Study" }.compactMap { $0["ID"] as? String }
+        return matches.filter { $0["Type"] as? String == type }.compactMap { $0["ID"] as? String }
     }
 
     private func delete(_ url: String) async throws(DICOMwebError) {

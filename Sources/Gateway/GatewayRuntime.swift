@@ -113,7 +113,9 @@ public final class GatewayRuntime: Sendable {
                                         audit: audit, logger: logger,
                                         destinations: { rights.current.destinations.filter(\.upload).map(\.name) },
                                         instanceStored: { uploader.instanceArrived() },
-                                        identityUpdated: { corrector.wakeup.signal() })
+                                        identityUpdated: { corrector.wakeup.signal() },
+                                        sharedDestinations: { rights.current.sharingRules.sharedDestinations.sorted() },
+                                        reportCancelled: { rights.withdrawalsChanged.signal() })
                 bridge = applier
                 hl7 = try HL7Listener(settings: settings,
                                       inbox: try HL7Inbox(settings: settings,

@@ -132,6 +132,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v9-identity") { db in
             try migrateIdentity(db)
         }
+        migrator.registerMigration("v10-report-withdrawal") { db in
+            try migrateReportWithdrawal(db)
+        }
         return migrator
     }
 

@@ -180,3 +180,40 @@ def test_the_community_shows_the_report_column_yes(start_gateway, start_hub, tmp
     sop = sop_of(wait_applied(gw, "ORU-CF")["detail"])
     assert harness.wait_until(lambda: sop in hub.instance_uids(), 60)
     assert report_flag() == "YES"
+
+
+def test_a_cancelled_report_is_withdrawn_from_the_community_and_kept_at_the_archive(start_gateway, start_hub, tmp_path):
+    archive = start_hub("archive")
+    community = start_hub("community")
+    port = harness.free_port()
+    gw = start_gateway(site={"issuer_of_patient_id": ISSUER, "name": "CHR Orléans"}, upload=UPLOAD,
+                       destinations={"archive": {"url": archive.dicomweb_url},
+                                     "community": {"url": community.dicomweb_url, "shared": True,
+                                                   "withdraw": "orthanc"}},
+                       tables={"hl7": {"port": port, "bind": "127.0.0.1"}})
+    gw.hl7_port = port
+    assert harness.wait_until(lambda: _connectable(port), 10), gw.log_tail()
+    study = send_study(gw, tmp_path, AccessionNumber="ACC-X1")
+    assert ack_fields(send(port, oru_r01("ORU-X0", patient_id="PAT-R1", issuer=ISSUER, accession="ACC-X1")))["code"] == "AA"
+    sop = sop_of(wait_applied(gw, "ORU-X0")["detail"])
+    for hub in (archive, community):
+        assert harness.wait_until(lambda: sop in hub.instance_uids(), 60), gw.log_tail()
+    # The RIS cancels the order (OBR-25 = X): gone from the community (QIDO-RS), kept at the archive.
+    cancel = oru_r01("ORU-X1", patient_id="PAT-R1", issuer=ISSUER, accession="ACC-X1", status="X")
+    assert ack_fields(send(port, cancel))["code"] == "AA"
+    row = wait_applied(gw, "ORU-X1")
+    assert sop in row["detail"] and "community" in row["detail"], row
+    assert harness.wait_until(lambda: sop not in community.instance_uids(), 60), gw.log_tail()
+    assert community.qido_instances(study.study_uid, SOPInstanceUID=sop) == []
+    assert sop in archive.instance_uids() and study.study_uid in community.study_uids(), "the images stay"
+    out = subprocess.run([str(harness.passerellectl_path()), "audit", "export", "--patient", "PAT-R1", "--issuer", ISSUER,
+                          "--format", "json", "--spool", str(gw.spool)], capture_output=True, text=True, timeout=30)
+    withdrawals = [a for a in json.loads(out.stdout) if a["action"] == "withdrawal"]
+    assert len(withdrawals) == 1 and withdrawals[0]["details"]["sop_instance_uid"] == sop, out.stdout
+    # A report still waiting for its study when its order is cancelled is given up.
+    assert ack_fields(send(port, oru_r01("ORU-X2", patient_id="PAT-R1", issuer=ISSUER, accession="ACC-LATE")))["code"] == "AA"
+    assert ack_fields(send(port, oru_r01("ORU-X3", patient_id="PAT-R1", issuer=ISSUER, accession="ACC-LATE",
+                                         status="X")))["code"] == "AA"
+    assert harness.wait_until(lambda: report_rows(gw)["ORU-X2"]["state"] == "failed", 30), report_rows(gw)
+    assert "cancelled by ORU-X3" in report_rows(gw)["ORU-X2"]["detail"]
+    assert "no report of it was made" in wait_applied(gw, "ORU-X3")["detail"]

@@ -30,13 +30,20 @@ final class HL7Bridge: Service, Sendable {
     private let destinations: @Sendable () -> [String]
     /// Called once an identity update is recorded (the corrections to carry out).
     private let identityUpdated: @Sendable () -> Void
+    /// The shared destinations now, and who withdraws a cancelled report from them.
+    private let sharedDestinations: @Sendable () -> [String]
+    private let reportCancelled: @Sendable () -> Void
 
     private let audit: AuditTrail
 
     init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool,
          audit: AuditTrail, logger: Logger, destinations: @escaping @Sendable () -> [String] = { [] },
-         instanceStored: @escaping @Sendable () -> Void, identityUpdated: @escaping @Sendable () -> Void = {}) {
+         instanceStored: @escaping @Sendable () -> Void, identityUpdated: @escaping @Sendable () -> Void = {},
+         sharedDestinations: @escaping @Sendable () -> [String] = { [] },
+         reportCancelled: @escaping @Sendable () -> Void = {}) {
         self.audit = audit
+        self.sharedDestinations = sharedDestinations
+        self.reportCancelled = reportCancelled
         self.destinations = destinations
         self.identityUpdated = identityUpdated
         self.settings = settings
@@ -105,6 +112,9 @@ final class HL7Bridge: Service, Sendable {
                 case .applied(let detail):
                     logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
                     instanceStored()
+                case .cancelled(let detail):
+                    logger.notice("HL7 report cancelled", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                    reportCancelled()
                 case .waiting(let reason):
                     if now.timeIntervalSince(row.receivedAt) > Backoff.seconds(settings.reportWait) {
                         try spool.database.setHL7State(id: row.id, .failed, detail: "\(reason), for longer than hl7.report_wait")
@@ -128,6 +138,7 @@ final class HL7Bridge: Service, Sendable {
 
     enum Outcome: Equatable {
         case applied(String)
+        case cancelled(String)
         case waiting(String)
     }
 
@@ -163,12 +174,38 @@ final class HL7Bridge: Service, Sendable {
         return detail(corrections)
     }
 
+    /// OBR-25 = X: the reports made for this order are withdrawn from the shared destinations
+    /// (the archive keeps them, as it keeps an opposed study); one still waiting for its study
+    /// is given up. Returns the message's detail.
+    private func cancel(_ report: ObservationReport, _ row: HL7MessageRow, now: Date) throws -> String {
+        let order = report.fillerOrderNumber
+        for waiting in try spool.database.hl7MessagesToApply(types: ["ORU^R01"]) where waiting.id < row.id {
+            guard let earlier = try? ObservationReport(try HL7Message.parse(waiting.message),
+                                                       accessionField: settings.accessionField),
+                  earlier.fillerOrderNumber == order, earlier.resultStatus != "X" else { continue }
+            try spool.database.setHL7State(id: waiting.id, .failed,
+                                           detail: "cancelled by \(row.controlID) (OBR-25 = X) before its study arrived", at: now)
+        }
+        let study = try report.studyInstanceUID
+            ?? spool.database.reportStudies(studyInstanceUID: nil, accessionNumber: report.accessionNumber).first?.studyInstanceUID
+        let shared = sharedDestinations()
+        var detail = ""
+        try spool.database.cancelHL7Reports(
+            studyInstanceUID: study, fillerOrderNumber: order, sharedDestinations: shared, messageID: row.id,
+            controlID: row.controlID, detail: { instances in
+                detail = instances.isEmpty
+                    ? "order \(order) cancelled: no report of it was made"
+                    : "order \(order) cancelled: \(instances.joined(separator: ", ")) withdrawn from "
+                        + (shared.isEmpty ? "no shared destination" : shared.joined(separator: ", ")) + " (the archive keeps it)"
+                return detail
+            }, now: now)
+        return detail
+    }
+
     private func applyReport(_ row: HL7MessageRow, now: Date) throws -> Outcome {
         let message = try HL7Message.parse(row.message)
         let report = try ObservationReport(message, accessionField: settings.accessionField)
-        if report.resultStatus == "X" {
-            throw Refusal(description: "a cancelled report (OBR-25 = X) is not withdrawn by this version")
-        }
+        if report.resultStatus == "X" { return .cancelled(try cancel(report, row, now: now)) }
         let studies = try spool.database.reportStudies(studyInstanceUID: report.studyInstanceUID,
                                                        accessionNumber: report.accessionNumber)
         let key = report.studyInstanceUID.map { "study \($0)" } ?? "accession number \(report.accessionNumber)"

@@ -45,6 +45,8 @@ public final class PatientRights: Sendable {
         case .withdrawal(let withdrawal, _, _):
             guard let id = withdrawal.patientID else { return [] }
             return [.init(id: id, issuer: withdrawal.issuer ?? site)]
+        case .reportWithdrawal(let withdrawal, _):
+            subject = .study(withdrawal.studyInstanceUID)
         }
         switch subject {
         case .patient(let id, let issuer):
@@ -208,6 +210,8 @@ public enum RightsAct: Sendable {
     case emergencyShareRefused(RightsSubject, by: String, reason: String?)
     /// A study gone from a shared destination (or a failed attempt).
     case withdrawal(Withdrawal, method: String, outcome: Result<Void, WithdrawalFailure>)
+    /// A report the RIS cancelled, gone from a shared destination.
+    case reportWithdrawal(ReportWithdrawal, method: String)
 }
 
 public struct WithdrawalFailure: Error, Sendable {

@@ -43,6 +43,11 @@ extension RightsAct {
                 event.outcomeDescription = failure.message
             }
             return event
+        case .reportWithdrawal(let withdrawal, let method):
+            return AuditEvent(action: .withdrawal, actor: .gateway, destination: withdrawal.destination, patients: patients,
+                              studies: [withdrawal.studyInstanceUID],
+                              details: ["method": method, "sop_instance_uid": withdrawal.sopInstanceUID,
+                                        "reason": "report cancelled (OBR-25 = X)", "hl7_control_id": withdrawal.controlID])
         }
     }
 }

@@ -65,6 +65,9 @@ public final class WithdrawalService: Service {
                 for withdrawal in try await database({ try $0.dueWithdrawals() }) where !Task.isCancelled {
                     await withdraw(withdrawal, client: try client(withdrawal.destination), backoff: backoff)
                 }
+                for withdrawal in try await database({ try $0.dueReportWithdrawals() }) where !Task.isCancelled {
+                    await withdraw(withdrawal, client: try client(withdrawal.destination), backoff: backoff)
+                }
                 let resends = try await database { try $0.dueResends() }
                 if !resends.isEmpty {
                     // One client of the archive for the pass, not one per study.
@@ -88,7 +91,8 @@ public final class WithdrawalService: Service {
             } catch {
                 break
             }
-            let next = (try? await database { try $0.nextRightsWork() }) ?? nil
+            let next = [(try? await database { try $0.nextRightsWork() }) ?? nil,
+                        (try? await database { try $0.nextReportWithdrawal() }) ?? nil].compactMap { $0 }.min()
             let wait = next.map { max(0, $0.timeIntervalSinceNow) } ?? 3600
             await rights.withdrawalsChanged.wait(upTo: .milliseconds(Int64(min(wait, 3600) * 1000) + 10))
         }
@@ -201,6 +205,60 @@ public final class WithdrawalService: Service {
                                     outcome: .failure(WithdrawalFailure(message: message))))
             await postpone(withdrawal, by: backoff.delay(afterFailures: withdrawal.attempts + 1), error: message,
                            metadata: metadata)
+        }
+    }
+
+    /// A report the RIS cancelled (OBR-25 = X), removed from one shared destination by its
+    /// `withdraw` method and confirmed by QIDO-RS; `manual`: an operator deletes it there,
+    /// Passerelle checks again every 10 minutes.
+    private func withdraw(_ withdrawal: ReportWithdrawal, client: (settings: DestinationSettings, client: DICOMwebClient)?,
+                          backoff: Backoff) async {
+        let metadata: Logger.Metadata = ["sop_instance_uid": "\(withdrawal.sopInstanceUID)",
+                                         "study_uid": "\(withdrawal.studyInstanceUID)",
+                                         "destination": "\(withdrawal.destination)",
+                                         "hl7_control_id": "\(withdrawal.controlID)"]
+        func postpone(by delay: Duration, error: String?, failed: Bool) async {
+            let until = Date().addingTimeInterval(Backoff.seconds(delay))
+            if failed {
+                logger.warning("cancelled report not withdrawn yet; retrying", metadata: metadata.merging([
+                    "error": "\(error ?? "")", "next_attempt": "\(until)"]) { $1 })
+            }
+            try? await database { try $0.postponeReportWithdrawal(withdrawal, until: until, error: error, failed: failed) }
+        }
+        guard let (settings, client) = client else {
+            await postpone(by: .seconds(600), error: "\(withdrawal.destination) is not a configured shared destination",
+                           failed: true)
+            return
+        }
+        let (study, sop) = (withdrawal.studyInstanceUID, withdrawal.sopInstanceUID)
+        do {
+            if try await database({ try $0.hasInFlight(studyUID: study, destination: withdrawal.destination) }) {
+                await postpone(by: Self.inFlightWait, error: nil, failed: false)
+                return
+            }
+            switch settings.withdraw {
+            case .manual:
+                guard !(try await client.instanceExists(study: study, sopInstanceUID: sop)) else {
+                    logger.warning("manual withdrawal required: delete the cancelled report at the shared destination",
+                                   metadata: metadata)
+                    await postpone(by: Self.manualReminder, error: "manual withdrawal required: delete instance \(sop)",
+                                   failed: false)
+                    return
+                }
+            case .orthanc(let url):
+                try await client.deleteOrthancInstance(sop, orthancURL: url)
+            case .dicomwebDelete:
+                try await client.deleteInstance(study: study, series: withdrawal.seriesInstanceUID, sopInstanceUID: sop)
+            }
+            if try await client.instanceExists(study: study, sopInstanceUID: sop) {
+                throw WithdrawalFailure(message: "QIDO-RS still finds the instance at \(withdrawal.destination)")
+            }
+            try await database { try $0.recordReportWithdrawn(withdrawal) }
+            logger.notice("cancelled report withdrawn from a shared destination", metadata: metadata)
+            await audit(.reportWithdrawal(withdrawal, method: "\(settings.withdraw)"))
+        } catch {
+            let message = (error as? WithdrawalFailure)?.message ?? "\(error)"
+            await postpone(by: backoff.delay(afterFailures: withdrawal.attempts + 1), error: message, failed: true)
         }
     }
 
