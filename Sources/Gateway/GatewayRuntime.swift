@@ -111,10 +111,9 @@ public final class GatewayRuntime: Sendable {
             do {
                 let applier = HL7Bridge(settings: settings, site: configuration.site, spool: spool, threadPool: threadPool,
                                         audit: audit, logger: logger,
-                                        destinations: { rights.current.destinations.filter(\.upload).map(\.name) },
+                                        configuration: { rights.current },
                                         instanceStored: { uploader.instanceArrived() },
                                         identityUpdated: { corrector.wakeup.signal() },
-                                        sharedDestinations: { rights.current.sharingRules.sharedDestinations.sorted() },
                                         reportCancelled: { rights.withdrawalsChanged.signal() })
                 bridge = applier
                 hl7 = try HL7Listener(settings: settings,

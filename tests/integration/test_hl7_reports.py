@@ -132,7 +132,7 @@ def test_a_report_before_its_study_waits_then_follows_it(start_gateway, start_hu
     message = oru_r01("ORU-EARLY", patient_id="PAT-R1", issuer=ISSUER, study_uid=study.study_uid)
     assert ack_fields(send(gw.hl7_port, message))["code"] == "AA"
     assert harness.wait_until(lambda: report_rows(gw)["ORU-EARLY"]["state"] == "waiting", 20)
-    assert "not in the spool yet" in report_rows(gw)["ORU-EARLY"]["detail"]
+    assert "neither in the spool nor at the archive yet" in report_rows(gw)["ORU-EARLY"]["detail"]
     files = datagen.make_ct_series(tmp_path / "late", 2, study, rows=64, cols=64)
     assert harness.storescu(files, gw.port).returncode == 0
     sop = sop_of(wait_applied(gw, "ORU-EARLY", timeout=30)["detail"])
@@ -217,3 +217,32 @@ def test_a_cancelled_report_is_withdrawn_from_the_community_and_kept_at_the_arch
     assert harness.wait_until(lambda: report_rows(gw)["ORU-X2"]["state"] == "failed", 30), report_rows(gw)
     assert "cancelled by ORU-X3" in report_rows(gw)["ORU-X2"]["detail"]
     assert "no report of it was made" in wait_applied(gw, "ORU-X3")["detail"]
+
+
+def test_a_report_whose_study_is_only_at_the_archive_is_made_from_what_the_archive_says(start_gateway, start_hub,
+                                                                                           tmp_path):
+    hub = start_hub()
+    gw = report_gateway(start_gateway, hub)
+    # A study the spool never held (purged after its retention, or archived before Passerelle).
+    study = datagen.Study.new(datagen.Patient("PAT-R9", "MARTIN^PAUL", issuer=ISSUER))
+    files = datagen.make_ct_series(tmp_path / "old", 1, study, rows=32, cols=32)
+    files = [datagen.with_modified_attribute(f, f, AccessionNumber="ACC-OLD-9") for f in files]
+    status, _ = hub.stow(files, study.study_uid)
+    assert status == 200
+    message = oru_r01("ORU-OLD", patient_id="PAT-R9", issuer=ISSUER, accession="ACC-OLD-9",
+                      lines=["Relecture : pas de changement."])
+    assert ack_fields(send(gw.hl7_port, message))["code"] == "AA"
+    row = wait_applied(gw, "ORU-OLD")
+    assert study.study_uid in row["detail"], row
+    sop = sop_of(row["detail"])
+    assert harness.wait_until(lambda: sop in hub.instance_uids(), 60), gw.log_tail()
+    path = tmp_path / "late.dcm"
+    path.write_bytes(hub.instance_file(sop, study.study_uid))
+    ds = pydicom.dcmread(path)
+    assert ds.StudyInstanceUID == study.study_uid and ds.PatientID == "PAT-R9" and str(ds.PatientName) == "MARTIN^PAUL"
+    assert ds.AccessionNumber == "ACC-OLD-9" and dciodvfy_errors(path) == []
+    # Another site's patient with the same ID is not this study's: the report is not made.
+    other = oru_r01("ORU-OTHER", patient_id="PAT-R9", issuer="CHRU-TOURS", accession="ACC-OLD-9")
+    assert ack_fields(send(gw.hl7_port, other))["code"] == "AA"
+    assert harness.wait_until(lambda: report_rows(gw)["ORU-OTHER"]["state"] == "failed", 30), report_rows(gw)
+    assert "is not the patient of" in report_rows(gw)["ORU-OTHER"]["detail"]

@@ -1,5 +1,6 @@
 import Audit
 import DICOMCore
+import DICOMweb
 import Foundation
 import HL7
 import Logging
@@ -26,25 +27,22 @@ final class HL7Bridge: Service, Sendable {
     let wakeup = Wakeup()
 
     static let appliedTypes = ["ORU^R01", "ADT^A08", "ADT^A31", "ADT^A47", "ADT^A40"]
-    /// The names of the destinations the site uploads to now (they follow reloads).
-    private let destinations: @Sendable () -> [String]
+    /// The configuration in force (destinations follow reloads).
+    private let configuration: @Sendable () -> GatewayConfiguration
     /// Called once an identity update is recorded (the corrections to carry out).
     private let identityUpdated: @Sendable () -> Void
-    /// The shared destinations now, and who withdraws a cancelled report from them.
-    private let sharedDestinations: @Sendable () -> [String]
+    /// Wakes who withdraws a cancelled report from the shared destinations.
     private let reportCancelled: @Sendable () -> Void
 
     private let audit: AuditTrail
 
     init(settings: HL7Settings, site: GatewayConfiguration.Site, spool: Spool, threadPool: NIOThreadPool,
-         audit: AuditTrail, logger: Logger, destinations: @escaping @Sendable () -> [String] = { [] },
+         audit: AuditTrail, logger: Logger, configuration: @escaping @Sendable () -> GatewayConfiguration,
          instanceStored: @escaping @Sendable () -> Void, identityUpdated: @escaping @Sendable () -> Void = {},
-         sharedDestinations: @escaping @Sendable () -> [String] = { [] },
          reportCancelled: @escaping @Sendable () -> Void = {}) {
         self.audit = audit
-        self.sharedDestinations = sharedDestinations
         self.reportCancelled = reportCancelled
-        self.destinations = destinations
+        self.configuration = configuration
         self.identityUpdated = identityUpdated
         self.settings = settings
         self.site = site
@@ -58,22 +56,78 @@ final class HL7Bridge: Service, Sendable {
     func run() async throws {
         await cancelWhenGracefulShutdown { [self] in
             var lastPrune: ContinuousClock.Instant?
+            var lastLookups: [Int64: ContinuousClock.Instant] = [:]
             while !Task.isCancelled {
                 if lastPrune.map({ ContinuousClock.now - $0 >= .seconds(3600) }) ?? true {
                     lastPrune = ContinuousClock.now
                     prune()
                 }
-                var waiting = false
+                var waiting: [HL7MessageRow] = []
                 do {
                     waiting = try await threadPool.runIfActive { [self] in applyPending() }
+                    if !waiting.isEmpty { await lookUpAtArchive(waiting, lastLookups: &lastLookups) }
                 } catch {
                     if !Task.isCancelled { logger.warning("HL7: cannot apply messages", metadata: ["error": "\(error)"]) }
                 }
                 // A waiting report looks for its study every few seconds (nothing else tells
                 // when one arrives); otherwise only new messages wake the bridge.
-                await wakeup.wait(upTo: waiting ? .seconds(5) : .seconds(60))
+                await wakeup.wait(upTo: waiting.isEmpty ? .seconds(60) : .seconds(5))
             }
         }
+    }
+
+    /// How often a waiting report looks for its study at the archive.
+    static let archiveLookupInterval: Duration = .seconds(60)
+
+    /// Reports whose study is not in the spool (purged after its retention, or archived
+    /// before Passerelle): their study is looked for at the archive — the first destination
+    /// the site uploads to that is not shared — by QIDO-RS, at most once a minute each, and
+    /// the report made from what the archive says of the study.
+    private func lookUpAtArchive(_ rows: [HL7MessageRow], lastLookups: inout [Int64: ContinuousClock.Instant]) async {
+        let configuration = configuration()
+        lastLookups = lastLookups.filter { entry in rows.contains { $0.id == entry.key } }
+        let due = rows.filter { row in lastLookups[row.id].map { ContinuousClock.now - $0 >= Self.archiveLookupInterval } ?? true }
+        guard !due.isEmpty, let archive = configuration.destinations.first(where: { $0.upload && !$0.shared }) else { return }
+        let client: DICOMwebClient
+        do {
+            client = try archive.makeClient(upload: configuration.upload, logger: logger)
+        } catch {
+            logger.warning("HL7: cannot look for reports' studies at the archive", metadata: ["error": "\(error)"])
+            return
+        }
+        for row in due where !Task.isCancelled {
+            lastLookups[row.id] = ContinuousClock.now
+            let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "destination": "\(archive.name)"]
+            do {
+                let report = try ObservationReport(try HL7Message.parse(row.message), accessionField: settings.accessionField)
+                let key = report.studyInstanceUID.map { ("StudyInstanceUID", $0) } ?? ("AccessionNumber", report.accessionNumber)
+                let found = try await client.search("studies", parameters: [key] + [
+                    "00100010", "00100020", "00100021", "00100030", "00100040", "00080020", "00080030", "00080050", "00081030",
+                ].map { ("includefield", $0) }).filter { $0.string(.studyInstanceUID) != nil }
+                guard found.count == 1, let study = found.first.flatMap(Self.reportStudy) else {
+                    if found.count > 1 {
+                        logger.warning("HL7 report: its key names several studies at the archive", metadata: metadata)
+                    }
+                    continue
+                }
+                _ = try await threadPool.runIfActive { [self] in handle(row, now: Date(), archived: study) }
+            } catch {
+                logger.warning("HL7: cannot look for a report's study at the archive", metadata: metadata.merging([
+                    "error": "\(error)"]) { $1 })
+            }
+        }
+        try? await client.shutdown()
+    }
+
+    /// The study as QIDO-RS describes it (PS3.18 JSON), for a report.
+    static func reportStudy(_ result: DICOMModelDataSet) -> ReportStudy? {
+        guard let uid = result.string(.studyInstanceUID), let patientID = result.string(.patientID) else { return nil }
+        return ReportStudy(studyInstanceUID: uid, patientID: patientID,
+                           issuerOfPatientID: result.string(.issuerOfPatientID) ?? "",
+                           patientName: result.string(.patientName), patientBirthDate: result.string(.patientBirthDate),
+                           patientSex: result.string(.patientSex), studyDate: result.string(.studyDate),
+                           studyTime: result.string(.studyTime), accessionNumber: result.string(.accessionNumber),
+                           studyDescription: result.string(.studyDescription))
     }
 
     /// Deletes the messages done with past `[hl7] retention` (hourly).
@@ -87,53 +141,56 @@ final class HL7Bridge: Service, Sendable {
         }
     }
 
-    /// One pass over the messages to apply (blocking: on the thread pool). Returns whether a
-    /// report still waits for its study.
+    /// One pass over the messages to apply (blocking: on the thread pool). Returns the reports
+    /// still waiting for their study.
     @discardableResult
-    func applyPending(now: Date = Date()) -> Bool {
+    func applyPending(now: Date = Date()) -> [HL7MessageRow] {
         let messages: [HL7MessageRow]
         do {
             messages = try spool.database.hl7MessagesToApply(types: Self.appliedTypes)
         } catch {
             logger.error("HL7: cannot read the messages to apply", metadata: ["error": "\(error)"])
-            return false
+            return []
         }
-        var waiting = false
-        for row in messages {
-            let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)"]
-            do {
-                if row.messageType.hasPrefix("ADT^") {
-                    let detail = try applyIdentityUpdate(row, now: now)
-                    logger.notice("HL7 identity update applied", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
-                    identityUpdated()
-                    continue
-                }
-                switch try applyReport(row, now: now) {
-                case .applied(let detail):
-                    logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
-                    instanceStored()
-                case .cancelled(let detail):
-                    logger.notice("HL7 report cancelled", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
-                    reportCancelled()
-                case .waiting(let reason):
-                    if now.timeIntervalSince(row.receivedAt) > Backoff.seconds(settings.reportWait) {
-                        try spool.database.setHL7State(id: row.id, .failed, detail: "\(reason), for longer than hl7.report_wait")
-                        logger.warning("HL7 report given up: its study never arrived",
-                                       metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-                    } else {
-                        waiting = true
-                        if row.state != .waiting || row.detail != reason {
-                            try spool.database.setHL7State(id: row.id, .waiting, detail: reason)
-                            logger.info("HL7 report waits for its study", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
-                        }
-                    }
-                }
-            } catch {
-                try? spool.database.setHL7State(id: row.id, .failed, detail: "\(error)")
-                logger.warning("HL7 message cannot be applied", metadata: metadata.merging(["error": "\(error)"]) { $1 })
+        return messages.filter { handle($0, now: now) }
+    }
+
+    /// Applies one message; `archived`: its report's study as the archive described it.
+    /// Returns whether it waits for its study.
+    private func handle(_ row: HL7MessageRow, now: Date, archived: ReportStudy? = nil) -> Bool {
+        let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)"]
+        do {
+            if row.messageType.hasPrefix("ADT^") {
+                let detail = try applyIdentityUpdate(row, now: now)
+                logger.notice("HL7 identity update applied", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                identityUpdated()
+                return false
             }
+            switch try applyReport(row, now: now, archived: archived) {
+            case .applied(let detail):
+                logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                instanceStored()
+            case .cancelled(let detail):
+                logger.notice("HL7 report cancelled", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
+                reportCancelled()
+            case .waiting(let reason):
+                if now.timeIntervalSince(row.receivedAt) > Backoff.seconds(settings.reportWait) {
+                    try spool.database.setHL7State(id: row.id, .failed, detail: "\(reason), for longer than hl7.report_wait")
+                    logger.warning("HL7 report given up: its study never arrived",
+                                   metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+                    return false
+                }
+                if row.state != .waiting || row.detail != reason {
+                    try spool.database.setHL7State(id: row.id, .waiting, detail: reason)
+                    logger.info("HL7 report waits for its study", metadata: metadata.merging(["reason": "\(reason)"]) { $1 })
+                }
+                return true
+            }
+        } catch {
+            try? spool.database.setHL7State(id: row.id, .failed, detail: "\(error)")
+            logger.warning("HL7 message cannot be applied", metadata: metadata.merging(["error": "\(error)"]) { $1 })
         }
-        return waiting
+        return false
     }
 
     enum Outcome: Equatable {
@@ -156,7 +213,7 @@ final class HL7Bridge: Service, Sendable {
         if let sex = identity.sex { changes.append("sex \(sex)") }
         if identity.insKnown { changes.append(identity.ins.map { "INS \($0.value)" } ?? "no qualified INS") }
         let subject = update.priorPatientID.map { "\($0) → \(identity.patientID)" } ?? identity.patientID
-        let destinations = destinations()
+        let destinations = configuration().destinations.filter(\.upload).map(\.name)
         let summary = "patient \(subject) of \(identity.issuer)" + (changes.isEmpty ? "" : ": " + changes.joined(separator: ", "))
         func detail(_ corrections: Int) -> String {
             summary + "; \(corrections) delivered studies to correct, \(destinations.count) destinations to search"
@@ -188,7 +245,7 @@ final class HL7Bridge: Service, Sendable {
         }
         let study = try report.studyInstanceUID
             ?? spool.database.reportStudies(studyInstanceUID: nil, accessionNumber: report.accessionNumber).first?.studyInstanceUID
-        let shared = sharedDestinations()
+        let shared = configuration().sharingRules.sharedDestinations.sorted()
         var detail = ""
         try spool.database.cancelHL7Reports(
             studyInstanceUID: study, fillerOrderNumber: order, sharedDestinations: shared, messageID: row.id,
@@ -202,14 +259,14 @@ final class HL7Bridge: Service, Sendable {
         return detail
     }
 
-    private func applyReport(_ row: HL7MessageRow, now: Date) throws -> Outcome {
+    private func applyReport(_ row: HL7MessageRow, now: Date, archived: ReportStudy? = nil) throws -> Outcome {
         let message = try HL7Message.parse(row.message)
         let report = try ObservationReport(message, accessionField: settings.accessionField)
         if report.resultStatus == "X" { return .cancelled(try cancel(report, row, now: now)) }
-        let studies = try spool.database.reportStudies(studyInstanceUID: report.studyInstanceUID,
-                                                       accessionNumber: report.accessionNumber)
+        let studies = try archived.map { [$0] } ?? spool.database.reportStudies(studyInstanceUID: report.studyInstanceUID,
+                                                                              accessionNumber: report.accessionNumber)
         let key = report.studyInstanceUID.map { "study \($0)" } ?? "accession number \(report.accessionNumber)"
-        guard !studies.isEmpty else { return .waiting("\(key) is not in the spool yet") }
+        guard !studies.isEmpty else { return .waiting("\(key) is neither in the spool nor at the archive yet") }
         guard studies.count == 1, let study = studies.first else {
             throw Refusal(description: "\(key) names \(studies.count) studies of the spool")
         }
