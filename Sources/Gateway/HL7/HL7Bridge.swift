@@ -152,20 +152,27 @@ final class HL7Bridge: Service, Sendable {
             logger.error("HL7: cannot read the messages to apply", metadata: ["error": "\(error)"])
             return []
         }
-        return messages.filter { handle($0, now: now) }
+        var waiting: [HL7MessageRow] = []
+        var updates: [HL7MessageRow] = []
+        for row in messages {
+            if row.messageType.hasPrefix("ADT^") {
+                updates.append(row)
+                continue
+            }
+            // In order: the identity updates received before this report first.
+            applyIdentityUpdates(updates, now: now)
+            updates = []
+            if handle(row, now: now) { waiting.append(row) }
+        }
+        applyIdentityUpdates(updates, now: now)
+        return waiting
     }
 
-    /// Applies one message; `archived`: its report's study as the archive described it.
-    /// Returns whether it waits for its study.
+    /// Applies one report; `archived`: its study as the archive described it. Returns whether
+    /// it waits for its study.
     private func handle(_ row: HL7MessageRow, now: Date, archived: ReportStudy? = nil) -> Bool {
         let metadata: Logger.Metadata = ["hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)"]
         do {
-            if row.messageType.hasPrefix("ADT^") {
-                let detail = try applyIdentityUpdate(row, now: now)
-                logger.notice("HL7 identity update applied", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
-                identityUpdated()
-                return false
-            }
             switch try applyReport(row, now: now, archived: archived) {
             case .applied(let detail):
                 logger.info("HL7 report stored in its study", metadata: metadata.merging(["detail": "\(detail)"]) { $1 })
@@ -205,30 +212,56 @@ final class HL7Bridge: Service, Sendable {
 
     /// An ADT^A08/A31/A47/A40: the identity in force recorded, the delivered studies queued
     /// for correction. Returns the detail shown by `passerellectl hl7 show`.
-    private func applyIdentityUpdate(_ row: HL7MessageRow, now: Date) throws -> String {
-        let update = try PatientIdentityUpdate.read(try HL7Message.parse(row.message), issuers: site.patientIssuers)
-        let identity = update.identity
-        var changes = identity.name.map { ["name \($0)"] } ?? []
-        if let date = identity.birthDate { changes.append("birth date \(date)") }
-        if let sex = identity.sex { changes.append("sex \(sex)") }
-        if identity.insKnown { changes.append(identity.ins.map { "INS \($0.value)" } ?? "no qualified INS") }
-        let subject = update.priorPatientID.map { "\($0) → \(identity.patientID)" } ?? identity.patientID
+    /// ADT^A08/A31/A47/A40 in a row: each the identity in force and its corrections queued,
+    /// all in one transaction (a PAS sends them in bursts). One that cannot be read fails alone.
+    private func applyIdentityUpdates(_ rows: [HL7MessageRow], now: Date) {
+        guard !rows.isEmpty else { return }
         let destinations = configuration().destinations.filter(\.upload).map(\.name)
-        let summary = "patient \(subject) of \(identity.issuer)" + (changes.isEmpty ? "" : ": " + changes.joined(separator: ", "))
-        func detail(_ corrections: Int) -> String {
-            summary + "; \(corrections) delivered studies to correct, \(destinations.count) destinations to search"
+        var items: [(update: IdentityUpdateRecord, messageID: Int64, detail: (Int) -> String)] = []
+        var events: [AuditEvent] = []
+        var applied: [(row: HL7MessageRow, detail: (Int) -> String)] = []
+        for row in rows {
+            do {
+                let update = try PatientIdentityUpdate.read(try HL7Message.parse(row.message), issuers: site.patientIssuers)
+                let identity = update.identity
+                var changes = identity.name.map { ["name \($0)"] } ?? []
+                if let date = identity.birthDate { changes.append("birth date \(date)") }
+                if let sex = identity.sex { changes.append("sex \(sex)") }
+                if identity.insKnown { changes.append(identity.ins.map { "INS \($0.value)" } ?? "no qualified INS") }
+                let subject = update.priorPatientID.map { "\($0) → \(identity.patientID)" } ?? identity.patientID
+                let summary = "patient \(subject) of \(identity.issuer)" + (changes.isEmpty ? "" : ": " + changes.joined(separator: ", "))
+                let detail = { (corrections: Int) in
+                    summary + "; \(corrections) delivered studies to correct, \(destinations.count) destinations to search"
+                }
+                items.append((update, row.id, detail))
+                applied.append((row, detail))
+                var patients = [AuditEvent.Patient(id: identity.patientID, issuer: identity.issuer)]
+                if let prior = update.priorPatientID { patients.append(AuditEvent.Patient(id: prior, issuer: identity.issuer)) }
+                events.append(AuditEvent(action: .identityUpdated, at: now,
+                                         actor: .init(address: row.peer, userName: "HL7 \(row.sendingApplication)^\(row.sendingFacility)"),
+                                         patients: patients,
+                                         details: ["hl7_control_id": row.controlID, "event": update.event,
+                                                   "changes": changes.joined(separator: ", ")]))
+            } catch {
+                try? spool.database.setHL7State(id: row.id, .failed, detail: "\(error)")
+                logger.warning("HL7 message cannot be applied", metadata: [
+                    "hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)", "error": "\(error)"])
+            }
         }
-        let (corrections, _) = try spool.database.applyIdentityUpdate(
-            update, messageID: row.id, destinations: destinations, siteIssuer: site.issuerOfPatientID ?? "",
-            detail: detail, now: now)
-        var patients = [AuditEvent.Patient(id: identity.patientID, issuer: identity.issuer)]
-        if let prior = update.priorPatientID { patients.append(AuditEvent.Patient(id: prior, issuer: identity.issuer)) }
-        audit.post(AuditEvent(action: .identityUpdated, at: now,
-                              actor: .init(address: row.peer, userName: "HL7 \(row.sendingApplication)^\(row.sendingFacility)"),
-                              patients: patients,
-                              details: ["hl7_control_id": row.controlID, "event": update.event,
-                                        "changes": changes.joined(separator: ", ")]))
-        return detail(corrections)
+        guard !items.isEmpty else { return }
+        do {
+            let corrections = try spool.database.applyIdentityUpdates(items, destinations: destinations,
+                                                                      siteIssuer: site.issuerOfPatientID ?? "", now: now)
+            audit.post(events)
+            for ((row, detail), count) in zip(applied, corrections) {
+                logger.notice("HL7 identity update applied", metadata: [
+                    "hl7_control_id": "\(row.controlID)", "hl7_message_type": "\(row.messageType)", "detail": "\(detail(count))"])
+            }
+            identityUpdated()
+        } catch {
+            // Left `received`: tried again at the next pass.
+            logger.error("HL7: cannot record identity updates", metadata: ["error": "\(error)", "messages": "\(items.count)"])
+        }
     }
 
     /// OBR-25 = X: the reports made for this order are withdrawn from the shared destinations

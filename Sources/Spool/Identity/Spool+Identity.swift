@@ -4,69 +4,85 @@ import GRDB
 /// Identity updates from the PAS (docs/hl7.md): the identity in force per patient, and the
 /// corrections of studies already delivered, each a retried task until QIDO-RS shows it.
 extension SpoolDatabase {
-    /// Records an update in one transaction: the patient's identity (and the prior ID it
-    /// replaces), a correction for each study of the spool already (being) delivered to a
-    /// destination, a search of each destination for older ones, and the message `applied`.
-    /// `siteIssuer`: the issuer a study received without IssuerOfPatientID belongs to;
-    /// `detail`: the message's detail, given the number of corrections queued.
+    /// Records updates in one transaction, in order: for each, the patient's identity (and the
+    /// prior ID it replaces), a correction for each study of the spool already (being)
+    /// delivered to a destination, a search of each destination for older ones, and its
+    /// message `applied` with `detail(corrections queued)`. `siteIssuer`: the issuer a study
+    /// received without IssuerOfPatientID belongs to. Returns the corrections queued per update.
+    @discardableResult
+    public func applyIdentityUpdates(_ updates: [(update: IdentityUpdateRecord, messageID: Int64,
+                                                  detail: (_ corrections: Int) -> String)],
+                                     destinations: [String], siteIssuer: String, now: Date = Date()) throws -> [Int] {
+        try writer.write { db in
+            try updates.map { item in
+                let corrections = try Self.apply(item.update, destinations: destinations, siteIssuer: siteIssuer,
+                                                 at: now.timeIntervalSince1970, db: db)
+                try db.cachedStatement(sql: "UPDATE hl7_message SET state = 'applied', detail = ?, updated_at = ? WHERE id = ?")
+                    .execute(arguments: [item.detail(corrections), now.timeIntervalSince1970, item.messageID])
+                return corrections
+            }
+        }
+    }
+
+    /// One update (see `applyIdentityUpdates`); returns the corrections queued.
     @discardableResult
     public func applyIdentityUpdate(_ update: IdentityUpdateRecord, messageID: Int64, destinations: [String],
-                                    siteIssuer: String, detail: (_ corrections: Int) -> String, now: Date = Date())
-        throws -> (corrections: Int, sweeps: Int) {
-        try writer.write { db in
-            let time = now.timeIntervalSince1970
-            let identity = update.identity
-            // Fields the message left empty keep what an earlier update said.
-            try db.execute(sql: """
-                INSERT INTO patient_identity (issuer, patient_id, replaced_by, patient_name, birth_date, sex, ins,
-                    ins_authority, ins_known, control_id, updated_at)
-                VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)
-                ON CONFLICT (issuer, patient_id) DO UPDATE SET replaced_by = NULL,
-                    patient_name = COALESCE(excluded.patient_name, patient_name),
-                    birth_date = COALESCE(excluded.birth_date, birth_date), sex = COALESCE(excluded.sex, sex),
-                    ins = CASE WHEN excluded.ins_known THEN excluded.ins ELSE ins END,
-                    ins_authority = CASE WHEN excluded.ins_known THEN excluded.ins_authority ELSE ins_authority END,
-                    ins_known = MAX(ins_known, excluded.ins_known),
+                                    siteIssuer: String, detail: @escaping (_ corrections: Int) -> String,
+                                    now: Date = Date()) throws -> Int {
+        try applyIdentityUpdates([(update, messageID, detail)], destinations: destinations, siteIssuer: siteIssuer,
+                                 now: now)[0]
+    }
+
+    private static func apply(_ update: IdentityUpdateRecord, destinations: [String], siteIssuer: String,
+                              at time: Double, db: Database) throws -> Int {
+        let identity = update.identity
+        // Fields the message left empty keep what an earlier update said.
+        try db.cachedStatement(sql: """
+            INSERT INTO patient_identity (issuer, patient_id, replaced_by, patient_name, birth_date, sex, ins,
+                ins_authority, ins_known, control_id, updated_at)
+            VALUES (?, ?, NULL, ?, ?, ?, ?, ?, ?, ?, ?)
+            ON CONFLICT (issuer, patient_id) DO UPDATE SET replaced_by = NULL,
+                patient_name = COALESCE(excluded.patient_name, patient_name),
+                birth_date = COALESCE(excluded.birth_date, birth_date), sex = COALESCE(excluded.sex, sex),
+                ins = CASE WHEN excluded.ins_known THEN excluded.ins ELSE ins END,
+                ins_authority = CASE WHEN excluded.ins_known THEN excluded.ins_authority ELSE ins_authority END,
+                ins_known = MAX(ins_known, excluded.ins_known),
+                control_id = excluded.control_id, updated_at = excluded.updated_at
+            """).execute(arguments: [identity.issuer, identity.patientID, identity.name, identity.birthDate, identity.sex,
+                                     identity.ins?.value, identity.ins?.assigningAuthority, identity.insKnown,
+                                     update.controlID, time])
+        if let prior = update.priorPatientID, prior != identity.patientID {
+            try db.cachedStatement(sql: """
+                INSERT INTO patient_identity (issuer, patient_id, replaced_by, control_id, updated_at)
+                VALUES (?, ?, ?, ?, ?)
+                ON CONFLICT (issuer, patient_id) DO UPDATE SET replaced_by = excluded.replaced_by,
                     control_id = excluded.control_id, updated_at = excluded.updated_at
-                """, arguments: [identity.issuer, identity.patientID, identity.name, identity.birthDate, identity.sex,
-                                 identity.ins?.value, identity.ins?.assigningAuthority, identity.insKnown,
-                                 update.controlID, time])
-            if let prior = update.priorPatientID, prior != identity.patientID {
-                try db.execute(sql: """
-                    INSERT INTO patient_identity (issuer, patient_id, replaced_by, control_id, updated_at)
-                    VALUES (?, ?, ?, ?, ?)
-                    ON CONFLICT (issuer, patient_id) DO UPDATE SET replaced_by = excluded.replaced_by,
-                        control_id = excluded.control_id, updated_at = excluded.updated_at
-                    """, arguments: [identity.issuer, prior, identity.patientID, update.controlID, time])
-            }
-            var corrections = 0, sweeps = 0
-            for patientID in update.affectedPatientIDs {
-                for destination in destinations {
-                    let studies = try String.fetchAll(db, sql: """
-                        SELECT DISTINCT st.study_instance_uid FROM patient p
-                        JOIN study st ON st.patient_ref = p.id
-                        JOIN series se ON se.study_ref = st.id
-                        JOIN instance i ON i.series_ref = se.id
-                        JOIN delivery d ON d.instance_ref = i.id
-                        WHERE p.patient_id = ? AND (p.issuer_of_patient_id = ? OR (p.issuer_of_patient_id = '' AND ? = ?))
-                          AND d.destination = ? AND d.state IN ('stored', 'in_flight')
-                        """, arguments: [patientID, identity.issuer, identity.issuer, siteIssuer, destination])
-                    for study in studies {
-                        corrections += try Self.queueCorrection(study: study, destination: destination, issuer: identity.issuer,
-                                                                patientID: patientID, controlID: update.controlID, at: time, db: db)
-                    }
-                    try db.execute(sql: """
-                        INSERT INTO identity_sweep (destination, issuer, patient_id, control_id, next_at) VALUES (?, ?, ?, ?, ?)
-                        ON CONFLICT (destination, issuer, patient_id) DO UPDATE SET control_id = excluded.control_id,
-                            attempts = 0, next_at = excluded.next_at, last_error = NULL
-                        """, arguments: [destination, identity.issuer, patientID, update.controlID, time])
-                    sweeps += 1
-                }
-            }
-            try db.execute(sql: "UPDATE hl7_message SET state = 'applied', detail = ?, updated_at = ? WHERE id = ?",
-                           arguments: [detail(corrections), time, messageID])
-            return (corrections, sweeps)
+                """).execute(arguments: [identity.issuer, prior, identity.patientID, update.controlID, time])
         }
+        var corrections = 0
+        for patientID in update.affectedPatientIDs {
+            for destination in destinations {
+                let studies = try String.fetchAll(db.cachedStatement(sql: """
+                    SELECT DISTINCT st.study_instance_uid FROM patient p
+                    JOIN study st ON st.patient_ref = p.id
+                    JOIN series se ON se.study_ref = st.id
+                    JOIN instance i ON i.series_ref = se.id
+                    JOIN delivery d ON d.instance_ref = i.id
+                    WHERE p.patient_id = ? AND (p.issuer_of_patient_id = ? OR (p.issuer_of_patient_id = '' AND ? = ?))
+                      AND d.destination = ? AND d.state IN ('stored', 'in_flight')
+                    """), arguments: [patientID, identity.issuer, identity.issuer, siteIssuer, destination])
+                for study in studies {
+                    corrections += try queueCorrection(study: study, destination: destination, issuer: identity.issuer,
+                                                       patientID: patientID, controlID: update.controlID, at: time, db: db)
+                }
+                try db.cachedStatement(sql: """
+                    INSERT INTO identity_sweep (destination, issuer, patient_id, control_id, next_at) VALUES (?, ?, ?, ?, ?)
+                    ON CONFLICT (destination, issuer, patient_id) DO UPDATE SET control_id = excluded.control_id,
+                        attempts = 0, next_at = excluded.next_at, last_error = NULL
+                    """).execute(arguments: [destination, identity.issuer, patientID, update.controlID, time])
+            }
+        }
+        return corrections
     }
 
     /// A correction to do; one already verified for the same message is not done again.
