@@ -14,8 +14,10 @@ struct JournalMaintenance: Service {
 
     func run() async throws {
         // The journal says when it takes a ready segment; otherwise look every few seconds.
-        let (wakeUps, wake) = AsyncStream.makeStream(of: Void.self, bufferingPolicy: .bufferingNewest(1))
-        spool.journal.onSpareTaken = { wake.yield() }
+        // (Not an AsyncStream raced against a sleep: cancelling the losing `for await` ends the
+        // stream, and every later wait returned at once — a busy loop.)
+        let wakeup = Wakeup()
+        spool.journal.onSpareTaken = { wakeup.signal() }
         defer { spool.journal.onSpareTaken = nil }
         await cancelWhenGracefulShutdown {
             var lastCompaction = ContinuousClock.now
@@ -47,12 +49,7 @@ struct JournalMaintenance: Service {
                         }
                     }
                 }
-                await withTaskGroup(of: Void.self) { group in
-                    group.addTask { for await _ in wakeUps { return } }
-                    group.addTask { try? await Task.sleep(for: .seconds(5)) }
-                    await group.next()
-                    group.cancelAll()
-                }
+                await wakeup.wait(upTo: .seconds(5))
             }
         }
     }
