@@ -119,10 +119,9 @@ public final class GatewayRuntime: Sendable {
                 hl7 = try HL7Listener(settings: settings,
                                       inbox: try HL7Inbox(settings: settings,
                                                           issuers: configuration.site.patientIssuers,
-                                                          spool: spool, threadPool: threadPool, audit: audit,
+                                                          spool: spool, audit: audit,
                                                           logger: logger, accepted: { applier.wakeup.signal() }),
-                                      group: MultiThreadedEventLoopGroup.singleton, gracePeriod: shutdownGracePeriod,
-                                      logger: logger)
+                                      gracePeriod: shutdownGracePeriod, logger: logger)
             } catch {
                 try? threadPool.syncShutdownGracefully()
                 try? spool.database.close()

@@ -62,6 +62,12 @@ final class GroupCommit: @unchecked Sendable {
     /// scheduled (under `condition`).
     private var toIndex: [(indexable: [Ticket], failed: [Ticket])] = []
     private var indexScheduled = false
+    /// The scheduled drain waits `indexDelay`: nobody waits for these rows (their senders were
+    /// answered once durable), so a few milliseconds gather the groups of a steady flow — one
+    /// message or instance per sync at low rates — into one transaction instead of one each.
+    /// A record someone waits for (`Wait.indexed`) is indexed at once.
+    private var indexDeferred = false
+    static let indexDelay: DispatchTimeInterval = .milliseconds(20)
     private let maximumUnindexed = 4096
     /// Serializes appends with their place in `waiting`: a group is a run of consecutive
     /// records, so its last one is the segment's new checkpoint.
@@ -178,9 +184,10 @@ final class GroupCommit: @unchecked Sendable {
         return (try self.wait(for: ticket, until: wait), location)
     }
 
-    /// Returns once every record made durable before the call is indexed.
+    /// Returns once every record made durable before the call is indexed (a deferred drain
+    /// is done now).
     func waitForIndex() {
-        indexQueue.sync {}
+        indexQueue.sync { drainIndex() }
     }
 
     /// Called with `condition` locked and `ticket` waiting.
@@ -209,9 +216,15 @@ final class GroupCommit: @unchecked Sendable {
                 // transaction: under load the index costs one commit per burst, not per sync.
                 let failed = group.filter { ticket in !indexable.contains { $0 === ticket } }
                 toIndex.append((indexable, failed))
-                if !indexScheduled {
+                let urgent = indexable.contains { $0.indexed == nil }
+                if !indexScheduled || (indexDeferred && urgent) {
                     indexScheduled = true
-                    indexQueue.async { [self] in drainIndex() }
+                    indexDeferred = !urgent
+                    if urgent {
+                        indexQueue.async { [self] in drainIndex() }
+                    } else {
+                        indexQueue.asyncAfter(deadline: .now() + Self.indexDelay) { [self] in drainIndex() }
+                    }
                 }
             }
         }
@@ -251,6 +264,7 @@ final class GroupCommit: @unchecked Sendable {
         let groups = toIndex
         toIndex = []
         indexScheduled = false
+        indexDeferred = false
         condition.unlock()
         guard !groups.isEmpty else { return }
         index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))

@@ -24,6 +24,23 @@ import Testing
         return rows
     }
 
+    @Test func timestampsAreWhatISO8601DateFormatterWrites() {
+        let formatter = ISO8601DateFormatter()
+        formatter.formatOptions = [.withInternetDateTime, .withFractionalSeconds]
+        formatter.timeZone = TimeZone(identifier: "UTC")
+        var generator = SystemRandomNumberGenerator()
+        // Whole milliseconds, and any fraction (a reception's Date()), where rounding decides.
+        let dates = [0, 0.001, 0.123, 0.9995, 1_733_500_000.999, 4_102_444_799.5] + (0..<4000).map { index in
+            Double(Int.random(in: 0..<4_102_444_800, using: &generator))
+                + (index % 2 == 0 ? Double(Int.random(in: 0..<1000, using: &generator)) / 1000
+                                  : Double.random(in: 0..<1, using: &generator))
+        }
+        for time in dates {
+            let date = Date(timeIntervalSince1970: time)
+            #expect(AuditChain.timestamp(date) == formatter.string(from: date), "\(time)")
+        }
+    }
+
     @Test func canonicalContentIsSortedCompactAndReadsBack() throws {
         let event = Self.event(7)
         let content = AuditChain.canonicalContent(event)

@@ -501,6 +501,19 @@ class Gateway:
         self._killed = False
         return self.start()
 
+    def wait_journal_ready(self, spares: int = 3, timeout: float = 120) -> bool:
+        """Waits until the journal's ready segments are prepared (allocated, zero-filled):
+        what a daemon running for a while has. Benchmarks time the steady state, not the
+        start-up's preparation of its first segments."""
+        def ready() -> bool:
+            out = subprocess.run([str(passerellectl_path()), "status", "--json", "--socket",
+                                  str(self.spool / "status.sock")], capture_output=True, text=True, timeout=30)
+            if out.returncode != 0:
+                return False
+            journal = json.loads(out.stdout).get("spool", {}).get("journal") or {}
+            return journal.get("ready", 0) >= spares
+        return wait_until(ready, timeout, interval=0.2)
+
     def peak_rss_kb(self) -> int | None:
         try:
             for line in Path(f"/proc/{self.pid}/status").read_text().splitlines():

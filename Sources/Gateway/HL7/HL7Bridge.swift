@@ -64,7 +64,14 @@ final class HL7Bridge: Service, Sendable {
                 }
                 var waiting: [HL7MessageRow] = []
                 do {
-                    waiting = try await threadPool.runIfActive { [self] in applyPending() }
+                    let pass = try await threadPool.runIfActive { [self] in applyPending() }
+                    waiting = pass.waiting
+                    if pass.applied > 0 {
+                        // A burst (a PAS replaying its queue) is applied in batches of what
+                        // arrived meanwhile, not message by message: the listener's index
+                        // shares the database's one writer with the bridge.
+                        try? await Task.sleep(for: Self.batchInterval)
+                    }
                     if !waiting.isEmpty { await lookUpAtArchive(waiting, lastLookups: &lastLookups) }
                 } catch {
                     if !Task.isCancelled { logger.warning("HL7: cannot apply messages", metadata: ["error": "\(error)"]) }
@@ -75,6 +82,9 @@ final class HL7Bridge: Service, Sendable {
             }
         }
     }
+
+    /// The least time between two passes that applied messages.
+    static let batchInterval: Duration = .milliseconds(250)
 
     /// How often a waiting report looks for its study at the archive.
     static let archiveLookupInterval: Duration = .seconds(60)
@@ -142,15 +152,15 @@ final class HL7Bridge: Service, Sendable {
     }
 
     /// One pass over the messages to apply (blocking: on the thread pool). Returns the reports
-    /// still waiting for their study.
+    /// still waiting for their study, and how many messages it looked at.
     @discardableResult
-    func applyPending(now: Date = Date()) -> [HL7MessageRow] {
+    func applyPending(now: Date = Date()) -> (waiting: [HL7MessageRow], applied: Int) {
         let messages: [HL7MessageRow]
         do {
             messages = try spool.database.hl7MessagesToApply(types: Self.appliedTypes)
         } catch {
             logger.error("HL7: cannot read the messages to apply", metadata: ["error": "\(error)"])
-            return []
+            return ([], 0)
         }
         var waiting: [HL7MessageRow] = []
         var updates: [HL7MessageRow] = []
@@ -165,7 +175,7 @@ final class HL7Bridge: Service, Sendable {
             if handle(row, now: now) { waiting.append(row) }
         }
         applyIdentityUpdates(updates, now: now)
-        return waiting
+        return (waiting, messages.count - waiting.count)
     }
 
     /// Applies one report; `archived`: its study as the archive described it. Returns whether

@@ -160,11 +160,11 @@ struct ReportDocument {
 
     /// DA and TM of a date, in UTC.
     static func dateTime(_ date: Date) -> (String, String) {
-        var calendar = Calendar(identifier: .gregorian)
-        calendar.timeZone = TimeZone(identifier: "UTC")!
-        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: date)
-        return (String(format: "%04d%02d%02d", c.year!, c.month!, c.day!),
-                String(format: "%02d%02d%02d", c.hour!, c.minute!, c.second!))
+        var seconds = time_t(date.timeIntervalSince1970.rounded(.down))
+        var c = tm()
+        gmtime_r(&seconds, &c)
+        return (String(format: "%04d%02d%02d", c.tm_year + 1900, c.tm_mon + 1, c.tm_mday),
+                String(format: "%02d%02d%02d", c.tm_hour, c.tm_min, c.tm_sec))
     }
 
     /// DA and TM from an HL7 TS (YYYYMMDD[HHMM[SS]]…), nil when it does not start with a date.

@@ -1,6 +1,7 @@
 import HL7
 import Logging
 import NIOCore
+import NIOPosix
 import NIOSSL
 import ServiceLifecycle
 
@@ -8,15 +9,18 @@ import ServiceLifecycle
 /// listener announces READY, serves until a graceful stop, then lets the messages in hand be
 /// acknowledged within the grace period and closes the connections (an unacknowledged message
 /// is sent again by its sender).
+///
+/// Its connections run on an event loop of their own, which the inbox blocks while a batch is
+/// synced (`HL7Inbox`): the DICOM associations never wait behind it.
 final class HL7Listener: Service, Sendable {
     private let server: MLLPServer
+    private let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
     private let settings: HL7Settings
     private let gracePeriod: Duration
     private let logger: Logger
     let listening = ListeningSignal()
 
-    init(settings: HL7Settings, inbox: HL7Inbox, group: any EventLoopGroup, gracePeriod: Duration,
-         logger: Logger) throws {
+    init(settings: HL7Settings, inbox: HL7Inbox, gracePeriod: Duration, logger: Logger) throws {
         self.settings = settings
         self.gracePeriod = gracePeriod
         self.logger = logger
@@ -33,6 +37,7 @@ final class HL7Listener: Service, Sendable {
             port = try await server.start()
         } catch {
             listening.end()
+            try? await group.shutdownGracefully()
             throw GatewayError.cannotListen(host: settings.bind, port: settings.port, error)
         }
         if settings.allowedSenders.isEmpty {
@@ -47,6 +52,7 @@ final class HL7Listener: Service, Sendable {
         try? await gracefulShutdown()
         logger.info("HL7 stopping: no new connections, acknowledging the messages in hand")
         await server.shutdown(gracePeriod: gracePeriod)
+        try? await group.shutdownGracefully()
         listening.end()
     }
 

@@ -47,7 +47,8 @@ public final class Journal: @unchecked Sendable {
     private var spares: [JournalSegment] = []
     /// Empty files, created and their directory entry synced in advance, for streamed records.
     private var streamSpares: [JournalSegment] = []
-    private var lastSpareTaken: ContinuousClock.Instant?
+    /// The last record begun or appended, or segment taken: receptions are going on.
+    private var lastActivity: ContinuousClock.Instant?
     private var nextSequence: UInt64 = 1
     /// Segments being written, or holding records not yet indexed: never deleted.
     private var pending: [String: Int] = [:]
@@ -104,6 +105,7 @@ public final class Journal: @unchecked Sendable {
             notify?()
         }
         let length = header.count + payloadLength
+        lastActivity = .now
         if active == nil || activeEnd + length > active!.capacity {
             let segment = try takeSpare(minimumCapacity: JournalSegment.headerSize + length)
             active = segment
@@ -132,6 +134,7 @@ public final class Journal: @unchecked Sendable {
             notify?()
         }
         guard !headLeased else { return nil }
+        lastActivity = .now
         let needed = headerLength + Self.inlineLimit
         if headSegment == nil || headEnd + needed > headSegment!.capacity {
             guard let segment = try? takeSpare(minimumCapacity: JournalSegment.headerSize + needed) else { return nil }
@@ -169,6 +172,7 @@ public final class Journal: @unchecked Sendable {
             lock.unlock()
             notify?()
         }
+        lastActivity = .now
         let segment: JournalSegment
         if streamSpares.isEmpty {
             let sequence = nextSequence
@@ -194,7 +198,6 @@ public final class Journal: @unchecked Sendable {
 
     /// A spare (or a new segment made now when none is ready) of at least `minimumCapacity`.
     private func takeSpare(minimumCapacity: Int) throws -> JournalSegment {
-        lastSpareTaken = .now
         if let index = spares.firstIndex(where: { $0.capacity >= minimumCapacity }) {
             return spares.remove(at: index)
         }
@@ -222,9 +225,10 @@ public final class Journal: @unchecked Sendable {
         lock.withLock { spares.count < spareTarget || streamSpares.isEmpty }
     }
 
-    /// Whether a ready segment was taken within `interval`: receptions are going on.
+    /// Whether a record was written (or a ready segment taken) within `interval`: receptions
+    /// are going on — DICOM instances or HL7 messages, which fill a segment slowly.
     public func isBusy(within interval: Duration) -> Bool {
-        lock.withLock { lastSpareTaken.map { ContinuousClock.now - $0 < interval } ?? false }
+        lock.withLock { lastActivity.map { ContinuousClock.now - $0 < interval } ?? false }
     }
 
     /// Prepares one more ready segment, or file for streamed records (allocation, zeros and
