@@ -56,8 +56,8 @@ import Testing
     @Test func theSpoolFollowsChangesOfIdentifierAndKeepsWhatAnUpdateLeftEmpty() throws {
         let database = try SpoolDatabase()
         func apply(_ update: IdentityUpdateRecord) throws {
-            try database.applyIdentityUpdate(update, messageID: 0, destinations: ["archive"], siteIssuer: "CHR-ORLEANS",
-                                             detail: { _ in "" })
+            try database.applyIdentityUpdates([(update, 0, { _ in "" })], destinations: ["archive"],
+                                              siteIssuer: "CHR-ORLEANS")
         }
         try apply(IdentityUpdateRecord(identity: PatientIdentity(issuer: "CHR-ORLEANS", patientID: "A", name: "X^Y",
                                                                  birthDate: "19800101"),

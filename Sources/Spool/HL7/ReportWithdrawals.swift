@@ -94,13 +94,6 @@ extension SpoolDatabase {
         }
     }
 
-    public func reportWithdrawals(limit: Int = 100) throws -> [ReportWithdrawal] {
-        try writer.read { db in
-            try Row.fetchAll(db, sql: "SELECT \(Self.reportWithdrawalColumns) FROM report_withdrawal ORDER BY id DESC LIMIT ?",
-                             arguments: [limit]).map(Self.reportWithdrawal)
-        }
-    }
-
     public func recordReportWithdrawn(_ withdrawal: ReportWithdrawal, now: Date = Date()) throws {
         try writer.write { db in
             try db.execute(sql: """

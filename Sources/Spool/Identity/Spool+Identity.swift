@@ -24,15 +24,6 @@ extension SpoolDatabase {
         }
     }
 
-    /// One update (see `applyIdentityUpdates`); returns the corrections queued.
-    @discardableResult
-    public func applyIdentityUpdate(_ update: IdentityUpdateRecord, messageID: Int64, destinations: [String],
-                                    siteIssuer: String, detail: @escaping (_ corrections: Int) -> String,
-                                    now: Date = Date()) throws -> Int {
-        try applyIdentityUpdates([(update, messageID, detail)], destinations: destinations, siteIssuer: siteIssuer,
-                                 now: now)[0]
-    }
-
     private static func apply(_ update: IdentityUpdateRecord, destinations: [String], siteIssuer: String,
                               at time: Double, db: Database) throws -> Int {
         let identity = update.identity
