@@ -31,12 +31,16 @@ final class GroupCommit: @unchecked Sendable {
         let location: JournalLocation
         /// Called on the index queue with the row's outcome.
         let indexed: (@Sendable (Result<RecordOutcome, any Error>) -> Void)?
+        /// Indexed at once, not gathered over `indexDelay`: someone waits for the row, or reads
+        /// it as soon as the sender is answered (an HL7 message's `hl7 show` after its AA).
+        let urgent: Bool
         /// Set by the leader after the sync, and by the index queue: under `condition`.
         var durable: Result<Void, any Error>?
         var result: Result<RecordOutcome, any Error>?
 
         init(work: Work, segment: JournalSegment, location: JournalLocation,
-             indexed: (@Sendable (Result<RecordOutcome, any Error>) -> Void)?) {
+             indexed: (@Sendable (Result<RecordOutcome, any Error>) -> Void)?, urgent: Bool? = nil) {
+            self.urgent = urgent ?? (indexed == nil)
             self.work = work
             self.segment = segment
             self.location = location
@@ -65,7 +69,7 @@ final class GroupCommit: @unchecked Sendable {
     /// The scheduled drain waits `indexDelay`: nobody waits for these rows (their senders were
     /// answered once durable), so a few milliseconds gather the groups of a steady flow — one
     /// message or instance per sync at low rates — into one transaction instead of one each.
-    /// A record someone waits for (`Wait.indexed`) is indexed at once.
+    /// A record someone waits for (`Wait.indexed`), or an HL7 message, is indexed at once.
     private var indexDeferred = false
     static let indexDelay: DispatchTimeInterval = .milliseconds(20)
     private let maximumUnindexed = 4096
@@ -124,7 +128,7 @@ final class GroupCommit: @unchecked Sendable {
                 let (segment, location) = try journal.append(header: try record.header.encoded(), payload: record.payload,
                                                              payloadLength: record.header.payloadLength)
                 tickets.append(Ticket(work: record.work(location), segment: segment, location: location,
-                                      indexed: record.indexed))
+                                      indexed: record.indexed, urgent: true))
                 results.append(.success(location))
             } catch {
                 tickets.append(nil)
@@ -216,7 +220,7 @@ final class GroupCommit: @unchecked Sendable {
                 // transaction: under load the index costs one commit per burst, not per sync.
                 let failed = group.filter { ticket in !indexable.contains { $0 === ticket } }
                 toIndex.append((indexable, failed))
-                let urgent = indexable.contains { $0.indexed == nil }
+                let urgent = indexable.contains(where: \.urgent)
                 if !indexScheduled || (indexDeferred && urgent) {
                     indexScheduled = true
                     indexDeferred = !urgent
