@@ -66,6 +66,7 @@ extension GatewayConfiguration {
             changed.append("destinations.\(name)")
         }
         if consent != running.consent { changed.append("consent") }
+        if backfill != running.backfill { changed.append("backfill") }
         return changed
     }
 }

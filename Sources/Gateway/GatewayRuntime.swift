@@ -19,6 +19,7 @@ public final class GatewayRuntime: Sendable {
     private let provider: SiteServiceProvider
     private let uploader: Uploader
     private let rights: PatientRights
+    private let backfill: BackfillService
     private let responder: StatusResponder
     private let listening = ListeningSignal()
     private let logger: Logger
@@ -92,6 +93,10 @@ public final class GatewayRuntime: Sendable {
                                    released: { uploader.wakeWorkers() })
         rights.refreshSharing()
         let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
+        let running = NIOLockedValueBox(configuration)
+        let backfill = BackfillService(spool: spool, threadPool: threadPool, logger: logger,
+                                       configuration: { running.withLockedValue { $0 } },
+                                       uploaderWakeup: { uploader.wakeWorkers() })
         let corrector = IdentityCorrector(rights: rights, spool: spool, threadPool: threadPool, audit: audit, logger: logger)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
                                            spool: spool, logger: logger, community: community, audit: audit,
@@ -129,6 +134,7 @@ public final class GatewayRuntime: Sendable {
             }
         }
         responder.audit = auditSender
+        responder.backfill = backfill
         if let hl7 { responder.hl7Port = { hl7.listening.port } }
         let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
                                         threadPool: threadPool, logger: logger)
@@ -142,15 +148,16 @@ public final class GatewayRuntime: Sendable {
         let journal = JournalMaintenance(spool: spool, threadPool: threadPool, logger: logger)
         let digester = Digester(spool: spool, logger: logger)
         var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals,
-                                      corrector]
+                                      corrector, backfill]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         if let hl7, let bridge { services += [bridge, hl7] }
         services.append(listener)
         self.services = services
-        self.running = NIOLockedValueBox(configuration)
+        self.running = running
         self.provider = provider
         self.uploader = uploader
         self.rights = rights
+        self.backfill = backfill
         self.responder = responder
         self.logger = logger
         self.audit = audit
@@ -192,7 +199,9 @@ public final class GatewayRuntime: Sendable {
             state.upload = configuration.upload
             state.destinations = configuration.destinations
             state.consent = configuration.consent
+            state.backfill = configuration.backfill
         }
+        if configuration.backfill != running.backfill { backfill.wakeup.signal() }
         audit.post(AuditEvent(action: .configurationReload, actor: .gateway,
                               details: ["applied": applied.joined(separator: ", "),
                                         "needs_restart": pending.joined(separator: ", ")]))

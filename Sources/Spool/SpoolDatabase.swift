@@ -135,6 +135,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v10-report-withdrawal") { db in
             try migrateReportWithdrawal(db)
         }
+        migrator.registerMigration("v11-backfill") { db in
+            try migrateBackfill(db)
+        }
         return migrator
     }
 

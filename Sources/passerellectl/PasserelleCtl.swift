@@ -12,7 +12,7 @@ struct PasserelleCtl: AsyncParsableCommand {
         subcommands: [StatusCommand.self, QueueCommand.self, RetryCommand.self, PauseCommand.self, ResumeCommand.self,
                       UrgentCommand.self, MetricsCommand.self, SpoolCommand.self, ConfigCommand.self,
                       EchoCommand.self, SendCommand.self, OppositionCommand.self, ConsentCommand.self, ShareCommand.self,
-                      AuditCommand.self, HL7Command.self]
+                      AuditCommand.self, HL7Command.self, BackfillCommand.self, ReconcileCommand.self]
     )
 }
 

@@ -122,6 +122,10 @@ import Testing
          "only a shared destination withdraws studies", "shared = true"),
         ("[destinations.community]\nurl = \"http://h/dw\"\northanc_url = \"ftp://h/\"\n", 3,
          "orthanc_url: expected a URL", nil),
+        ("[backfill]\nparallel = 0\n", 2, "backfill.parallel: 0 is out of range", "1 to 16"),
+        ("[backfill]\n\nschedule = [\"nights\"]\n", 3, "cannot read \"nights\"", "sat-sun 00:00-24:00"),
+        ("[backfill]\npause_below_free = \"plenty\"\n", 2, "expected a percentage or a size", nil),
+        ("[backfill]\nmax_studies_per_our = 10\n", 2, "unknown key", "max_studies_per_hour"),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
         let pem = try TestPEM.files()
@@ -290,6 +294,35 @@ import Testing
         #expect(try StatusRequest.parse(informed.line) == informed)
         #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"opposition_add","patient":"P1"}"#) }
         #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"share_emergency","study":"1","by":"a"}"#) }
+    }
+
+    @Test func readsTheBackfillSectionAndItsRequests() throws {
+        #expect(try ConfigurationLoader.parse(text: "", file: "p.toml").backfill == BackfillSettings())
+        let settings = try ConfigurationLoader.parse(text: """
+            [backfill]
+            parallel = 4
+            schedule = ["20:00-07:00", "sat-sun 00:00-24:00"]
+            max_studies_per_hour = 120
+            pause_below_free = "50GiB"
+            pause_above_queue = 5000
+            find_limit = 500
+            """, file: "p.toml").backfill
+        #expect(settings.parallel == 4)
+        #expect(settings.schedule.map(\.text) == ["20:00-07:00", "sat-sun 00:00-24:00"])
+        #expect(settings.maxStudiesPerHour == 120)
+        #expect(settings.pauseBelowFree == .bytes(50 << 30))
+        #expect(settings.pauseAboveQueue == 5000)
+        #expect(settings.findLimit == 500)
+        for request: StatusRequest in [
+            .backfill(.start(.init(source: "PACS", since: "2024-01-01", until: nil, modalities: ["CT"]), windows: ["22:00-06:00"])),
+            .backfill(.pause(job: nil)), .backfill(.resume(job: 3)), .backfill(.cancel(job: 2)), .backfill(.status),
+            .backfill(.survey(kind: "reconcile", .init(source: "PACS", since: "20240101"))),
+            .backfill(.surveyResult(id: 7)), .backfill(.fix(survey: 7)),
+        ] {
+            #expect(try StatusRequest.parse(request.line) == request, "\(request.line)")
+        }
+        #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"backfill_start"}"#) }
+        #expect(throws: StatusError.self) { try StatusRequest.parse(#"{"command":"backfill_survey","kind":"x","source":"P"}"#) }
     }
 
     @Test func dropInsOverrideTheMainFileKeyByKey() throws {

@@ -112,6 +112,11 @@ enum ConfigurationSchema {
             "accession_number": .string, "report_wait": .duration, "retention": .duration,
             "tls": .table(["certificate": .file, "key": .file, "ca": .file, "require_client_certificate": .bool]),
         ]),
+        "backfill": .table([
+            "parallel": .int, "schedule": .stringArray, "max_studies_per_hour": .int, "pause_below_free": .watermark,
+            "pause_above_queue": .int, "find_limit": .int, "timeout": .duration, "retry_delay": .duration,
+            "max_attempts": .int,
+        ]),
     ]
 
     /// The known key nearest to a misspelt one, if it is close enough to suggest.
@@ -212,6 +217,7 @@ extension Settings {
         try parseAudit(into: &configuration)
         try parseRights(into: &configuration)
         try parseHL7(into: &configuration)
+        try parseBackfill(into: &configuration)
         return configuration
     }
 }

@@ -61,6 +61,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
     public var audit = AuditSettings()
     /// `[hl7]`: the MLLP listener; nil without the section.
     public var hl7: HL7Settings?
+    /// `[backfill]`: the migration of the site's archive.
+    public var backfill = BackfillSettings()
 
     public init() {}
 

@@ -173,6 +173,37 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public var audit: Audit?
     /// `[hl7]`: the MLLP listener and the messages it received.
     public var hl7: HL7?
+    /// Migration jobs of the site's archive (docs/migration.md), oldest first.
+    public var backfill: [BackfillJobReport]?
+
+    public struct BackfillJobReport: Codable, Sendable, Equatable {
+        public struct Failure: Codable, Sendable, Equatable {
+            public var study: String
+            public var reason: String
+        }
+
+        public var id: Int64
+        public var source: String
+        public var kind: String
+        public var state: String
+        public var since: String
+        public var until: String
+        public var modalities: [String]
+        public var windows: [String]?
+        public var daysTotal: Int
+        public var daysDone: Int
+        /// Per state: found, retrieving, retrieved, already_archived, failed.
+        public var studies: [String: Int]
+        public var instancesExpected: Int
+        public var instancesRetrieved: Int
+        /// Why retrievals wait now (schedule, hourly cap, free space, upload backlog).
+        public var gate: String?
+        public var failures: [Failure]
+        /// At the rate of the last hour; nil until there is one.
+        public var etaSeconds: Int?
+        public var createdAt: Date
+        public var finishedAt: Date?
+    }
 
     public struct HL7: Codable, Sendable, Equatable {
         public var bind: String

@@ -19,6 +19,8 @@ public enum StatusRequest: Equatable, Sendable {
     case urgent(study: String)
     /// Patient rights (docs/rights.md).
     case rights(RightsRequest)
+    /// The migration of the site's archive (docs/migration.md).
+    case backfill(BackfillRequest)
 
     public static let maximumLineLength = 64 * 1024
 
@@ -52,9 +54,10 @@ public enum StatusRequest: Equatable, Sendable {
             return command == "pause" ? .pause(destination: destination) : .resume(destination: destination)
         default:
             if let rights = try RightsRequest.parse(command: command, object) { return .rights(rights) }
+            if let backfill = try BackfillRequest.parse(command: command, object) { return .backfill(backfill) }
             throw StatusError(code: "unknown_command",
                               message: "unknown command \"\(command)\"; known: status, queue, metrics, retry, pause, resume, urgent, "
-                                  + RightsRequest.commands.joined(separator: ", "))
+                                  + (RightsRequest.commands + BackfillRequest.commands).joined(separator: ", "))
         }
     }
 
@@ -70,6 +73,7 @@ public enum StatusRequest: Equatable, Sendable {
         case .resume(let destination): object = ["command": "resume", "destination": destination]
         case .urgent(let study): object = ["command": "urgent", "study": study]
         case .rights(let request): object = request.object
+        case .backfill(let request): object = request.object
         }
         let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? Data()
         return String(decoding: data, as: UTF8.self)

@@ -19,6 +19,8 @@ public struct StatusResponder: Sendable {
     var audit: AuditSender?
     /// The HL7 listener's bound port, once bound.
     var hl7Port: (@Sendable () -> Int?)?
+    /// Set by `GatewayRuntime`: the migration of the site's archive.
+    var backfill: BackfillService?
 
     public init(configuration: GatewayConfiguration, spool: Spool, startedAt: Date, listeningPort: @escaping @Sendable () -> Int,
                 registry: PrometheusCollectorRegistry?, uploader: Uploader? = nil, community: CommunityProxy? = nil,
@@ -73,6 +75,8 @@ public struct StatusResponder: Sendable {
             return AnyEncodable(["study": AnyEncodable(study), "urgent": AnyEncodable(true)])
         case .rights(let request):
             return try respond(to: request)
+        case .backfill(let request):
+            return try respond(to: request)
         }
     }
 
@@ -117,6 +121,10 @@ public struct StatusResponder: Sendable {
             communities: try community?.status() ?? [],
             rights: try rightsStatus())
         report.audit = try audit?.status()
+        if let backfill {
+            let jobs = try backfill.report()
+            report.backfill = jobs.isEmpty ? nil : jobs
+        }
         if let settings = configuration.hl7 {
             let counts = try spool.database.hl7Counts()
             let corrections = try spool.database.identityCorrectionCounts()
@@ -192,6 +200,20 @@ public struct StatusResponder: Sendable {
                                    help: "Studies whose identity is corrected at a destination (HL7 ADT), per state")
                     .set(Int64(count))
             }
+        }
+        for job in report.backfill ?? [] where job.state == "running" || job.state == "paused" {
+            for (state, count) in job.studies {
+                registry.makeGauge(name: "passerelle_backfill_studies", labels: [("job", "\(job.id)"), ("state", state)],
+                                   help: "Studies of an unfinished migration job, per state").set(Int64(count))
+            }
+            let labels = [("job", "\(job.id)")]
+            registry.makeGauge(name: "passerelle_backfill_instances_retrieved", labels: labels,
+                               help: "Instances a migration job moved from the PACS into the spool").set(Int64(job.instancesRetrieved))
+            registry.makeGauge(name: "passerelle_backfill_days_remaining", labels: labels,
+                               help: "Days of a migration job not walked yet").set(Int64(job.daysTotal - job.daysDone))
+            registry.makeGauge(name: "passerelle_backfill_waiting", labels: labels,
+                               help: "1 while a migration job waits (schedule, cap, free space, backlog)")
+                .set(Int64(job.gate == nil ? 0 : 1))
         }
         if let audit = report.audit {
             registry.makeGauge(name: "passerelle_audit_queue_depth", help: "Audit messages waiting for the ATNA repository")

@@ -68,7 +68,7 @@ enum ClientTestSupport {
     /// `pixelBytes` + 500 bytes. Returns its path and its data set bytes.
     static func writePart10File(
         in directory: URL, sopInstanceUID: String, transferSyntax: TransferSyntax = .explicitVRLittleEndian,
-        pixelBytes: Int = 300_000
+        pixelBytes: Int = 300_000, studyInstanceUID: String = "2.25.1000", seriesInstanceUID: String? = nil
     ) throws -> (path: String, dataSet: [UInt8]) {
         var w = DataSetWriter(transferSyntax: transferSyntax)
         w.write(.specificCharacterSet, .CS, string: "ISO_IR 100")
@@ -79,8 +79,8 @@ enum ClientTestSupport {
         w.write(.modality, .CS, string: "OT")
         w.write(.patientName, .PN, string: "TEST^CLIENT")
         w.write(.patientID, .LO, string: "IPP-CLIENT")
-        w.write(.studyInstanceUID, .UI, string: "2.25.1000")
-        w.write(.seriesInstanceUID, .UI, string: "2.25.1000.1")
+        w.write(.studyInstanceUID, .UI, string: studyInstanceUID)
+        w.write(.seriesInstanceUID, .UI, string: seriesInstanceUID ?? studyInstanceUID + ".1")
         w.write(.samplesPerPixel, uint16: 1)
         w.write(.photometricInterpretation, .CS, string: "MONOCHROME2")
         let rows = max(1, pixelBytes / 2 / 500)

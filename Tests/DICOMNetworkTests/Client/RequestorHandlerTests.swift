@@ -104,6 +104,49 @@ struct RequestorHandlerTests {
         #expect(try pipeline.ended.futureResult.wait().code == .protocolError)
     }
 
+    @Test func pendingResponsesReachTheCallbackAndCancelIsWritten() throws {
+        let pipeline = try makePipeline()
+        let channel = pipeline.channel
+        try establish(pipeline)
+
+        let findRQ = DIMSEMessage.cFindRQ(CFindRQ(messageID: 7, affectedSOPClassUID: "1.2.840.10008.5.1.4.1.2.2.1"))
+        let response = channel.eventLoop.makePromise(of: DIMSEMessage.self)
+        let seen = PendingLog()
+        try channel.writeOutbound(RequestorHandler.Request.operation(
+            findRQ, contextID: 3, response: response, pending: { message, dataSet in seen.entries.append((message, dataSet)) }))
+        _ = try nextPDU(channel)
+        let done = channel.eventLoop.makePromise(of: Void.self)
+        try channel.writeOutbound(RequestorHandler.Request.dataSetBlock(
+            ByteBuffer(bytes: [1, 2, 3, 4, 5]), fragmentLength: 2, isLast: true, ready: done))
+        try done.futureResult.wait()
+        for _ in 0..<3 { _ = try nextPDU(channel) }  // the identifier, in three fragments
+
+        let pending = DIMSEMessage.cFindRSP(CFindRSP(messageIDBeingRespondedTo: 7, affectedSOPClassUID: nil,
+                                                     status: .pending, hasIdentifier: true))
+        try channel.writeInbound(PDU.pDataTF(PDataTF(values: [
+            PresentationDataValue(contextID: 3, isCommand: true, isLast: true, data: pending.commandSet.encoded()),
+            PresentationDataValue(contextID: 3, isCommand: false, isLast: false, data: ByteBuffer(bytes: [7])),
+        ])).encoded())
+        #expect(seen.entries.isEmpty)  // not whole yet
+        try channel.writeInbound(PDU.pDataTF(PDataTF(values: [
+            PresentationDataValue(contextID: 3, isCommand: false, isLast: true, data: ByteBuffer(bytes: [8])),
+        ])).encoded())
+        #expect(seen.entries.count == 1)
+        #expect(seen.entries.first?.0 == pending)
+        #expect(seen.entries.first?.1 == ByteBuffer(bytes: [7, 8]))
+
+        try channel.writeOutbound(RequestorHandler.Request.cancel)
+        #expect(try nextPDU(channel) == RequestorStateMachineTests.command(
+            .cCancelRQ(CCancelRQ(messageIDBeingRespondedTo: 7)), contextID: 3))
+
+        let final = DIMSEMessage.cFindRSP(CFindRSP(messageIDBeingRespondedTo: 7, affectedSOPClassUID: nil,
+                                                   status: .cancel, hasIdentifier: false))
+        try channel.writeInbound(RequestorStateMachineTests.command(final, contextID: 3).encoded())
+        #expect(try response.futureResult.wait() == final)
+        #expect(seen.entries.count == 1)
+        _ = try? channel.finish()
+    }
+
     @Test func releaseCompletesOnRP() throws {
         let pipeline = try makePipeline()
         let channel = pipeline.channel
@@ -120,4 +163,8 @@ struct RequestorHandlerTests {
 
 private final class ReadyFlag: @unchecked Sendable {
     var done = false
+}
+
+private final class PendingLog: @unchecked Sendable {
+    var entries: [(DIMSEMessage, ByteBuffer?)] = []
 }

@@ -200,7 +200,9 @@ struct RequestorStateMachineTests {
         var machine = Self.established()
         _ = machine.operationRequested(Self.echoRQ, contextID: 1)
         let pending = DIMSEMessage.cEchoRSP(CEchoRSP(messageIDBeingRespondedTo: 7, status: .pending))
-        #expect(machine.pduReceived(Self.command(pending, contextID: 1)) == [.startTimer(.dimse)])
+        #expect(machine.pduReceived(Self.command(pending, contextID: 1)) == [
+            .startTimer(.dimse), .operationPending(pending, dataSet: nil),
+        ])
         #expect(machine.pduReceived(Self.command(Self.echoRSP, contextID: 1)) == [.cancelTimer, .operationSucceeded(Self.echoRSP)])
     }
 

@@ -111,11 +111,18 @@ public actor DICOMAssociation {
         return nextMessageID
     }
 
-    /// Sends a DIMSE request; the future is its response.
-    func perform(_ message: DIMSEMessage, contextID: UInt8) -> Answer<DIMSEMessage> {
+    /// Sends a DIMSE request; the future is its final response, `pending` sees the pending
+    /// ones before it (on the event loop).
+    func perform(_ message: DIMSEMessage, contextID: UInt8,
+                 pending: RequestorHandler.PendingHandler? = nil) -> Answer<DIMSEMessage> {
         let promise = channel.eventLoop.makePromise(of: DIMSEMessage.self)
-        submit(.operation(message, contextID: contextID, response: promise), failing: promise)
+        submit(.operation(message, contextID: contextID, response: promise, pending: pending), failing: promise)
         return Answer(future: promise.futureResult)
+    }
+
+    /// C-CANCEL-RQ for the operation in progress; callable from any thread, the event loop included.
+    nonisolated func requestCancel() {
+        channel.writeAndFlush(RequestorHandler.Request.cancel, promise: nil)
     }
 
     /// Sends the next data set fragment and waits until the channel takes more.

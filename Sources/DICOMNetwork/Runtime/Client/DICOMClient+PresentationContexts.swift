@@ -75,6 +75,27 @@ extension DICOMClient {
         return proposals
     }
 
+    /// The contexts to propose for querying and retrieving (C-FIND, C-MOVE, C-GET
+    /// information models): Verification with Implicit VR Little Endian, ID 1, then one
+    /// context per SOP class (IDs 3, 5…) with Explicit then Implicit VR Little Endian, the
+    /// encodings of the identifiers.
+    public static func proposals(forQueryRetrieve sopClasses: [String]) throws(DICOMNetworkError) -> [PresentationContextProposal] {
+        var classes: [String] = []
+        for sopClass in sopClasses where !classes.contains(sopClass) { classes.append(sopClass) }
+        guard classes.count + 1 <= maximumPresentationContexts else {
+            throw DICOMNetworkError(code: .tooManyPresentationContexts,
+                                   message: "\(classes.count) SOP classes need \(classes.count + 1) presentation contexts "
+                                       + "with Verification; an association carries at most \(maximumPresentationContexts)")
+        }
+        var proposals = [PresentationContextProposal(id: 1, abstractSyntax: UIDRegistry.verificationSOPClassUID,
+                                                     transferSyntaxes: [TransferSyntax.implicitVRLittleEndian.uid])]
+        for (index, sopClass) in classes.enumerated() {
+            proposals.append(PresentationContextProposal(id: UInt8(2 * (index + 1) + 1), abstractSyntax: sopClass,
+                                                         transferSyntaxes: uncompressed))
+        }
+        return proposals
+    }
+
     private static let uncompressed = [TransferSyntax.explicitVRLittleEndian.uid, TransferSyntax.implicitVRLittleEndian.uid]
 
     /// The encodings archives commonly hold: JPEG Baseline and Extended, JPEG Lossless SV1,

@@ -22,13 +22,20 @@ final class RequestorHandler: ChannelDuplexHandler {
         var maximumDataFragmentLength: Int
     }
 
+    /// Sees each pending response (and its data set), in order, on the event loop.
+    typealias PendingHandler = @Sendable (DIMSEMessage, ByteBuffer?) -> Void
+
     enum Request: Sendable {
-        /// Send a DIMSE request; `response` gets the response (or the failure).
-        case operation(DIMSEMessage, contextID: UInt8, response: EventLoopPromise<DIMSEMessage>)
+        /// Send a DIMSE request; `response` gets the final response (or the failure), `pending`
+        /// each pending one before it.
+        case operation(DIMSEMessage, contextID: UInt8, response: EventLoopPromise<DIMSEMessage>,
+                       pending: PendingHandler? = nil)
         /// The next block of the operation's data set, cut in `fragmentLength` pieces (one hop
         /// to the event loop per block rather than per fragment); `ready` completes when the
         /// next one may be sent (channel writable), or fails when the operation failed.
         case dataSetBlock(ByteBuffer, fragmentLength: Int, isLast: Bool, ready: EventLoopPromise<Void>)
+        /// C-CANCEL-RQ for the operation in progress (nothing if none is).
+        case cancel
         case release(EventLoopPromise<Void>)
         /// A-ABORT; the channel closes once the peer closed or ARTIM expired.
         case abort
@@ -42,6 +49,7 @@ final class RequestorHandler: ChannelDuplexHandler {
     /// Completed when the channel goes away, with why the association ended.
     private let ended: EventLoopPromise<DICOMNetworkError>
     private var response: EventLoopPromise<DIMSEMessage>?
+    private var pending: PendingHandler?
     private var ready: EventLoopPromise<Void>?
     private var release: EventLoopPromise<Void>?
 
@@ -116,12 +124,13 @@ final class RequestorHandler: ChannelDuplexHandler {
     func write(context: ChannelHandlerContext, data: NIOAny, promise: EventLoopPromise<Void>?) {
         promise?.succeed()  // the request is taken; its own promise carries the outcome
         switch unwrapOutboundIn(data) {
-        case .operation(let message, let contextID, let response):
+        case .operation(let message, let contextID, let response, let pending):
             guard self.response == nil else {
                 response.fail(DICOMNetworkError.notEstablished("another operation is in progress on this association"))
                 return
             }
             self.response = response
+            self.pending = pending
             run(machine.operationRequested(message, contextID: contextID))
         case .dataSetBlock(var bytes, let fragmentLength, let isLast, let ready):
             guard self.response != nil, self.ready == nil else {
@@ -133,10 +142,12 @@ final class RequestorHandler: ChannelDuplexHandler {
                 let fragment = bytes.readSlice(length: min(fragmentLength, bytes.readableBytes)) ?? ByteBuffer()
                 run(machine.dataSetFragment(fragment, isLast: isLast && bytes.readableBytes == 0))
             } while bytes.readableBytes > 0 && self.ready != nil
-            if let pending = self.ready, context.channel.isWritable {
+            if let next = self.ready, context.channel.isWritable {
                 self.ready = nil
-                pending.succeed()
+                next.succeed()
             }
+        case .cancel:
+            run(machine.cancelRequested())
         case .release(let promise):
             guard release == nil else {
                 promise.fail(DICOMNetworkError.notEstablished("the association is being released"))
@@ -176,15 +187,19 @@ final class RequestorHandler: ChannelDuplexHandler {
                 logger.notice("association failed", metadata: ["error": "\(error)"])
                 established?.fail(error)
                 established = nil
+            case .operationPending(let message, let dataSet):
+                pending?(message, dataSet)
             case .operationSucceeded(let message):
                 ready?.fail(DICOMNetworkError.notEstablished("the operation is complete"))
                 ready = nil
+                pending = nil
                 response?.succeed(message)
                 response = nil
             case .operationFailed(let error):
                 logger.notice("DIMSE operation failed", metadata: ["error": "\(error)"])
                 ready?.fail(error)
                 ready = nil
+                pending = nil
                 response?.fail(error)
                 response = nil
             case .releaseSucceeded:
@@ -233,6 +248,7 @@ final class RequestorHandler: ChannelDuplexHandler {
         established = nil
         ready?.fail(error)
         ready = nil
+        pending = nil
         response?.fail(error)
         response = nil
         if let release {

@@ -2,7 +2,10 @@ import NIOCore
 
 /// The requestor (SCU) side of one association, as a pure value: the Upper Layer machine
 /// (``AssociationStateMachine``, requestor role) plus the DIMSE layer above it — one
-/// operation at a time, response matched by Message ID, data set sent fragment by fragment.
+/// operation at a time, responses matched by Message ID, data set sent fragment by fragment.
+/// A response's data set (a C-FIND identifier, a C-MOVE Failed SOP Instance UID List) is
+/// gathered whole, within ``maximumResponseDataSetLength``, before the response is reported;
+/// pending responses (C-FIND, C-MOVE) come out one by one until the final one.
 ///
 /// Every input is a `mutating func` returning the ``Action``s the runtime executes in order
 /// (`RequestorHandler`). No I/O, no logging, no clock: timers are actions and their expiry
@@ -33,7 +36,10 @@ struct RequestorStateMachine: Sendable {
         case cancelTimer
         case associateSucceeded(AssociateAC, acceptedContexts: [UInt8: PresentationContext])
         case associateFailed(DICOMNetworkError)
-        /// The response to the operation in progress.
+        /// A pending response (status 0xFF00/0xFF01) to the operation in progress, with its
+        /// data set if it had one; the final response follows.
+        case operationPending(DIMSEMessage, dataSet: ByteBuffer?)
+        /// The final response to the operation in progress (its data set, if any, is dropped).
         case operationSucceeded(DIMSEMessage)
         /// The operation in progress (or the one just requested) failed; its data set, if
         /// being sent, must stop.
@@ -52,6 +58,23 @@ struct RequestorStateMachine: Sendable {
         var sendingDataSet: Bool
         /// A response that arrived before the last data set fragment was sent.
         var earlyResponse: DIMSEMessage?
+        /// A response whose data set is being received.
+        var incoming: IncomingResponse?
+        var cancel: CancelState = .none
+    }
+
+    struct IncomingResponse: Sendable, Hashable {
+        var message: DIMSEMessage
+        var dataSet: ByteBuffer
+    }
+
+    /// C-CANCEL-RQ of the operation in progress (PS3.7 §9.3.2.3): at most one, and never
+    /// inside the request's own data set (it would split its PDVs).
+    enum CancelState: Sendable, Hashable {
+        case none
+        /// Asked for while the request's data set was being sent: goes after its last fragment.
+        case deferred
+        case sent
     }
 
     struct Established: Sendable, Hashable {
@@ -75,9 +98,15 @@ struct RequestorStateMachine: Sendable {
     private(set) var association = AssociationStateMachine()
     private var assembler = DIMSEMessageAssembler()
     private let request: AssociateRQ
+    /// Bound on one response's data set; beyond it the association is aborted.
+    let maximumResponseDataSetLength: Int
 
-    init(request: AssociateRQ) {
+    /// 16 MiB: identifiers are a few KiB; a Failed SOP Instance UID List of thousands of UIDs fits.
+    static let defaultMaximumResponseDataSetLength = 16 << 20
+
+    init(request: AssociateRQ, maximumResponseDataSetLength: Int = defaultMaximumResponseDataSetLength) {
         self.request = request
+        self.maximumResponseDataSetLength = maximumResponseDataSetLength
     }
 
     // MARK: Inputs
@@ -123,13 +152,31 @@ struct RequestorStateMachine: Sendable {
             messageID: messageID, contextID: contextID, responseField: field | 0x8000,
             sendingDataSet: commandSet.hasDataSet, earlyResponse: nil)
         state = .established(established)
-        var actions: [Action] = []
-        for pData in PDataTF.fragments(of: commandSet.encoded(), contextID: contextID, isCommand: true,
-                                       maximumPDULength: established.peerMaximumPDULength) {
-            actions += translate(association.handle(.pDataRequestPrimitive(pData)))  // Evt9 → DT-1
-        }
+        var actions = sendCommand(commandSet, contextID: contextID,
+                                  peerMaximumPDULength: established.peerMaximumPDULength)
         actions.append(.startTimer(.dimse))
         return actions
+    }
+
+    /// C-CANCEL-RQ for the operation in progress (C-FIND, C-MOVE, C-GET): sent once, on its
+    /// context; the operation goes on until its final response (usually status Cancel). Nothing
+    /// to cancel (none in progress, or it just ended) is not an error.
+    mutating func cancelRequested() -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation,
+              operation.cancel == .none
+        else {
+            return []
+        }
+        if operation.sendingDataSet {
+            operation.cancel = .deferred
+            established.operation = operation
+            state = .established(established)
+            return []
+        }
+        operation.cancel = .sent
+        established.operation = operation
+        state = .established(established)
+        return sendCancel(for: operation, peerMaximumPDULength: established.peerMaximumPDULength)
     }
 
     /// The next fragment of the data set of the operation in progress: at most
@@ -146,6 +193,11 @@ struct RequestorStateMachine: Sendable {
         actions.append(.startTimer(.dimse))  // progress re-arms the DIMSE timeout
         if isLast {
             operation.sendingDataSet = false
+            if operation.cancel == .deferred, operation.earlyResponse == nil {
+                operation.cancel = .sent
+                actions += sendCancel(for: operation, peerMaximumPDULength: established.peerMaximumPDULength)
+                guard case .established = state else { return actions }
+            }
             if let response = operation.earlyResponse {
                 established.operation = nil
                 state = .established(established)
@@ -277,6 +329,21 @@ struct RequestorStateMachine: Sendable {
         return [.cancelTimer, .associateSucceeded(ac, acceptedContexts: accepted)]
     }
 
+    private mutating func sendCommand(_ commandSet: CommandSet, contextID: UInt8,
+                                      peerMaximumPDULength: UInt32) -> [Action] {
+        var actions: [Action] = []
+        for pData in PDataTF.fragments(of: commandSet.encoded(), contextID: contextID, isCommand: true,
+                                       maximumPDULength: peerMaximumPDULength) {
+            actions += translate(association.handle(.pDataRequestPrimitive(pData)))  // Evt9 → DT-1
+        }
+        return actions
+    }
+
+    private mutating func sendCancel(for operation: Operation, peerMaximumPDULength: UInt32) -> [Action] {
+        let cancel = CCancelRQ(messageIDBeingRespondedTo: operation.messageID)
+        return sendCommand(cancel.commandSet, contextID: operation.contextID, peerMaximumPDULength: peerMaximumPDULength)
+    }
+
     private mutating func received(_ pData: PDataTF) -> [Action] {
         var actions: [Action] = []
         for value in pData.values {
@@ -290,10 +357,9 @@ struct RequestorStateMachine: Sendable {
                 switch event {
                 case .command(let contextID, let commandSet):
                     actions += commandReceived(commandSet, contextID: contextID)
-                case .dataFragment:
-                    // Responses to C-ECHO and C-STORE carry no data set.
-                    actions += abort(with: .protocolError("unexpected data set from the peer"),
-                                     reason: .unexpectedPDUParameter)
+                case .dataFragment(_, let fragment, let isLast):
+                    // The assembler checked that a command announced it, on the same context.
+                    actions += dataFragmentReceived(fragment, isLast: isLast)
                 }
                 guard case .established = state else { return actions }
             }
@@ -321,8 +387,50 @@ struct RequestorStateMachine: Sendable {
                 "unexpected DIMSE message \(field) on context \(contextID) while awaiting the response "
                     + "to message \(operation.messageID)"), reason: .unexpectedPDUParameter)
         }
-        if let status = commandSet.uint16(.status), DIMSEStatus(status).kind == .pending {
-            return [.startTimer(.dimse)]  // not final (C-FIND/C-GET style); keep waiting
+        if commandSet.hasDataSet {
+            // Reported once its data set is complete.
+            operation.incoming = IncomingResponse(message: message, dataSet: ByteBuffer())
+            established.operation = operation
+            state = .established(established)
+            return [.startTimer(.dimse)]
+        }
+        return responseReceived(message, dataSet: nil)
+    }
+
+    private mutating func dataFragmentReceived(_ fragment: ByteBuffer, isLast: Bool) -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation,
+              var incoming = operation.incoming
+        else {
+            return abort(with: .protocolError("data set while no response is outstanding"),
+                         reason: .unexpectedPDUParameter)
+        }
+        guard incoming.dataSet.readableBytes + fragment.readableBytes <= maximumResponseDataSetLength else {
+            return abort(with: .protocolError(
+                "response data set exceeds \(maximumResponseDataSetLength) bytes"), reason: .unexpectedPDUParameter)
+        }
+        // The state lets go of the buffer first, so that appending grows it in place.
+        operation.incoming = nil
+        established.operation = operation
+        state = .established(established)
+        if isLast, incoming.dataSet.readableBytes == 0 {
+            return responseReceived(incoming.message, dataSet: fragment)  // one fragment, the usual case: no copy
+        }
+        var fragment = fragment
+        incoming.dataSet.writeBuffer(&fragment)
+        guard isLast else {
+            operation.incoming = incoming
+            established.operation = operation
+            state = .established(established)
+            return [.startTimer(.dimse)]
+        }
+        return responseReceived(incoming.message, dataSet: incoming.dataSet)
+    }
+
+    /// A complete response (command and data set) to the operation in progress.
+    private mutating func responseReceived(_ message: DIMSEMessage, dataSet: ByteBuffer?) -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation else { return [] }
+        if let status = message.commandSet.uint16(.status), DIMSEStatus(status).kind == .pending {
+            return [.startTimer(.dimse), .operationPending(message, dataSet: dataSet)]  // the final one follows
         }
         if operation.sendingDataSet {
             // The peer answered before the whole data set was sent (e.g. an early failure):
