@@ -93,14 +93,18 @@ public final class GatewayRuntime: Sendable {
                                    released: { uploader.wakeWorkers() })
         rights.refreshSharing()
         let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
-        let running = NIOLockedValueBox(configuration)
-        let backfill = BackfillService(spool: spool, threadPool: threadPool, logger: logger,
-                                       configuration: { running.withLockedValue { $0 } },
-                                       uploaderWakeup: { uploader.wakeWorkers() })
         let corrector = IdentityCorrector(rights: rights, spool: spool, threadPool: threadPool, audit: audit, logger: logger)
         let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
                                            spool: spool, logger: logger, community: community, audit: audit,
                                            instanceStored: { uploader.instanceArrived() })
+        let running = NIOLockedValueBox(configuration)
+        let retrievals = NIOLockedValueBox<UInt64>(1 << 48)  // apart from the SCP's association numbers
+        let backfill = BackfillService(
+            spool: spool, threadPool: threadPool, logger: logger, configuration: { running.withLockedValue { $0 } },
+            sink: RetrievalSink(receiver: { provider.retrievalReceiver($0, transferSyntax: $1, association: $2) },
+                                ended: { provider.receptionEnded($0) },
+                                nextAssociationID: { retrievals.withLockedValue { $0 += 1; return $0 } }),
+            uploaderWakeup: { uploader.wakeWorkers() })
         let listening = self.listening
         var responder = StatusResponder(configuration: configuration, spool: spool, startedAt: startedAt,
                                         listeningPort: { listening.port ?? dicom.port }, registry: registry,

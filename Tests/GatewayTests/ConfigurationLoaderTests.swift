@@ -126,6 +126,9 @@ import Testing
         ("[backfill]\n\nschedule = [\"nights\"]\n", 3, "cannot read \"nights\"", "sat-sun 00:00-24:00"),
         ("[backfill]\npause_below_free = \"plenty\"\n", 2, "expected a percentage or a size", nil),
         ("[backfill]\nmax_studies_per_our = 10\n", 2, "unknown key", "max_studies_per_hour"),
+        ("[[ae]]\ntitle = \"PACS\"\nhost = \"h\"\nport = 104\nretrieve = \"fetch\"\n", 5,
+         "\"fetch\" is not a retrieval method", "\"get\""),
+        ("[backfill]\nretry_delay = \"10ms\"\n", 2, "backfill.retry_delay: 10ms is too short", nil),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
         let pem = try TestPEM.files()
@@ -313,6 +316,19 @@ import Testing
         #expect(settings.pauseBelowFree == .bytes(50 << 30))
         #expect(settings.pauseAboveQueue == 5000)
         #expect(settings.findLimit == 500)
+        let aes = try ConfigurationLoader.parse(text: """
+            [[ae]]
+            title = "PACS"
+            host = "10.1.2.3"
+            port = 104
+            retrieve = "get"
+
+            [[ae]]
+            title = "VIEWER"
+            host = "10.1.2.4"
+            port = 104
+            """, file: "p.toml").knownAEs
+        #expect(aes.map(\.retrieve) == [.get, .move])
         for request: StatusRequest in [
             .backfill(.start(.init(source: "PACS", since: "2024-01-01", until: nil, modalities: ["CT"]), windows: ["22:00-06:00"])),
             .backfill(.pause(job: nil)), .backfill(.resume(job: 3)), .backfill(.cancel(job: 2)), .backfill(.status),

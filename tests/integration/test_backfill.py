@@ -78,7 +78,8 @@ def site(tmp_path, request, start_gateway, pacs_studies):
     request.node._hubs = hubs  # their logs go into the report of a failing test (conftest)
 
     def start(*, limit: int = LIMIT, backfill: dict | None = None,
-              spool_extra: dict | None = None, upload: dict | None = None) -> Site:
+              spool_extra: dict | None = None, upload: dict | None = None,
+              retrieve: str | None = None) -> Site:
         pacs = Pacs(tmp_path / "pacs", pacs_studies, limit=limit)
         hubs.append(pacs.orthanc)
         pacs.start().load()
@@ -88,7 +89,7 @@ def site(tmp_path, request, start_gateway, pacs_studies):
         gw = start_gateway(site={"issuer_of_patient_id": pacsmod.ISSUER},
                            upload={**UPLOAD, **(upload or {})},
                            destinations={"archive": {"url": archive.dicomweb_url}},
-                           aes=[pacs.ae_table()],
+                           aes=[{**pacs.ae_table(), **({"retrieve": retrieve} if retrieve else {})}],
                            tables={"backfill": {**BACKFILL, "find_limit": limit,
                                                 **(backfill or {})}},
                            spool_extra=spool_extra)
@@ -385,6 +386,31 @@ def test_full_migration_brings_every_instance_byte_identical_to_the_archive(site
 
     # planned again: everything is at the archive now
     assert_plan(plan(s.gw, *range_args()), everything, already_archived=len(everything))
+
+
+def test_a_migration_by_c_get_needs_no_route_back_from_the_pacs(site):
+    """[[ae]] retrieve = "get": the PACS sends the instances on passerelled's own association
+    (C-GET, storage contexts with the SCP role), so it needs no C-MOVE destination for
+    passerelled: none is configured, nothing crosses the proxy, and everything reaches the
+    archive byte-identical, audited as received from the PACS."""
+    since, until = "2024-01-02", "2024-01-04"
+    s = site(retrieve="get")
+    status, _, body = s.pacs.orthanc.request("DELETE", f"/modalities/{s.gw.ae_title}")
+    assert status == 200, body
+    scope = s.pacs.select(since, until)
+    job_id = start_job(s.gw, *range_args(since, until))
+    done = wait_job(s.gw, job_id, timeout=90)
+    assert done["studies"]["retrieved"] == len(scope) and done["studies"]["failed"] == 0, done
+    assert done["instances_retrieved"] == instance_count(scope), done
+    wait_archive_holds(s.archive, sop_uids(scope))
+    assert_archive_identical(s, scope)
+    assert s.proxy.snapshot()["associations"] == 0
+    first = scope[0]
+    rows = ctl_json(s.gw, "audit", "export", "--patient", first.patient_id, "--issuer", pacsmod.ISSUER,
+                    "--format", "json")
+    received = [r for r in rows if r["action"] == "instancesReceived"]
+    assert [(r["ae_title"], r["studies"], r["details"]["count"]) for r in received] == \
+        [(PACS_TITLE, [first.study_uid], str(first.instances))], rows
 
 
 def test_studies_already_at_the_archive_are_not_moved(site):

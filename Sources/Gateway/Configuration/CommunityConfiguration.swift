@@ -15,16 +15,26 @@ public struct CommunitySettings: Sendable, Equatable {
     }
 }
 
-/// `[[ae]]`: a local AE that C-MOVE may send to.
+/// `[[ae]]`: a local AE that C-MOVE may send to, or a PACS the migration reads.
 public struct KnownAE: Sendable, Equatable {
+    /// How the migration retrieves from this AE (docs/migration.md).
+    public enum Retrieve: String, Sendable, Equatable {
+        /// C-MOVE to Passerelle's storage AE title (the PACS opens associations back).
+        case move
+        /// C-GET: the instances come back on Passerelle's own association (no route back needed).
+        case get
+    }
+
     public var title: String
     public var host: String
     public var port: Int
+    public var retrieve: Retrieve = .move
 
-    public init(title: String, host: String, port: Int) {
+    public init(title: String, host: String, port: Int, retrieve: Retrieve = .move) {
         self.title = title
         self.host = host
         self.port = port
+        self.retrieve = retrieve
     }
 }
 
@@ -86,7 +96,14 @@ extension Settings {
             guard !configuration.knownAEs.contains(where: { $0.title == title }) else {
                 throw error("\(prefix).title", "\(title) is listed twice", hint: "one [[ae]] entry per AE title")
             }
-            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port))
+            var retrieve = KnownAE.Retrieve.move
+            if let text = self["\(prefix).retrieve"]?.value.string {
+                guard let value = KnownAE.Retrieve(rawValue: text) else {
+                    throw error("\(prefix).retrieve", "\"\(text)\" is not a retrieval method", hint: "\"move\" or \"get\"")
+                }
+                retrieve = value
+            }
+            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port, retrieve: retrieve))
         }
 
         configuration.communities = []

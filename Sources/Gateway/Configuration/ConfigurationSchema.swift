@@ -97,7 +97,7 @@ enum ConfigurationSchema {
             "ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool,
             "query_timeout": .duration, "retrieve_timeout": .duration, "max_results": .int,
         ]),
-        "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int]),
+        "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int, "retrieve": .string]),
         "site_directory": .arrayOfTables([
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
         ]),

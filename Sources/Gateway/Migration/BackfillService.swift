@@ -9,8 +9,8 @@ import ServiceLifecycle
 import Spool
 
 /// The migration of the site's archive (docs/migration.md): walks the PACS by C-FIND, day by
-/// day, and retrieves each study by C-MOVE to Passerelle's own AE title, from where the normal
-/// ingest and upload take it to the archive. Only what neither the archive nor the spool holds
+/// day, and retrieves each study by C-MOVE to Passerelle's own AE title (or by C-GET, per
+/// `[[ae]] retrieve`), from where the normal ingest and upload take it to the archive. Only what neither the archive nor the spool holds
 /// is moved, so a restart (kill -9 included) never fetches twice what arrived.
 ///
 /// Polite: retrievals wait outside the schedule, above the hourly cap, below the free-space
@@ -26,6 +26,7 @@ final class BackfillService: Service, Sendable {
     private let archive = ArchiveClients()
     private let surveys: BackfillSurveys
     private let uploaderWakeup: @Sendable () -> Void
+    private let sink: RetrievalSink
     private let instancesRetrieved = Counter(label: "passerelle_backfill_instances_retrieved_total")
 
     struct Live {
@@ -46,8 +47,9 @@ final class BackfillService: Service, Sendable {
 
     init(spool: Spool, threadPool: NIOThreadPool, logger: Logger,
          configuration: @escaping @Sendable () -> GatewayConfiguration,
-         uploaderWakeup: @escaping @Sendable () -> Void) {
+         sink: RetrievalSink, uploaderWakeup: @escaping @Sendable () -> Void) {
         self.uploaderWakeup = uploaderWakeup
+        self.sink = sink
         self.spool = spool
         self.threadPool = threadPool
         self.logger = logger
@@ -482,7 +484,8 @@ final class BackfillService: Service, Sendable {
                                                      logger: logger)
             let outcome: (state: BackfillStudyState, retrieved: Int, expected: Int, reason: String?)
             do {
-                outcome = try await retrieve(uid, session: session, configuration: configuration, metadata: metadata)
+                outcome = try await retrieve(uid, session: session, pacs: pacs, configuration: configuration,
+                                             metadata: metadata)
                 await session.release()
             } catch {
                 await session.association.abort()
@@ -521,11 +524,11 @@ final class BackfillService: Service, Sendable {
         return Date().addingTimeInterval(Backoff.seconds(settings.retryDelay) * Double(1 << min(attempts, 16)))
     }
 
-    private func retrieve(_ uid: String, session: PACSSession, configuration: GatewayConfiguration,
+    private func retrieve(_ uid: String, session: PACSSession, pacs: KnownAE, configuration: GatewayConfiguration,
                           metadata: Logger.Metadata) async throws
         -> (state: BackfillStudyState, retrieved: Int, expected: Int, reason: String?) {
-        let bySeries = try await session.instances(ofStudy: uid)
-        let atPACS = bySeries.values.reduce(into: Set<String>()) { $0.formUnion($1) }
+        let bySeries = try await session.instances(ofStudy: uid, classes: pacs.retrieve == .get)
+        let atPACS = bySeries.values.reduce(into: Set<String>()) { $0.formUnion($1.keys) }
         guard !atPACS.isEmpty else {
             return (.failed, 0, 0, "the PACS lists no instance of the study")
         }
@@ -558,8 +561,18 @@ final class BackfillService: Service, Sendable {
         let missing = atPACS.subtracting(atArchive).subtracting(inSpool)
         if missing.isEmpty { return (.retrieved, 0, atPACS.count, nil) }
         let subset = missing.count == atPACS.count ? nil
-            : bySeries.mapValues { $0.intersection(missing).sorted() }.filter { !$0.value.isEmpty }
-        let final = try await session.move(study: uid, instances: subset, to: configuration.dicom.aeTitle) { _ in }
+            : bySeries.mapValues { Set($0.keys).intersection(missing).sorted() }.filter { !$0.value.isEmpty }
+        let final: RetrieveResponseFields
+        switch pacs.retrieve {
+        case .move:
+            final = try await session.move(study: uid, instances: subset, to: configuration.dicom.aeTitle) { _ in }
+        case .get:
+            let classes = Set(bySeries.values.flatMap { $0.filter { missing.contains($0.key) }.values })
+            final = try await session.get(study: uid, instances: subset, sopClasses: classes, pacs: pacs,
+                                          callingAETitle: configuration.dicom.aeTitle,
+                                          timeout: configuration.backfill.timeout, threadPool: threadPool,
+                                          logger: logger, sink: sink)
+        }
         // Acknowledged instances are durable; their index rows follow within milliseconds.
         var arrived = Set<String>()
         for attempt in 0..<20 {

@@ -98,6 +98,32 @@ public final class SiteServiceProvider: DICOMServiceProvider {
 
     public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
         active.withLockedValue { $0 -= 1 }
+        receptionEnded(association)
+        if case .aborted(let why) = reason {
+            metrics.associationsAborted.increment()
+            logger.info("association ended by abort", metadata: [
+                "association": "\(association.id)", "calling_ae": "\(association.callingAETitle)", "reason": "\(why)",
+            ])
+        }
+    }
+
+    // MARK: Retrievals of the migration (C-GET: Passerelle is the requestor)
+
+    /// A C-STORE sub-operation of a C-GET the migration asked for: received like any
+    /// C-STORE, the PACS as calling AE title.
+    func retrievalReceiver(_ request: CStoreRQ, transferSyntax: String,
+                           association: AssociationContext) -> any StoreReceiver {
+        var logger = self.logger
+        logger[metadataKey: "association"] = "\(association.id)"
+        return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
+                                 callingAETitle: association.callingAETitle, logger: logger, metrics: metrics,
+                                 sizeHint: sizeHint(association.id),
+                                 onStored: instanceStored, onReceived: receivedTally(association.id))
+    }
+
+    /// An association that stored instances ended (or the C-GET one of a retrieval): what it
+    /// stored is audited, per study.
+    func receptionEnded(_ association: AssociationContext) {
         sizeHints.withLockedValue { _ = $0.removeValue(forKey: association.id) }
         if let audit, let studies = received.withLockedValue({ $0.removeValue(forKey: association.id) }) {
             let actor = AuditEvent.Actor(aeTitle: association.callingAETitle, address: association.peer,
@@ -106,12 +132,6 @@ public final class SiteServiceProvider: DICOMServiceProvider {
                 AuditEvent(action: .instancesReceived, actor: actor, destination: association.calledAETitle,
                            patients: [tally.patient], studies: [study], details: ["count": String(tally.count)])
             })
-        }
-        if case .aborted(let why) = reason {
-            metrics.associationsAborted.increment()
-            logger.info("association ended by abort", metadata: [
-                "association": "\(association.id)", "calling_ae": "\(association.callingAETitle)", "reason": "\(why)",
-            ])
         }
     }
 

@@ -28,15 +28,18 @@ struct DICOMClientQueryRetrieveTests {
         let destination: PeerProcess
         /// Study Instance UID → SOP Instance UIDs stored.
         let studies: [String: [String]]
+        /// SOP Instance UID → the data set stored (Explicit VR Little Endian).
+        let dataSets: [String: [UInt8]]
 
         init(directory: URL, output: URL, archive: PeerProcess, archivePort: Int, destination: PeerProcess,
-             studies: [String: [String]]) {
+             studies: [String: [String]], dataSets: [String: [UInt8]]) {
             self.directory = directory
             self.output = output
             self.archive = archive
             self.archivePort = archivePort
             self.destination = destination
             self.studies = studies
+            self.dataSets = dataSets
         }
 
         func stop() {
@@ -48,7 +51,9 @@ struct DICOMClientQueryRetrieveTests {
         var logs: String { archive.logText + "\n" + destination.logText }
     }
 
-    func startPeers() async throws -> Peers {
+    /// `pixelBytes`: of each instance's pixel data (beyond the peer's 16 KiB PDUs, its data sets
+    /// come in several P-DATA-TFs).
+    func startPeers(pixelBytes: Int = 2000) async throws -> Peers {
         let directory = try ClientTestSupport.temporaryDirectory("dcmqrscp")
         let database = directory.appendingPathComponent("db")
         let output = directory.appendingPathComponent("out")
@@ -102,19 +107,21 @@ struct DICOMClientQueryRetrieveTests {
         // Three studies, four instances, stored by our client.
         let suffix = UInt32.random(in: 1...UInt32.max)
         var studies: [String: [String]] = [:]
+        var dataSets: [String: [UInt8]] = [:]
         var paths: [String] = []
         for (study, count) in [(1, 2), (2, 1), (3, 1)] {
             let studyUID = "2.25.\(suffix).\(study)"
             for instance in 1...count {
                 let uid = "\(studyUID).1.\(instance)"
                 let file = try ClientTestSupport.writePart10File(
-                    in: directory, sopInstanceUID: uid, pixelBytes: 2000, studyInstanceUID: studyUID)
+                    in: directory, sopInstanceUID: uid, pixelBytes: pixelBytes, studyInstanceUID: studyUID)
                 paths.append(file.path)
+                dataSets[uid] = file.dataSet
                 studies[studyUID, default: []].append(uid)
             }
         }
         let peers = Peers(directory: directory, output: output, archive: archive, archivePort: archivePort,
-                          destination: destination, studies: studies)
+                          destination: destination, studies: studies, dataSets: dataSets)
         do {
             let association = try await DICOMClient.connect(
                 host: "127.0.0.1", port: archivePort, callingAETitle: "CLIENTTEST", calledAETitle: "QRSCP",

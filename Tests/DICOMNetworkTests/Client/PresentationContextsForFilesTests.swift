@@ -56,6 +56,32 @@ struct PresentationContextsForFilesTests {
         #expect(error?.code == .tooManyPresentationContexts)
     }
 
+    @Test func getProposalsOfferTheSCPRoleForEachStorageClass() throws {
+        let get = UIDRegistry.studyRootQueryRetrieveInformationModelGetSOPClassUID
+        let (contexts, roles) = try DICOMClient.proposals(
+            forGetting: ["1.2.840.10008.5.1.4.1.1.2", "1.2.840.10008.5.1.4.1.1.7", "1.2.840.10008.5.1.4.1.1.2"],
+            queryRetrieve: get)
+        #expect(contexts == [
+            PresentationContextProposal(id: 1, abstractSyntax: get, transferSyntaxes: [Self.explicitLE, Self.implicitLE]),
+            PresentationContextProposal(id: 3, abstractSyntax: "1.2.840.10008.5.1.4.1.1.2",
+                                        transferSyntaxes: [Self.explicitLE, Self.implicitLE]),
+            PresentationContextProposal(id: 5, abstractSyntax: "1.2.840.10008.5.1.4.1.1.7",
+                                        transferSyntaxes: [Self.explicitLE, Self.implicitLE]),
+        ])
+        #expect(roles == [
+            RoleSelection(sopClassUID: "1.2.840.10008.5.1.4.1.1.2", scuRole: false, scpRole: true),
+            RoleSelection(sopClassUID: "1.2.840.10008.5.1.4.1.1.7", scuRole: false, scpRole: true),
+        ])
+
+        // 127 storage classes and the C-GET context fill an association; one more does not fit.
+        let classes = (0..<127).map { "1.2.3.\($0)" }
+        #expect(try DICOMClient.proposals(forGetting: classes, queryRetrieve: get).contexts.last?.id == 255)
+        let error = #expect(throws: DICOMNetworkError.self) {
+            _ = try DICOMClient.proposals(forGetting: classes + ["1.2.3.999"], queryRetrieve: get)
+        }
+        #expect(error?.code == .tooManyPresentationContexts)
+    }
+
     @Test func notAPart10File() throws {
         let directory = try ClientTestSupport.temporaryDirectory("contexts-bad")
         defer { try? FileManager.default.removeItem(at: directory) }

@@ -73,6 +73,38 @@ extension DICOMAssociation {
         }
     }
 
+    /// C-GET (PS3.7 §9.1.3 / §9.3.3): the peer sends what `identifier` names as C-STORE sub-operations on this
+    /// association; each is handed to `store` (one receiver per instance; the C-STORE-RSP goes out when the
+    /// receiver responds). Returns the final response.
+    ///
+    /// The association must have accepted a context for each SOP class to receive, with the SCP
+    /// role (``DICOMClient/proposals(forGetting:queryRetrieve:)`` and `connect(…roleSelections:)`).
+    /// `store` and every ``StoreReceiver`` call run on the association's thread pool, one at a
+    /// time and in order per receiver; receivers follow each other (the peer waits for each
+    /// C-STORE-RSP). A receiver whose data set is cut by the end of the association is
+    /// `abandon()`ed. The final response is returned once every receiver has called `settled`.
+    /// `progress` sees each pending response's counts, on the event loop: keep it short.
+    ///
+    /// A C-STORE-RQ on a context we did not accept aborts the association (protocol error); one on
+    /// an accepted context of another SOP class is refused (0x0122) without reaching `store`.
+    public func get(sopClassUID: String, identifier: ByteBuffer, contextID: UInt8, priority: DIMSEPriority = .medium,
+                    store: @escaping @Sendable (CStoreRQ, String) -> any StoreReceiver,
+                    progress: @escaping @Sendable (RetrieveResponseFields) -> Void = { _ in }
+    ) async throws(DICOMNetworkError) -> RetrieveResponseFields {
+        try await exclusively { () async throws(DICOMNetworkError) -> RetrieveResponseFields in
+            let request = CGetRQ(messageID: takeMessageID(), affectedSOPClassUID: sopClassUID, priority: priority)
+            let answer = perform(.cGetRQ(request), contextID: contextID, pending: { message, _ in
+                if case .cGetRSP(let rsp) = message { progress(rsp.fields) }
+            }, store: store)
+            await sendIdentifier(identifier)
+            let response = try await answer.get()
+            guard case .cGetRSP(let rsp) = response else {
+                throw DICOMNetworkError.protocolError("C-GET answered by another message")
+            }
+            return rsp.fields
+        }
+    }
+
     /// The request's identifier, in one block cut into fragments by the handler.
     private func sendIdentifier(_ identifier: ByteBuffer) async {
         do {

@@ -3,7 +3,7 @@ import Logging
 import NIOCore
 import NIOPosix
 
-/// An established association, requestor side (from ``DICOMClient/connect(host:port:callingAETitle:calledAETitle:presentationContexts:maximumPDULength:timeouts:group:threadPool:logger:)``).
+/// An established association, requestor side (from ``DICOMClient/connect(host:port:callingAETitle:calledAETitle:presentationContexts:roleSelections:maximumPDULength:timeouts:group:threadPool:logger:)``).
 ///
 /// Operations run one at a time: concurrent calls wait their turn. End it with
 /// ``release()`` (or ``abort()``); an association dropped without either is closed abruptly.
@@ -112,11 +112,13 @@ public actor DICOMAssociation {
     }
 
     /// Sends a DIMSE request; the future is its final response, `pending` sees the pending
-    /// ones before it (on the event loop).
+    /// ones before it (on the event loop), `store` makes the receivers of a C-GET's sub-operations.
     func perform(_ message: DIMSEMessage, contextID: UInt8,
-                 pending: RequestorHandler.PendingHandler? = nil) -> Answer<DIMSEMessage> {
+                 pending: RequestorHandler.PendingHandler? = nil,
+                 store: RequestorHandler.StoreSink? = nil) -> Answer<DIMSEMessage> {
         let promise = channel.eventLoop.makePromise(of: DIMSEMessage.self)
-        submit(.operation(message, contextID: contextID, response: promise, pending: pending), failing: promise)
+        submit(.operation(message, contextID: contextID, response: promise, pending: pending, store: store),
+               failing: promise)
         return Answer(future: promise.futureResult)
     }
 

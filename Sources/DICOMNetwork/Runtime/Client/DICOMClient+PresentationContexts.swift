@@ -96,6 +96,36 @@ extension DICOMClient {
         return proposals
     }
 
+    /// The contexts and roles to propose for a C-GET (PS3.4 §C.4.3, PS3.7 §D.3.3.4): the
+    /// `queryRetrieve` GET information model (ID 1), then one context per storage SOP class
+    /// (IDs 3, 5…, duplicates dropped) with Explicit then Implicit VR Little Endian, each with a
+    /// role selection proposing the SCP role only, so that the peer may send its C-STORE
+    /// sub-operations on this association. Pass `roles` to `connect(…roleSelections:)`.
+    ///
+    /// Throws `.tooManyPresentationContexts` beyond ``maximumPresentationContexts`` contexts.
+    public static func proposals(
+        forGetting storageSOPClasses: [String], queryRetrieve: String
+    ) throws(DICOMNetworkError) -> (contexts: [PresentationContextProposal], roles: [RoleSelection]) {
+        var classes: [String] = []
+        for sopClass in storageSOPClasses where !classes.contains(sopClass) && sopClass != queryRetrieve {
+            classes.append(sopClass)
+        }
+        guard classes.count + 1 <= maximumPresentationContexts else {
+            throw DICOMNetworkError(code: .tooManyPresentationContexts,
+                                   message: "\(classes.count) storage SOP classes need \(classes.count + 1) presentation "
+                                       + "contexts with the C-GET one; an association carries at most "
+                                       + "\(maximumPresentationContexts)")
+        }
+        var contexts = [PresentationContextProposal(id: 1, abstractSyntax: queryRetrieve, transferSyntaxes: uncompressed)]
+        var roles: [RoleSelection] = []
+        for (index, sopClass) in classes.enumerated() {
+            contexts.append(PresentationContextProposal(id: UInt8(2 * (index + 1) + 1), abstractSyntax: sopClass,
+                                                        transferSyntaxes: uncompressed))
+            roles.append(RoleSelection(sopClassUID: sopClass, scuRole: false, scpRole: true))
+        }
+        return (contexts, roles)
+    }
+
     private static let uncompressed = [TransferSyntax.explicitVRLittleEndian.uid, TransferSyntax.implicitVRLittleEndian.uid]
 
     /// The encodings archives commonly hold: JPEG Baseline and Extended, JPEG Lossless SV1,

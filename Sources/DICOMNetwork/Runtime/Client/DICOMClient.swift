@@ -55,13 +55,17 @@ public struct DICOMClient: Sendable {
     /// The largest number of presentation contexts one A-ASSOCIATE-RQ carries (odd IDs 1…255).
     public static let maximumPresentationContexts = 128
 
-    /// Connects, proposes `presentationContexts` and waits for the association.
+    /// Connects, proposes `presentationContexts` (and `roleSelections`, SCP/SCU Role Selection
+    /// sub-items, PS3.7 §D.3.3.4: e.g. the SCP role for the storage classes of a C-GET, see
+    /// ``proposals(forGetting:queryRetrieve:)``) and waits for the association. The roles the
+    /// peer accepted are in `association.associateAC.userInformation.roleSelections`.
     ///
     /// Throws ``DICOMNetworkError``: `.associationRejected` with the peer's ``AssociateRJ``,
     /// `.aborted` with its ``AAbort``, `.timeout`, `.connectionFailed`, `.connectionClosed`.
     public static func connect(
         host: String, port: Int, callingAETitle: String, calledAETitle: String,
-        presentationContexts: [PresentationContextProposal], maximumPDULength: UInt32 = 262144,
+        presentationContexts: [PresentationContextProposal], roleSelections: [RoleSelection] = [],
+        maximumPDULength: UInt32 = 262144,
         timeouts: Timeouts = Timeouts(), group: any EventLoopGroup,
         threadPool: NIOThreadPool = .singleton, logger: Logger
     ) async throws(DICOMNetworkError) -> DICOMAssociation {
@@ -78,6 +82,7 @@ public struct DICOMClient: Sendable {
         userInformation.maximumLength = maximumPDULength
         userInformation.implementationClassUID = Implementation.classUID
         userInformation.implementationVersionName = Implementation.versionName
+        userInformation.roleSelections = roleSelections
         let request = AssociateRQ(
             calledAETitle: calledAETitle, callingAETitle: callingAETitle,
             presentationContexts: presentationContexts, userInformation: userInformation)
@@ -99,7 +104,7 @@ public struct DICOMClient: Sendable {
                         ByteToMessageHandler(PDUDecoder(maximumPDULength: maximumPDULength)),
                         MessageToByteHandler(PDUEncoder()),
                         RequestorHandler(request: request, timeouts: timeouts, established: established,
-                                         ended: ended, logger: handlerLogger),
+                                         ended: ended, threadPool: threadPool, logger: handlerLogger),
                     ]
                     try channel.pipeline.syncOperations.addHandlers(handlers)
                 }

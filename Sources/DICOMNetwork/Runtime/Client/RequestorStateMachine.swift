@@ -5,7 +5,14 @@ import NIOCore
 /// operation at a time, responses matched by Message ID, data set sent fragment by fragment.
 /// A response's data set (a C-FIND identifier, a C-MOVE Failed SOP Instance UID List) is
 /// gathered whole, within ``maximumResponseDataSetLength``, before the response is reported;
-/// pending responses (C-FIND, C-MOVE) come out one by one until the final one.
+/// pending responses (C-FIND, C-MOVE, C-GET) come out one by one until the final one.
+///
+/// While a C-GET is outstanding the peer sends its sub-operations on this association
+/// (PS3.4 §C.4.3, PS3.7 §9.1.3): each C-STORE-RQ is reported (``Action/storeRequested(_:contextID:)``),
+/// its data set passed through fragment by fragment (``Action/storeFragment(_:isLast:)``, never
+/// buffered), and its C-STORE-RSP goes once the runtime says how it ended
+/// (``storeResponded(status:errorComment:)``). One sub-operation at a time: the peer waits for
+/// our C-STORE-RSP before the next C-STORE-RQ (the default Asynchronous Operations Window).
 ///
 /// Every input is a `mutating func` returning the ``Action``s the runtime executes in order
 /// (`RequestorHandler`). No I/O, no logging, no clock: timers are actions and their expiry
@@ -44,6 +51,15 @@ struct RequestorStateMachine: Sendable {
         /// The operation in progress (or the one just requested) failed; its data set, if
         /// being sent, must stop.
         case operationFailed(DICOMNetworkError)
+        /// C-GET sub-operation: the peer sends this C-STORE-RQ on an accepted context; its data
+        /// set follows as ``storeFragment(_:isLast:)``. Answer with ``RequestorStateMachine/storeResponded(status:errorComment:)``
+        /// once the instance is received (or refused).
+        case storeRequested(CStoreRQ, contextID: UInt8)
+        /// The next fragment of the data set of the C-STORE-RQ just reported, as it came off the
+        /// wire (not buffered).
+        case storeFragment(ByteBuffer, isLast: Bool)
+        /// The association ended in the middle of that data set: drop what was received.
+        case storeAbandoned
         case releaseSucceeded
         case releaseFailed(DICOMNetworkError)
     }
@@ -61,6 +77,25 @@ struct RequestorStateMachine: Sendable {
         /// A response whose data set is being received.
         var incoming: IncomingResponse?
         var cancel: CancelState = .none
+        /// C-GET: the sub-operation the peer is sending us, if any.
+        var inboundStore: InboundStore?
+        /// C-GET: a final response that came while we still owed a C-STORE-RSP, reported after it.
+        var finalAfterStore: DIMSEMessage?
+
+        /// A C-GET: the peer may send C-STORE-RQs on this association until its final response.
+        var receivesSubOperations: Bool { responseField == CommandField.cGetRSP.rawValue }
+    }
+
+    /// A C-STORE sub-operation of a C-GET, as the peer sends it (PS3.7 §9.1.3).
+    enum InboundStore: Sendable, Hashable {
+        /// Its data set is arriving, passed to the runtime fragment by fragment.
+        case receiving(CStoreRQ, contextID: UInt8)
+        /// Its data set is arriving and is dropped: the machine answers `status` on its own
+        /// (the SOP class does not match the context's).
+        case refusing(CStoreRQ, contextID: UInt8, status: DIMSEStatus, errorComment: String)
+        /// The data set is complete; the runtime's ``RequestorStateMachine/storeResponded(status:errorComment:)`` is awaited.
+        /// The DIMSE timer is off meanwhile: the peer waits for us, not the other way round.
+        case awaitingResponse(CStoreRQ, contextID: UInt8)
     }
 
     struct IncomingResponse: Sendable, Hashable {
@@ -209,6 +244,29 @@ struct RequestorStateMachine: Sendable {
         return actions
     }
 
+    /// The receiver of the C-GET sub-operation whose data set is complete has answered: writes
+    /// its C-STORE-RSP (PS3.7 §9.3.1.2: MessageIDBeingRespondedTo and the affected SOP class and
+    /// instance of the request) on the request's context, and re-arms the DIMSE timer — or, if
+    /// the C-GET's final response came meanwhile, reports it. Nothing when no answer is owed
+    /// (the association ended meanwhile).
+    mutating func storeResponded(status: DIMSEStatus, errorComment: String?) -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation,
+              case .awaitingResponse(let request, let contextID) = operation.inboundStore
+        else {
+            return []
+        }
+        operation.inboundStore = nil
+        let final = operation.finalAfterStore
+        established.operation = final == nil ? operation : nil
+        state = .established(established)
+        let response = CStoreRSP(respondingTo: request, status: status, errorComment: errorComment)
+        let actions = sendCommand(response.commandSet, contextID: contextID,
+                                  peerMaximumPDULength: established.peerMaximumPDULength)
+        guard case .established = state else { return actions }
+        if let final { return actions + [.cancelTimer, .operationSucceeded(final)] }
+        return actions + [.startTimer(.dimse)]
+    }
+
     /// A-RELEASE request (Evt11). Only when no operation is in progress.
     mutating func releaseRequested() -> [Action] {
         guard case .established(let established) = state else {
@@ -243,6 +301,9 @@ struct RequestorStateMachine: Sendable {
         case (.association, .associating), (.association, .releasing):
             return abort(with: .timedOut(state == .associating ? .association : .release))
         case (.dimse, .established(let established)) where established.operation != nil:
+            if case .awaitingResponse = established.operation?.inboundStore {
+                return []  // stale: we are the ones the peer waits for
+            }
             return abort(with: .timedOut(.dimse))
         default:
             return []  // stale timer
@@ -368,6 +429,9 @@ struct RequestorStateMachine: Sendable {
     }
 
     private mutating func commandReceived(_ commandSet: CommandSet, contextID: UInt8) -> [Action] {
+        if commandSet.commandField == CommandField.cStoreRQ.rawValue {
+            return storeRequestReceived(commandSet, contextID: contextID)
+        }
         guard case .established(var established) = state, var operation = established.operation else {
             return abort(with: .protocolError("DIMSE message while no request is outstanding"),
                          reason: .unexpectedPDUParameter)
@@ -397,7 +461,82 @@ struct RequestorStateMachine: Sendable {
         return responseReceived(message, dataSet: nil)
     }
 
+    /// A C-STORE-RQ from the peer: a C-GET sub-operation (PS3.4 §C.4.3.3). Outside a C-GET, on a
+    /// context we did not accept, or before our answer to the previous one, it is a protocol
+    /// error (A-ABORT): the stream cannot be trusted. On an accepted context of another SOP
+    /// class it is refused (0x0122, its data set dropped), as an SCP would.
+    private mutating func storeRequestReceived(_ commandSet: CommandSet, contextID: UInt8) -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation,
+              operation.receivesSubOperations, !operation.sendingDataSet
+        else {
+            return abort(with: .protocolError("C-STORE-RQ while no C-GET is outstanding"),
+                         reason: .unexpectedPDUParameter)
+        }
+        let request: CStoreRQ
+        do {
+            request = try CStoreRQ(commandSet: commandSet)
+        } catch {
+            return abort(with: .protocolError(error.description), reason: .unexpectedPDUParameter)
+        }
+        if case .awaitingResponse(let previous, _) = operation.inboundStore {
+            return abort(with: .protocolError(
+                "C-STORE-RQ \(request.messageID) before our C-STORE-RSP to message \(previous.messageID)"),
+                         reason: .unexpectedPDUParameter)
+        }
+        guard let presentation = established.acceptedContexts[contextID] else {
+            return abort(with: .protocolError(
+                "C-STORE-RQ on presentation context \(contextID), which was not accepted"), reason: .unexpectedPDUParameter)
+        }
+        guard commandSet.hasDataSet else {
+            // A C-STORE-RQ must carry a data set (PS3.7 §9.3.1.1): answered at once.
+            let response = CStoreRSP(respondingTo: request, status: .cannotUnderstand,
+                                     errorComment: "C-STORE-RQ without a data set")
+            return sendCommand(response.commandSet, contextID: contextID,
+                               peerMaximumPDULength: established.peerMaximumPDULength) + [.startTimer(.dimse)]
+        }
+        if request.affectedSOPClassUID != presentation.abstractSyntax {
+            operation.inboundStore = .refusing(
+                request, contextID: contextID, status: .sopClassNotSupported,
+                errorComment: "SOP class \(request.affectedSOPClassUID) on a context of \(presentation.abstractSyntax)")
+            established.operation = operation
+            state = .established(established)
+            return [.startTimer(.dimse)]
+        }
+        operation.inboundStore = .receiving(request, contextID: contextID)
+        established.operation = operation
+        state = .established(established)
+        return [.startTimer(.dimse), .storeRequested(request, contextID: contextID)]
+    }
+
+    /// A fragment of the data set of the inbound C-STORE-RQ in progress: passed through.
+    private mutating func storeFragmentReceived(_ fragment: ByteBuffer, isLast: Bool) -> [Action] {
+        guard case .established(var established) = state, var operation = established.operation else { return [] }
+        switch operation.inboundStore {
+        case .receiving(let request, let contextID):
+            guard isLast else { return [.startTimer(.dimse), .storeFragment(fragment, isLast: false)] }
+            operation.inboundStore = .awaitingResponse(request, contextID: contextID)
+            established.operation = operation
+            state = .established(established)
+            return [.cancelTimer, .storeFragment(fragment, isLast: true)]
+        case .refusing(let request, let contextID, let status, let errorComment):
+            guard isLast else { return [.startTimer(.dimse)] }
+            operation.inboundStore = nil
+            established.operation = operation
+            state = .established(established)
+            let response = CStoreRSP(respondingTo: request, status: status, errorComment: errorComment)
+            return sendCommand(response.commandSet, contextID: contextID,
+                               peerMaximumPDULength: established.peerMaximumPDULength) + [.startTimer(.dimse)]
+        case .awaitingResponse, nil:
+            return abort(with: .protocolError("data set while no response is outstanding"),
+                         reason: .unexpectedPDUParameter)
+        }
+    }
+
     private mutating func dataFragmentReceived(_ fragment: ByteBuffer, isLast: Bool) -> [Action] {
+        if case .established(let established) = state, let operation = established.operation,
+           operation.incoming == nil, operation.inboundStore != nil {
+            return storeFragmentReceived(fragment, isLast: isLast)
+        }
         guard case .established(var established) = state, var operation = established.operation,
               var incoming = operation.incoming
         else {
@@ -429,8 +568,17 @@ struct RequestorStateMachine: Sendable {
     /// A complete response (command and data set) to the operation in progress.
     private mutating func responseReceived(_ message: DIMSEMessage, dataSet: ByteBuffer?) -> [Action] {
         guard case .established(var established) = state, var operation = established.operation else { return [] }
+        let owesStoreResponse = if case .awaitingResponse = operation.inboundStore { true } else { false }
         if let status = message.commandSet.uint16(.status), DIMSEStatus(status).kind == .pending {
-            return [.startTimer(.dimse), .operationPending(message, dataSet: dataSet)]  // the final one follows
+            // The final one follows. (While the peer waits for our C-STORE-RSP, no timer.)
+            return (owesStoreResponse ? [] : [.startTimer(.dimse)]) + [.operationPending(message, dataSet: dataSet)]
+        }
+        if owesStoreResponse {
+            // C-GET's final response before our last C-STORE-RSP: reported right after it.
+            operation.finalAfterStore = message
+            established.operation = operation
+            state = .established(established)
+            return []
         }
         if operation.sendingDataSet {
             // The peer answered before the whole data set was sent (e.g. an early failure):
@@ -489,7 +637,13 @@ struct RequestorStateMachine: Sendable {
         switch state {
         case .idle, .failed, .closed: []
         case .associating: [.associateFailed(error)]
-        case .established(let established): established.operation == nil ? [] : [.operationFailed(error)]
+        case .established(let established):
+            switch established.operation {
+            case nil: []
+            case let operation?:
+                if case .receiving = operation.inboundStore { [.storeAbandoned, .operationFailed(error)] }
+                else { [.operationFailed(error)] }
+            }
         case .releasing: [.releaseFailed(error)]
         }
     }
