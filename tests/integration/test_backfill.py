@@ -699,3 +699,48 @@ def test_a_schedule_window_that_excludes_now_holds_the_job(site, how):
     assert now["studies"]["retrieved"] == 0 and now["instances_retrieved"] == 0, now
     assert s.proxy.snapshot()["associations"] == 0
     assert s.archive.count_instances() == 0
+
+
+def reload_backfill(gw: Gateway, **settings) -> None:
+    """[backfill] = the tests' defaults with `settings`, applied by SIGHUP."""
+    reloads = gw.log_text().count("configuration reloaded")
+    gw.config.tables = {**(gw.config.tables or {}), "backfill": {**BACKFILL, "find_limit": pacsmod.LIMIT, **settings}}
+    gw.config_path.write_text(gw.config.toml())
+    gw.proc.send_signal(signal.SIGHUP)
+    assert wait_until(lambda: gw.log_text().count("configuration reloaded") > reloads, 10), gw.log_tail()
+
+
+def test_the_hourly_cap_the_upload_backlog_and_the_free_space_floor_hold_retrievals(site):
+    """max_studies_per_hour = 2: two studies, then the job waits, saying why. With the
+    archive paused (instances pile up in the spool) and pause_above_queue = 1, no retrieval
+    starts once the backlog is there. With pause_below_free above the disk's free space,
+    none starts at all. Each gate is lifted by a reload and the job finishes."""
+    since = until = "2024-01-03"
+    s = site(backfill={"max_studies_per_hour": 2})
+    scope = s.pacs.select(since, until)
+    job_id = start_job(s.gw, *range_args(since, until))
+    capped = wait_job(s.gw, job_id, lambda j: "max_studies_per_hour" in (j.get("gate") or ""), timeout=60,
+                      what="held by the hourly cap")
+    assert capped["studies"]["retrieved"] + capped["studies"]["already_archived"] == 2, capped
+    moved = s.proxy.stored_count()
+    assert not wait_until(lambda: s.proxy.stored_count() > moved, 3, 0.1), "moved beyond the cap"
+
+    # The backlog: uploads paused, one instance waiting is already above pause_above_queue = 1.
+    ctl(s.gw, "pause", "archive")
+    reload_backfill(s.gw, pause_above_queue=1)
+    wait_job(s.gw, job_id, lambda j: "await upload" in (j.get("gate") or ""), timeout=30,
+             what="held by the upload backlog")
+
+    # The free-space floor: more than the disk has.
+    reload_backfill(s.gw, pause_below_free="99%")
+    ctl(s.gw, "resume", "archive")
+    floor = wait_job(s.gw, job_id, lambda j: "pause_below_free" in (j.get("gate") or ""), timeout=30,
+                     what="held by the free-space floor")
+    assert floor["state"] == "running", floor
+    moved = s.proxy.stored_count()
+    assert not wait_until(lambda: s.proxy.stored_count() > moved, 3, 0.1), "moved below the free-space floor"
+
+    reload_backfill(s.gw)
+    done = wait_job(s.gw, job_id, timeout=90)
+    assert done["studies"]["retrieved"] == len(scope) and done.get("gate") is None, done
+    wait_archive_holds(s.archive, sop_uids(scope))
