@@ -253,9 +253,7 @@ final class BackfillService: Service, Sendable {
                 return
             }
             if !queried {
-                let next = live.withLockedValue { $0.outages.values.map(\.retryAt).min() }
-                let wait = next.map { min(30, max(0.05, $0.timeIntervalSinceNow)) } ?? 30
-                await walkWakeup.wait(upTo: .milliseconds(Int64(wait * 1000)))
+                await walkWakeup.wait(upTo: untilNextTry(atMost: 30))
             }
         }
     }
@@ -322,11 +320,18 @@ final class BackfillService: Service, Sendable {
                 let configuration = configuration()
                 let settings = configuration.backfill
                 do {
-                    if live.withLockedValue({ $0.retrieving }) == 0 {
+                    var jobs = try await database { try $0.backfillJobs(includeFinished: false) }.filter { $0.state == .running }
+                    if !jobs.isEmpty, live.withLockedValue({ $0.retrieving }) == 0 {
                         let finished = try await database { try $0.finishBackfillJobs() }
                         for id in finished { logger.notice("backfill job done", metadata: ["job": "\(id)"]) }
+                        jobs.removeAll { finished.contains($0.id) }
                     }
-                    let jobs = try await database { try $0.backfillJobs(includeFinished: false) }.filter { $0.state == .running }
+                    guard !jobs.isEmpty else {
+                        // Nothing to do (no job, or all paused): no gate to evaluate.
+                        live.withLockedValue { $0.gates = [:] }
+                        await wakeup.wait(upTo: untilNextTry(atMost: 15))
+                        continue
+                    }
                     var gates: [Int64: String] = [:]
                     let common = try await commonGate(settings)
                     var open: Set<Int64> = []
@@ -369,14 +374,20 @@ final class BackfillService: Service, Sendable {
                 } catch {
                     return
                 }
-                let next = live.withLockedValue { $0.outages.values.map(\.retryAt).min() }
-                let wait = next.map { min(15, max(0.05, $0.timeIntervalSinceNow)) } ?? 15
-                await wakeup.wait(upTo: .milliseconds(Int64(wait * 1000)))
+                await wakeup.wait(upTo: untilNextTry(atMost: 15))
             }
         }
     }
 
     // MARK: Outages
+
+    /// How long a loop may sleep: until the next try at an unreachable peer, at most `limit` s.
+    private func untilNextTry(atMost limit: Double) -> Duration {
+        let now = Date()
+        let next = live.withLockedValue { $0.outages.values.map(\.retryAt).filter { $0 > now }.min() }
+        let seconds = next.map { min(limit, $0.timeIntervalSince(now) + 0.01) } ?? limit
+        return .milliseconds(Int64(seconds * 1000))
+    }
 
     static func pacsKey(_ title: String) -> String { "pacs:" + title }
 
@@ -484,7 +495,7 @@ final class BackfillService: Service, Sendable {
                                                      logger: logger)
             let outcome: (state: BackfillStudyState, retrieved: Int, expected: Int, reason: String?)
             do {
-                outcome = try await retrieve(uid, session: session, pacs: pacs, configuration: configuration,
+                outcome = try await retrieve(item, session: session, pacs: pacs, configuration: configuration,
                                              metadata: metadata)
                 await session.release()
             } catch {
@@ -524,9 +535,14 @@ final class BackfillService: Service, Sendable {
         return Date().addingTimeInterval(Backoff.seconds(settings.retryDelay) * Double(1 << min(attempts, 16)))
     }
 
-    private func retrieve(_ uid: String, session: PACSSession, pacs: KnownAE, configuration: GatewayConfiguration,
+    private func retrieve(_ item: BackfillStudy, session: PACSSession, pacs: KnownAE, configuration: GatewayConfiguration,
                           metadata: Logger.Metadata) async throws
         -> (state: BackfillStudyState, retrieved: Int, expected: Int, reason: String?) {
+        let uid = item.study.studyInstanceUID
+        // What this job brought in, however many attempts and restarts it took.
+        let broughtIn: @Sendable () async throws -> Int = { [self] in
+            try await database { try $0.instancesReceived(ofStudy: uid, from: pacs.title, since: item.firstStartedAt) }
+        }
         let bySeries = try await session.instances(ofStudy: uid, classes: pacs.retrieve == .get)
         let atPACS = bySeries.values.reduce(into: Set<String>()) { $0.formUnion($1.keys) }
         guard !atPACS.isEmpty else {
@@ -543,6 +559,9 @@ final class BackfillService: Service, Sendable {
             atArchive = []
         }
         if atPACS.isSubset(of: atArchive) {
+            // An attempt cut short by a stop may have brought everything in already.
+            let earlier = try await broughtIn()
+            if earlier > 0 { return (.retrieved, earlier, atPACS.count, nil) }
             logger.info("backfill: study already archived", metadata: metadata)
             return (.alreadyArchived, 0, atPACS.count, nil)
         }
@@ -559,7 +578,7 @@ final class BackfillService: Service, Sendable {
             }
         }
         let missing = atPACS.subtracting(atArchive).subtracting(inSpool)
-        if missing.isEmpty { return (.retrieved, 0, atPACS.count, nil) }
+        if missing.isEmpty { return (.retrieved, try await broughtIn(), atPACS.count, nil) }
         let subset = missing.count == atPACS.count ? nil
             : bySeries.mapValues { Set($0.keys).intersection(missing).sorted() }.filter { !$0.value.isEmpty }
         let final: RetrieveResponseFields
@@ -582,17 +601,18 @@ final class BackfillService: Service, Sendable {
         }
         let absent = missing.count - arrived.count
         instancesRetrieved.increment(by: arrived.count)
+        let total = try await broughtIn()
         logger.info("backfill: study retrieved", metadata: metadata.merging([
             "moved": "\(arrived.count)", "absent": "\(absent)", "status": "\(final.status)",
             "failed_suboperations": "\(final.numberOfFailedSuboperations ?? 0)",
         ]) { $1 })
         guard absent == 0 else {
-            return (.found, arrived.count, atPACS.count,
+            return (.found, total, atPACS.count,
                     "\(absent) of \(missing.count) instances did not arrive (C-MOVE status \(final.status), "
                         + "\(final.numberOfFailedSuboperations ?? 0) failed sub-operations"
                         + (final.errorComment.map { ": \($0)" } ?? "") + ")")
         }
-        return (.retrieved, arrived.count, atPACS.count, nil)
+        return (.retrieved, total, atPACS.count, nil)
     }
 }
 

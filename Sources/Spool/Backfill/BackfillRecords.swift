@@ -98,6 +98,8 @@ public struct BackfillStudy: Sendable, Equatable {
     public var source: String
     public var study: FoundStudy
     public var attempts: Int
+    /// When the job first began retrieving it (across retries and restarts).
+    public var firstStartedAt: Date
 }
 
 /// Progress of one job, for status, metrics and the CLI.

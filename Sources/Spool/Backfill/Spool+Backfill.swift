@@ -47,6 +47,9 @@ extension SpoolDatabase {
                 attempts INTEGER NOT NULL DEFAULT 0,
                 next_at REAL NOT NULL DEFAULT 0,
                 started_at REAL,
+                -- The first claim: what the PACS sent since then is what this job brought in,
+                -- however many attempts (and restarts) it took.
+                first_started_at REAL,
                 finished_at REAL,
                 PRIMARY KEY (job_id, study_instance_uid)
             );
@@ -217,45 +220,60 @@ extension SpoolDatabase {
         return try writer.write { db in
             let rows = try Row.fetchAll(db, sql: """
                 SELECT t.job_id, j.source, t.study_instance_uid, t.study_date, t.patient_id, t.modalities, t.expected,
-                       t.attempts
+                       t.attempts, COALESCE(t.first_started_at, ?)
                 FROM backfill_study t JOIN backfill_job j ON j.id = t.job_id
                 WHERE j.state = 'running' AND j.id IN (\(list)) AND t.state = 'found' AND t.next_at <= ?
                   AND NOT EXISTS (SELECT 1 FROM backfill_study o WHERE o.study_instance_uid = t.study_instance_uid
                                   AND o.state = 'retrieving')
                 ORDER BY t.job_id, t.study_date, t.study_instance_uid LIMIT ?
-                """, arguments: [now.timeIntervalSince1970, limit])
+                """, arguments: [now.timeIntervalSince1970, now.timeIntervalSince1970, limit])
             var claimed: [BackfillStudy] = []
             var seen: Set<String> = []
             for row in rows {
                 let uid: String = row[2]
                 guard seen.insert(uid).inserted else { continue }
                 try db.execute(sql: """
-                    UPDATE backfill_study SET state = 'retrieving', started_at = ? WHERE job_id = ? AND study_instance_uid = ?
-                    """, arguments: [now.timeIntervalSince1970, row[0] as Int64, uid])
+                    UPDATE backfill_study SET state = 'retrieving', started_at = :now,
+                        first_started_at = COALESCE(first_started_at, :now)
+                    WHERE job_id = :job AND study_instance_uid = :uid
+                    """, arguments: ["now": now.timeIntervalSince1970, "job": row[0] as Int64, "uid": uid])
                 let modalities: String = row[5]
                 claimed.append(BackfillStudy(
                     jobID: row[0], source: row[1],
                     study: FoundStudy(studyInstanceUID: uid, studyDate: row[3], patientID: row[4],
                                       modalities: modalities.split(separator: ",").map(String.init), instances: row[6]),
-                    attempts: row[7]))
+                    attempts: row[7], firstStartedAt: Date(timeIntervalSince1970: row[8])))
             }
             return claimed
         }
     }
 
-    /// The outcome of one retrieval. `retryAt` (with `.found`) tries again later; an attempt
-    /// is counted unless the PACS or the archive as a whole was unreachable.
+    /// The outcome of one retrieval: `retrieved`, the instances the job brought in so far.
+    /// `retryAt` (with `.found`) tries again later; an attempt is counted unless the PACS or
+    /// the archive as a whole was unreachable.
     public func finishBackfillStudy(job: Int64, study uid: String, state: BackfillStudyState, retrieved: Int,
                                     expected: Int?, reason: String?, retryAt: Date? = nil, countAttempt: Bool = true,
                                     now: Date = Date()) throws {
         try writer.write { db in
             try db.execute(sql: """
-                UPDATE backfill_study SET state = ?, retrieved = retrieved + ?, expected = COALESCE(?, expected),
+                UPDATE backfill_study SET state = ?, retrieved = MAX(retrieved, ?), expected = COALESCE(?, expected),
                     reason = ?, attempts = attempts + ?, next_at = ?, finished_at = ?
                 WHERE job_id = ? AND study_instance_uid = ?
                 """, arguments: [state.rawValue, retrieved, expected, reason, state == .found && countAttempt ? 1 : 0,
                                  retryAt?.timeIntervalSince1970 ?? 0,
                                  state == .found ? nil : now.timeIntervalSince1970, job, uid])
+        }
+    }
+
+    /// Instances of a study in the spool that `callingAETitle` sent since `date`.
+    public func instancesReceived(ofStudy uid: String, from callingAETitle: String, since date: Date) throws -> Int {
+        try writer.read { db in
+            try Int.fetchOne(db, sql: """
+                SELECT COUNT(*) FROM instance i JOIN series se ON se.id = i.series_ref
+                JOIN study st ON st.id = se.study_ref
+                WHERE st.study_instance_uid = ? AND i.calling_ae_title = ? AND i.received_at >= ?
+                  AND i.revision_state = 'current'
+                """, arguments: [uid, callingAETitle, date.timeIntervalSince1970]) ?? 0
         }
     }
 
