@@ -51,10 +51,13 @@ struct BackfillCommand: ParsableCommand {
                 print("\(group["year"] ?? "")  \(modality.padding(toLength: 8, withPad: " ", startingAt: 0))  "
                       + "\(pad(group["studies"]))  \(pad(group["instances"], 9))  \(group["already_archived"] ?? 0)")
             }
+            let rate = result["last_job_instances_per_second"] as? Double
             if let seconds = result["estimated_seconds"] as? Double {
-                print("estimated duration at the configured limits: \(Duration.text(seconds))")
+                print("estimated duration: \(Duration.text(seconds)) (the configured limits"
+                      + (rate.map { String(format: ", and the last job's %.0f instances/s", $0) } ?? "") + ")")
             } else {
-                print("estimated duration: no hourly cap configured; bounded by the PACS and the upload link")
+                print("estimated duration: unknown until a first job has run (no hourly cap configured; "
+                      + "bounded by the PACS and the upload link)")
             }
             if let limits = result["limits"] as? String { print("limits: \(limits)") }
             if let error = result["archive_error"] as? String {

@@ -327,6 +327,27 @@ def test_plan_counts_what_the_pacs_holds_by_year_and_modality_and_moves_nothing(
     assert s.archive.count_instances() == 0
 
 
+def test_plan_estimates_the_duration_from_the_cap_the_schedule_and_the_last_job(site):
+    """Without cap nor earlier job, no estimate. max_studies_per_hour = 60 and a 12-hour window:
+    a minute per study, doubled. After a job has run, its rate is the basis too."""
+    start, end = local_window(2, length_hours=12)
+    s = site(backfill={"max_studies_per_hour": 60, "schedule": [f"{start}-{end}"]})
+    part = s.pacs.select("2024-01-02", "2024-01-02")
+    result = plan(s.gw, *range_args("2024-01-02", "2024-01-02"))
+    assert_plan(result, part)
+    assert result["estimated_seconds"] == pytest.approx(len(part) * 60 * 2, rel=0.02), result
+    assert result.get("last_job_instances_per_second") is None, result
+
+    reload_backfill(s.gw)  # no cap, no window
+    assert plan(s.gw, *range_args("2024-01-02", "2024-01-02"))["estimated_seconds"] is None
+    wait_job(s.gw, start_job(s.gw, *range_args("2024-01-02", "2024-01-02")), timeout=60)
+    later = s.pacs.select("2024-01-03", "2024-01-03")
+    result = plan(s.gw, *range_args("2024-01-03", "2024-01-03"))
+    rate = result["last_job_instances_per_second"]
+    assert rate > 0, result
+    assert result["estimated_seconds"] == pytest.approx(instance_count(later) / rate, rel=0.02), result
+
+
 def test_plan_with_find_limit_0_relies_on_the_final_status(site):
     """find_limit = 0: only a final status other than Success says an answer was cut (Orthanc
     answers 0xFE00 after its `limit` answers); a day of exactly `limit` studies comes back

@@ -178,10 +178,21 @@ final class BackfillSurveys: Sendable {
             throw error
         }
         if kind == .plan {
-            let remaining = result.studies - result.alreadyArchived
-            let open = BackfillWalk.openFraction(settings.schedule)
+            // The slower of the hourly cap and the rate the last finished job reached, over
+            // the share of the week the schedule opens.
+            var seconds: [Double] = []
             if settings.maxStudiesPerHour > 0 {
-                result.estimatedSeconds = Double(remaining) / Double(settings.maxStudiesPerHour) * 3600 / max(open, 0.01)
+                seconds.append(Double(result.studies - result.alreadyArchived) / Double(settings.maxStudiesPerHour) * 3600)
+            }
+            let jobs = try await threadPool.runIfActive { try spool.database.backfillProgress() }
+            if let last = jobs.last(where: { $0.job.state == .done && $0.instancesRetrieved > 0 && $0.job.finishedAt != nil }),
+               let finished = last.job.finishedAt, finished > last.job.createdAt {
+                let rate = Double(last.instancesRetrieved) / finished.timeIntervalSince(last.job.createdAt)
+                result.lastJobRate = rate
+                seconds.append(Double(result.instancesToMove) / rate)
+            }
+            if let slowest = seconds.max() {
+                result.estimatedSeconds = slowest / max(BackfillWalk.openFraction(settings.schedule), 0.01)
             }
             result.limits = "parallel \(settings.parallel), max_studies_per_hour "
                 + (settings.maxStudiesPerHour > 0 ? "\(settings.maxStudiesPerHour)" : "unlimited")
@@ -240,6 +251,10 @@ struct SurveyResult: Sendable, Encodable {
     var limits: String?
     /// Why a plan could not ask the archive (its `already_archived` then counts nothing).
     var archiveError: String?
+    /// Instances per second of the last finished job, the estimate's basis without a cap.
+    var lastJobRate: Double?
+    /// Instances of the studies not already archived (not encoded).
+    var instancesToMove = 0
     var missing: [Entry] = []
     var countDiffers: [Entry] = []
     var onlyAtArchive: [Entry] = []
@@ -247,7 +262,8 @@ struct SurveyResult: Sendable, Encodable {
 
     enum CodingKeys: String, CodingKey {
         case studies, instances, alreadyArchived = "already_archived", byYearModality = "by_year_modality", queries,
-             estimatedSeconds = "estimated_seconds", limits, archiveError = "archive_error", missing, countDiffers = "count_differs",
+             estimatedSeconds = "estimated_seconds", limits, archiveError = "archive_error",
+             lastJobRate = "last_job_instances_per_second", missing, countDiffers = "count_differs",
              onlyAtArchive = "only_at_archive", matching
     }
 
@@ -261,6 +277,7 @@ struct SurveyResult: Sendable, Encodable {
         try container.encode(estimatedSeconds, forKey: .estimatedSeconds)
         try container.encodeIfPresent(limits, forKey: .limits)
         try container.encodeIfPresent(archiveError, forKey: .archiveError)
+        try container.encodeIfPresent(lastJobRate, forKey: .lastJobRate)
         try container.encode(missing, forKey: .missing)
         try container.encode(countDiffers, forKey: .countDiffers)
         try container.encode(onlyAtArchive, forKey: .onlyAtArchive)
@@ -273,7 +290,7 @@ struct SurveyResult: Sendable, Encodable {
             let archived = atArchive[study.studyInstanceUID].map { $0 >= (study.instances ?? 1) && $0 > 0 } ?? false
             studies += 1
             instances += study.instances ?? 0
-            if archived { alreadyArchived += 1 }
+            if archived { alreadyArchived += 1 } else { instancesToMove += study.instances ?? 0 }
             let year = String(study.studyDate.prefix(4))
             for modality in study.modalities.isEmpty ? [""] : study.modalities {
                 if let index = byYearModality.firstIndex(where: { $0.year == year && $0.modality == modality }) {
