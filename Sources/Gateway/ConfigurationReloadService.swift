@@ -60,6 +60,7 @@ extension GatewayConfiguration {
         if dicom.aeTitle != running.dicom.aeTitle { changed.append("dicom.ae_title") }
         if dicom.allowedCallingAETitles != running.dicom.allowedCallingAETitles { changed.append("dicom.allowed_calling_aets") }
         if dicom.maxAssociations != running.dicom.maxAssociations { changed.append("dicom.max_associations") }
+        if dicom.checkCallingHost != running.dicom.checkCallingHost { changed.append("dicom.check_calling_host") }
         if upload != running.upload { changed.append("upload") }
         for name in Set(destinations.map(\.name) + running.destinations.map(\.name)).sorted()
         where destinations.first(where: { $0.name == name }) != running.destinations.first(where: { $0.name == name }) {

@@ -94,7 +94,8 @@ public final class GatewayRuntime: Sendable {
         rights.refreshSharing()
         let withdrawals = WithdrawalService(rights: rights, spool: spool, threadPool: threadPool, logger: logger)
         let corrector = IdentityCorrector(rights: rights, spool: spool, threadPool: threadPool, audit: audit, logger: logger)
-        let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities),
+        let provider = SiteServiceProvider(policy: Self.policy(dicom, communities: configuration.communities,
+                                                                  knownAEs: configuration.knownAEs),
                                            spool: spool, logger: logger, community: community, audit: audit,
                                            instanceStored: { uploader.instanceArrived() })
         let running = NIOLockedValueBox(configuration)
@@ -185,7 +186,8 @@ public final class GatewayRuntime: Sendable {
         let running = self.running.withLockedValue { $0 }
         let applied = configuration.liveChanges(from: running)
         let pending = configuration.restartRequiredChanges(from: running)
-        provider.update(policy: Self.policy(configuration.dicom, communities: running.communities))
+        provider.update(policy: Self.policy(configuration.dicom, communities: running.communities,
+                                            knownAEs: running.knownAEs))
         var next = running
         next.upload = configuration.upload
         next.destinations = configuration.destinations
@@ -200,6 +202,7 @@ public final class GatewayRuntime: Sendable {
             state.dicom.aeTitle = configuration.dicom.aeTitle
             state.dicom.allowedCallingAETitles = configuration.dicom.allowedCallingAETitles
             state.dicom.maxAssociations = configuration.dicom.maxAssociations
+            state.dicom.checkCallingHost = configuration.dicom.checkCallingHost
             state.upload = configuration.upload
             state.destinations = configuration.destinations
             state.consent = configuration.consent
@@ -218,11 +221,15 @@ public final class GatewayRuntime: Sendable {
         }
     }
 
-    static func policy(_ dicom: GatewayConfiguration.DICOM, communities: [CommunitySettings]) -> AssociationPolicy {
+    static func policy(_ dicom: GatewayConfiguration.DICOM, communities: [CommunitySettings],
+                       knownAEs: [KnownAE]) -> AssociationPolicy {
         var policy = AssociationPolicy(calledAETitles: [dicom.aeTitle],
                                        allowedCallingAETitles: Set(dicom.allowedCallingAETitles),
                                        maximumAssociations: dicom.maxAssociations)
         policy.queryRetrieveAETitles = Set(communities.map(\.aeTitle))
+        if dicom.checkCallingHost {
+            policy.callingHosts = Dictionary(knownAEs.map { ($0.title, $0.hosts) }, uniquingKeysWith: { first, _ in first })
+        }
         return policy
     }
 }

@@ -36,6 +36,27 @@ import Testing
         #expect(byID[7]?.result == .transferSyntaxesNotSupported)
     }
 
+    @Test func aKnownCallingAETitleIsAcceptedOnlyFromItsHosts() throws {
+        var bound = policy
+        bound.allowedCallingAETitles = []
+        bound.callingHosts = ["CT1": [try #require(AddressRange("10.1.2.3")), try #require(AddressRange("10.1.4.0/24"))],
+                              "V6": [try #require(AddressRange("::1"))]]
+        for peer in ["10.1.2.3:4000", "10.1.4.200:104", "::ffff:10.1.4.7:11112"] {
+            #expect(rejection(bound.decide(request(), peer: peer, activeAssociations: 0)) == nil, "\(peer)")
+        }
+        for peer in ["10.1.2.4:4000", "10.1.5.1:104", "127.0.0.1:5000", "unknown"] {
+            let refused = rejection(bound.decide(request(), peer: peer, activeAssociations: 0))
+            #expect(refused == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.callingAETitleNotRecognized)),
+                    "\(peer)")
+        }
+        #expect(bound.callingHostRefusal(callingAETitle: "CT1", peer: "10.9.9.9:1234")
+                == "calling AE title CT1 from 10.9.9.9, not one of its hosts (10.1.2.3, 10.1.4.0/24)")
+        #expect(rejection(bound.decide(request(calling: "V6"), peer: "::1:4242", activeAssociations: 0)) == nil)
+        // A title without an [[ae]] entry is not bound to any host.
+        #expect(rejection(bound.decide(request(calling: "MR2"), peer: "10.9.9.9:1", activeAssociations: 0)) == nil)
+        #expect(bound.callingHostRefusal(callingAETitle: "MR2", peer: "10.9.9.9:1") == nil)
+    }
+
     @Test func rejectsAnUnknownCalledAETitle() {
         #expect(rejection(policy.decide(request(called: "OTHER"), activeAssociations: 0))
                 == AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.calledAETitleNotRecognized)))

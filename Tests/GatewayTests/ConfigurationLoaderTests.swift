@@ -129,6 +129,10 @@ import Testing
         ("[[ae]]\ntitle = \"PACS\"\nhost = \"h\"\nport = 104\nretrieve = \"fetch\"\n", 5,
          "\"fetch\" is not a retrieval method", "\"get\""),
         ("[backfill]\nretry_delay = \"10ms\"\n", 2, "backfill.retry_delay: 10ms is too short", nil),
+        ("[[ae]]\ntitle = \"CT1\"\nhost = \"h\"\nport = 104\nhosts = [\"10.1.2.0/33\"]\n", 5,
+         "\"10.1.2.0/33\" is not an address or a network", "10.1.4.0/24"),
+        ("[dicom]\ncheck_calling_host = true\n\n[[ae]]\ntitle = \"CT1\"\nhost = \"no-such-host.invalid\"\nport = 104\n", 6,
+         "no-such-host.invalid does not resolve", "hosts = "),
     ] as [(String, Int, String, String?)])
     func mistakesAreReportedWithFileAndLine(text: String, line: Int, message: String, hint: String?) throws {
         let pem = try TestPEM.files()
@@ -236,7 +240,8 @@ import Testing
         #expect(configuration.communities[1].queryTimeout == .seconds(3))
         #expect(configuration.communities[1].retrieveTimeout == .seconds(120))
         #expect(configuration.communities[1].maxResults == 50)
-        #expect(configuration.knownAEs == [KnownAE(title: "PACS", host: "10.1.2.3", port: 104)])
+        #expect(configuration.knownAEs == [KnownAE(title: "PACS", host: "10.1.2.3", port: 104,
+                                                   hosts: [AddressRange("10.1.2.3")!])])
         #expect(configuration.siteDirectory == [SiteDirectoryEntry(id: 401, emitter: "cstrs37000", name: "CHRU Tours",
                                                                    issuerOfPatientID: "CHRU-TOURS")])
     }
@@ -329,6 +334,25 @@ import Testing
             port = 104
             """, file: "p.toml").knownAEs
         #expect(aes.map(\.retrieve) == [.get, .move])
+        #expect(aes.map { $0.hosts.map(\.description) } == [["10.1.2.3"], ["10.1.2.4"]])
+        let bound = try ConfigurationLoader.parse(text: """
+            [dicom]
+            check_calling_host = true
+
+            [[ae]]
+            title = "CT1"
+            host = "localhost"
+            port = 104
+
+            [[ae]]
+            title = "MR1"
+            host = "10.1.2.5"
+            port = 104
+            hosts = ["10.1.2.5", "10.1.4.0/24"]
+            """, file: "p.toml")
+        #expect(bound.dicom.checkCallingHost)
+        #expect(bound.knownAEs[0].hosts.contains { $0.contains("127.0.0.1") || $0.contains("::1") })
+        #expect(bound.knownAEs[1].hosts.map(\.description) == ["10.1.2.5", "10.1.4.0/24"])
         for request: StatusRequest in [
             .backfill(.start(.init(source: "PACS", since: "2024-01-01", until: nil, modalities: ["CT"]), windows: ["22:00-06:00"])),
             .backfill(.pause(job: nil)), .backfill(.resume(job: 3)), .backfill(.cancel(job: 2)), .backfill(.status),

@@ -352,6 +352,8 @@ class GatewayConfig:
     tables: dict[str, dict] | None = None
     # [audit] (docs/audit.md), written only when set.
     audit: dict | None = None
+    # Other [dicom] keys, e.g. {"check_calling_host": True}.
+    dicom_extra: dict | None = None
 
     def toml(self) -> str:
         dicom = ["ae_title", "port", "bind", "allowed_calling_aets",
@@ -361,6 +363,7 @@ class GatewayConfig:
             lines += _toml_table("site", self.site)
         lines += ["[dicom]"]
         lines += [f"{k} = {_toml_value(getattr(self, k))}" for k in dicom]
+        lines += [f"{k} = {_toml_value(v)}" for k, v in (self.dicom_extra or {}).items()]
         lines += ["", "[spool]", f"path = {_toml_value(self.spool)}",
                   f"min_free = {_toml_value(self.min_free)}"]
         # Small journal segments: every test daemon keeps three ready, and a full suite starts

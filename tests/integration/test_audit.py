@@ -447,3 +447,30 @@ def test_auditing_off_records_nothing_and_still_runs_and_stops(tmp_path, start_g
     assert "audit.enabled is false" in gw.log_text()
     assert gw.terminate() == 0
     assert "audit chain intact: 0 rows" in ctl("audit", "verify", "--spool", gw.spool).stdout
+
+
+def test_a_calling_ae_title_from_another_host_is_refused_and_a_security_alert(rsyslog, start_gateway):
+    """[dicom] check_calling_host: CT1's [[ae]] entry binds it to 10.9.9.9, so CT1 calling from
+    127.0.0.1 is refused (A-ASSOCIATE-RJ, calling AE title not recognized), logged with the
+    address, and sent as a Security Alert naming why. CT2 (bound to 127.0.0.1 by its host) and
+    an AE title without an entry are accepted."""
+    repository = rsyslog("udp")
+    gw = start_gateway(site=SITE, audit={"repository": repository.url}, dicom_extra={"check_calling_host": True},
+                       aes=[{"title": "CT1", "host": "10.9.9.9", "port": 104, "hosts": ["10.9.9.9", "10.8.0.0/16"]},
+                            {"title": "CT2", "host": "127.0.0.1", "port": 104}])
+
+    assert harness.association_rejection(gw.port, aet="CT1", aec=gw.ae_title) == (1, 1, 3)
+    assert harness.association_rejection(gw.port, aet="CT2", aec=gw.ae_title) is None
+    assert harness.association_rejection(gw.port, aet="MR9", aec=gw.ae_title) is None
+    assert harness.wait_until(lambda: "association refused: calling AE title CT1 from 127.0.0.1" in gw.log_text(), 10), \
+        gw.log_tail()
+
+    def alerts():
+        return [r for r in by_event(repository.records(), "110113") if r.participants()[0]["UserID"] == "CT1"]
+    assert harness.wait_until(alerts, 30), repository.records()
+    alert = alerts()[0]
+    assert alert.event_type == "110126"                                 # Node Authentication
+    assert alert.participants()[0]["NetworkAccessPointID"] == "127.0.0.1"
+    event = alert.xml.find("EventIdentification")
+    assert event.get("EventOutcomeIndicator") == "4"
+    assert "not one of its hosts (10.9.9.9, 10.8.0.0/16)" in event.findtext("EventOutcomeDescription")

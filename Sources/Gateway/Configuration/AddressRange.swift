@@ -29,6 +29,24 @@ public struct AddressRange: Sendable, Equatable, CustomStringConvertible {
         return bytes.count == network.count && Self.masked(bytes, prefixLength) == network
     }
 
+    /// The addresses a host name resolves to (getaddrinfo), each as a range of one.
+    static func resolving(_ name: String) -> [AddressRange] {
+        var hints = addrinfo()
+        hints.ai_socktype = Int32(SOCK_STREAM.rawValue)
+        var list: UnsafeMutablePointer<addrinfo>?
+        guard getaddrinfo(name, nil, &hints, &list) == 0, let first = list else { return [] }
+        defer { freeaddrinfo(list) }
+        var ranges: [AddressRange] = []
+        for entry in sequence(first: first, next: { $0.pointee.ai_next }) {
+            var text = [CChar](repeating: 0, count: Int(NI_MAXHOST))
+            guard getnameinfo(entry.pointee.ai_addr, entry.pointee.ai_addrlen, &text, socklen_t(text.count), nil, 0,
+                              NI_NUMERICHOST) == 0,
+                  let range = AddressRange(String(cString: text)), !ranges.contains(range) else { continue }
+            ranges.append(range)
+        }
+        return ranges
+    }
+
     private static func bytes(of text: String) -> [UInt8]? {
         var v4 = in_addr()
         if inet_pton(AF_INET, text, &v4) == 1 { return withUnsafeBytes(of: &v4) { Array($0) } }

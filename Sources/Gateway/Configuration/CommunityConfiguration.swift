@@ -29,12 +29,16 @@ public struct KnownAE: Sendable, Equatable {
     public var host: String
     public var port: Int
     public var retrieve: Retrieve = .move
+    /// The addresses this AE title may call from, with `[dicom] check_calling_host`: `hosts`,
+    /// else `host` (its addresses when it is a name, resolved when the file is read).
+    public var hosts: [AddressRange] = []
 
-    public init(title: String, host: String, port: Int, retrieve: Retrieve = .move) {
+    public init(title: String, host: String, port: Int, retrieve: Retrieve = .move, hosts: [AddressRange] = []) {
         self.title = title
         self.host = host
         self.port = port
         self.retrieve = retrieve
+        self.hosts = hosts
     }
 }
 
@@ -103,7 +107,25 @@ extension Settings {
                 }
                 retrieve = value
             }
-            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port, retrieve: retrieve))
+            var hosts: [AddressRange] = []
+            if let listed = self["\(prefix).hosts"]?.value.array {
+                for text in listed.compactMap(\.string) {
+                    guard let range = AddressRange(text) else {
+                        throw error("\(prefix).hosts", "\"\(text)\" is not an address or a network",
+                                    hint: "write \"10.1.2.3\" or \"10.1.4.0/24\"")
+                    }
+                    hosts.append(range)
+                }
+            } else if let literal = AddressRange(host) {
+                hosts = [literal]
+            } else if configuration.dicom.checkCallingHost {
+                hosts = AddressRange.resolving(host)
+                guard !hosts.isEmpty else {
+                    throw error("\(prefix).host", "\(host) does not resolve, so its calling host cannot be checked",
+                                hint: "list its addresses: hosts = [\"10.1.2.3\"]")
+                }
+            }
+            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port, retrieve: retrieve, hosts: hosts))
         }
 
         configuration.communities = []

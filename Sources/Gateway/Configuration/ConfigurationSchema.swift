@@ -75,7 +75,7 @@ enum ConfigurationSchema {
         ]),
         "dicom": .table([
             "ae_title": .aeTitle, "port": .int, "bind": .string, "allowed_calling_aets": .aeTitleArray,
-            "max_associations": .int, "max_pdu_length": .int, "idle_timeout": .duration,
+            "max_associations": .int, "max_pdu_length": .int, "idle_timeout": .duration, "check_calling_host": .bool,
         ]),
         "spool": .table([
             "path": .string, "min_free": .watermark, "retention": .duration, "cache_retention": .duration,
@@ -97,7 +97,9 @@ enum ConfigurationSchema {
             "ae_title": .aeTitle, "destination": .string, "exclude_own_site": .bool,
             "query_timeout": .duration, "retrieve_timeout": .duration, "max_results": .int,
         ]),
-        "ae": .arrayOfTables(["title": .aeTitle, "host": .string, "port": .int, "retrieve": .string]),
+        "ae": .arrayOfTables([
+            "title": .aeTitle, "host": .string, "port": .int, "retrieve": .string, "hosts": .stringArray,
+        ]),
         "site_directory": .arrayOfTables([
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
         ]),
@@ -171,6 +173,7 @@ extension Settings {
             configuration.dicom.port = port
         }
         if let bind = self["dicom.bind"]?.value.string { configuration.dicom.bind = bind }
+        if let check = self["dicom.check_calling_host"]?.value.bool { configuration.dicom.checkCallingHost = check }
         if let titles = self["dicom.allowed_calling_aets"]?.value.array {
             configuration.dicom.allowedCallingAETitles = titles.compactMap {
                 $0.string?.trimmingCharacters(in: .whitespaces)

@@ -25,6 +25,8 @@ public struct GatewayConfiguration: Sendable, Equatable {
         /// The maximum P-DATA-TF length we advertise and accept.
         public var maxPDULength: UInt32 = 262_144
         public var idleTimeout: Duration = .seconds(60)
+        /// A calling AE title with an `[[ae]]` entry is accepted only from its `hosts`.
+        public var checkCallingHost = false
     }
 
     public struct SpoolSettings: Sendable, Equatable {

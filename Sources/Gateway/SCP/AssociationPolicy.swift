@@ -10,6 +10,10 @@ public struct AssociationPolicy: Sendable {
     /// Empty means any calling AE title.
     public var allowedCallingAETitles: Set<String>
     public var maximumAssociations: Int
+    /// With `[dicom] check_calling_host`: the addresses each `[[ae]]` title may call from (an
+    /// AE title, which anyone can type, bound to its machines, like Orthanc's
+    /// `DicomCheckModalityHost`). Titles without an entry are not checked.
+    public var callingHosts: [String: [AddressRange]] = [:]
 
     public init(calledAETitles: Set<String>, allowedCallingAETitles: Set<String>, maximumAssociations: Int) {
         self.calledAETitles = calledAETitles
@@ -27,8 +31,24 @@ public struct AssociationPolicy: Sendable {
         TransferSyntax(uid: uid) != nil
     }
 
-    /// Decides on an association request, `activeAssociations` being those already accepted.
-    public func decide(_ request: AssociateRQ, activeAssociations: Int) -> AssociationDecision {
+    /// Why a calling AE title is refused from `peer` ("address:port"), if it is.
+    public func callingHostRefusal(callingAETitle: String, peer: String) -> String? {
+        guard let ranges = callingHosts[callingAETitle] else { return nil }
+        let address = Self.address(ofPeer: peer)
+        guard !ranges.contains(where: { $0.contains(address) }) else { return nil }
+        return "calling AE title \(callingAETitle) from \(address), not one of its hosts ("
+            + ranges.map(\.description).joined(separator: ", ") + ")"
+    }
+
+    /// "10.1.2.3:4567" → "10.1.2.3"; "::1:4567" → "::1".
+    static func address(ofPeer peer: String) -> String {
+        guard let colon = peer.lastIndex(of: ":") else { return peer }
+        return String(peer[..<colon])
+    }
+
+    /// Decides on an association request from `peer` ("address:port"), `activeAssociations`
+    /// being those already accepted.
+    public func decide(_ request: AssociateRQ, peer: String = "", activeAssociations: Int) -> AssociationDecision {
         // PS3.8 §9.3.2: bit 0 of the protocol version is version 1.
         guard request.protocolVersion & 0x0001 != 0 else {
             return .reject(AssociateRJ(result: .rejectedPermanent,
@@ -42,7 +62,8 @@ public struct AssociationPolicy: Sendable {
         guard calledAETitles.contains(request.calledAETitle) || isQueryRetrieve else {
             return .reject(AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.calledAETitleNotRecognized)))
         }
-        guard allowedCallingAETitles.isEmpty || allowedCallingAETitles.contains(request.callingAETitle) else {
+        guard allowedCallingAETitles.isEmpty || allowedCallingAETitles.contains(request.callingAETitle),
+              callingHostRefusal(callingAETitle: request.callingAETitle, peer: peer) == nil else {
             return .reject(AssociateRJ(result: .rejectedPermanent, reason: .serviceUser(.callingAETitleNotRecognized)))
         }
         guard activeAssociations < maximumAssociations else {

@@ -29,7 +29,8 @@ public final class SiteServiceProvider: DICOMServiceProvider {
     }
 
     /// Association accepted or rejected, with the user identity when one was negotiated.
-    static func auditEvent(_ request: AssociateRQ, peer: String, decision: AssociationDecision) -> AuditEvent {
+    static func auditEvent(_ request: AssociateRQ, peer: String, decision: AssociationDecision,
+                           refusal: String? = nil) -> AuditEvent {
         let actor = AuditEvent.Actor(aeTitle: request.callingAETitle, address: peer,
                                      userName: request.userInformation.auditUserName)
         switch decision {
@@ -37,7 +38,7 @@ public final class SiteServiceProvider: DICOMServiceProvider {
             return AuditEvent(action: .associationAccepted, actor: actor, destination: request.calledAETitle)
         case .reject(let rejection):
             return AuditEvent(action: .associationRejected, outcome: .minorFailure,
-                              outcomeDescription: "\(rejection.reason)", actor: actor,
+                              outcomeDescription: refusal ?? "\(rejection.reason)", actor: actor,
                               destination: request.calledAETitle)
         }
     }
@@ -84,7 +85,7 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         let policy = self.policy.withLockedValue { $0 }
         // Count and decide under one lock so that concurrent requests cannot both take the last slot.
         let decision = active.withLockedValue { count in
-            let decision = policy.decide(request, activeAssociations: count)
+            let decision = policy.decide(request, peer: peer, activeAssociations: count)
             if case .accept = decision { count += 1 }
             return decision
         }
@@ -92,7 +93,13 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         case .accept: metrics.associationsAccepted.increment()
         case .reject: metrics.associationsRejected.increment()
         }
-        audit?.post(Self.auditEvent(request, peer: peer, decision: decision))
+        let refusal = policy.callingHostRefusal(callingAETitle: request.callingAETitle, peer: peer)
+        if let refusal {
+            logger.warning("association refused: \(refusal)", metadata: [
+                "calling_ae": "\(request.callingAETitle)", "peer": "\(peer)",
+            ])
+        }
+        audit?.post(Self.auditEvent(request, peer: peer, decision: decision, refusal: refusal))
         return decision
     }
 
