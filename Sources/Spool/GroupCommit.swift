@@ -1,5 +1,6 @@
 import Dispatch
 import Foundation
+import GRDB
 import NIOCore
 
 /// Group commit for the durability contract: one `fdatasync` of the journal covers every
@@ -77,6 +78,21 @@ final class GroupCommit: @unchecked Sendable {
     /// records, so its last one is the segment's new checkpoint.
     private let appendLock = NSLock()
     private let indexQueue = DispatchQueue(label: "passerelle.spool.index")
+    /// Records durable and acknowledged whose index transaction failed for want of room
+    /// (SQLite full, or an I/O error under it): indexed again, first, every `retryDelay`
+    /// until it succeeds (index queue only). Meanwhile `indexWaitsForRoom` is set, and the
+    /// spool refuses receptions (`Spool.hasRoom`).
+    private var retrying: [Ticket] = []
+    static let retryDelay: DispatchTimeInterval = .seconds(1)
+    /// Under `condition`.
+    private var waitsForRoom = false
+
+    /// Whether received records wait for room to be indexed (see `retrying`).
+    var indexWaitsForRoom: Bool {
+        condition.lock()
+        defer { condition.unlock() }
+        return waitsForRoom
+    }
     private let database: SpoolDatabase
     private let journal: Journal
     private let root: String
@@ -274,9 +290,17 @@ final class GroupCommit: @unchecked Sendable {
         index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))
     }
 
-    /// On the index queue: one transaction for durable groups, their checkpoints moved past them.
-    /// A failure here leaves the records to replay at the next start (they are durable).
-    private func index(_ group: [Ticket], settling failed: [Ticket]) {
+    /// On the index queue: one transaction for durable groups (after those waiting for room),
+    /// their checkpoints moved past them. A failure for want of room keeps the records whose
+    /// senders were already answered for `retryLater()`; any other failure leaves them to the
+    /// replay at the next start (they are durable).
+    private func index(_ fresh: [Ticket], settling failed: [Ticket]) {
+        let group = retrying + fresh
+        retrying = []
+        guard !group.isEmpty else {
+            for ticket in failed { journal.settled(ticket.location.relativePath) }
+            return
+        }
         var checkpoints: [String: Int] = [:]
         for ticket in group {
             checkpoints[ticket.location.relativePath] = max(checkpoints[ticket.location.relativePath] ?? 0,
@@ -284,20 +308,49 @@ final class GroupCommit: @unchecked Sendable {
         }
         let root = self.root
         let results: [Result<RecordOutcome, any Error>]
+        var outcome: (results: [Result<RecordOutcome, any Error>], keep: [Ticket]) = ([], [])
         do {
-            results = try database.recordJournaled(group.map(\.work), checkpoints: checkpoints) { current, new in
+            outcome.results = try database.recordJournaled(group.map(\.work), checkpoints: checkpoints) { current, new in
                 StoredLocation.sameDataSet(current, new, root: root)
             }
         } catch {
-            results = group.map { _ in .failure(error) }
+            // Out of room: who waits for the row is answered now; the others are kept.
+            outcome.keep = Self.wantsRoom(error) ? group.filter { $0.indexed != nil } : []
+            outcome.results = group.map { _ in .failure(error) }
         }
-        for ticket in group + failed { journal.settled(ticket.location.relativePath) }
+        let keep = outcome.keep
+        let done = zip(group, outcome.results).filter { ticket, _ in !keep.contains { $0 === ticket } }
+        for ticket in done.map(\.0) + failed { journal.settled(ticket.location.relativePath) }
         condition.lock()
-        for (ticket, result) in zip(group, results) { ticket.result = result }
-        unindexed -= group.count
+        for (ticket, result) in done { ticket.result = result }
+        unindexed -= done.count
+        waitsForRoom = !keep.isEmpty
         condition.broadcast()
         condition.unlock()
-        for (ticket, result) in zip(group, results) { ticket.indexed?(result) }
+        for (ticket, result) in done { ticket.indexed?(result) }
+        if !keep.isEmpty {
+            retrying = keep
+            indexQueue.asyncAfter(deadline: .now() + Self.retryDelay) { [self] in retryLater() }
+        }
+    }
+
+    /// On the index queue, while records wait for room: tries them again (with whatever was
+    /// synced meanwhile, though the spool refuses receptions then).
+    private func retryLater() {
+        guard !retrying.isEmpty else { return }
+        condition.lock()
+        let groups = toIndex
+        toIndex = []
+        indexScheduled = false
+        indexDeferred = false
+        condition.unlock()
+        index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))
+    }
+
+    /// SQLite out of room: the database or disk full, or an I/O error writing it.
+    static func wantsRoom(_ error: any Error) -> Bool {
+        guard let error = error as? DatabaseError else { return false }
+        return error.resultCode == .SQLITE_FULL || error.resultCode == .SQLITE_IOERR
     }
 }
 

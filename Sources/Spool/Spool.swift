@@ -57,11 +57,16 @@ public struct Spool: Sendable {
     public static let cacheDirectoryName = "cache"
     public var cacheDirectory: String { files.root + "/" + Self.cacheDirectoryName }
 
-    /// Whether there is room for a reception, per the `min_free` watermark.
+    /// Whether there is room for a reception, per the `min_free` watermark — and whether the
+    /// index has: while received records wait for room to be indexed, nothing more is taken.
     public func hasRoom(forAdditional bytes: UInt64 = 0) -> Bool {
-        guard let available = try? files.diskSpace().available else { return false }
+        guard !groupCommit.indexWaitsForRoom, let available = try? files.diskSpace().available else { return false }
         return available >= minimumFreeBytes &+ bytes
     }
+
+    /// Received records wait for room to be indexed (SQLite could not write): they are
+    /// indexed, and receptions taken again, once it returns.
+    public var indexWaitsForRoom: Bool { groupCommit.indexWaitsForRoom }
 
     /// A received payload: held in memory (appended whole), written at the journal's head as
     /// it arrived, or streamed into a segment of its own (`Journal.beginStreamedRecord`).

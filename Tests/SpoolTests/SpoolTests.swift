@@ -333,3 +333,56 @@ final class LockedOutcomes: @unchecked Sendable {
         return storage
     }
 }
+
+/// SQLite out of room (here its page limit; on a full disk, ENOSPC under it): instances
+/// already durable and acknowledged are kept and indexed once room returns, without a
+/// restart; meanwhile the spool takes nothing more.
+@Suite struct IndexOutOfRoomTests {
+    let root = NSTemporaryDirectory() + "spool-tests-" + UUID().uuidString
+
+    @Test func recordsAcknowledgedWhileTheIndexIsFullAreIndexedWhenRoomReturns() throws {
+        let spool = try Spool(root: root, minimumFree: .bytes(0), segmentSize: 1 << 20)
+        _ = try receive(spool, sop: "1.0", dataSet: "FIRST")
+        let pages = try spool.database.writer.read { db in try Int.fetchOne(db, sql: "PRAGMA page_count") ?? 0 }
+        let limit = try spool.database.writer.writeWithoutTransaction { db in
+            try db.execute(sql: "PRAGMA max_page_count = \(pages)")
+            return try Int.fetchOne(db, sql: "PRAGMA max_page_count") ?? 0
+        }
+        #expect(limit == pages)
+        let outcomes = NIOLockedValueBox<[String: Result<RecordOutcome, any Error>]>([:])
+        for n in 1...3 {
+            let sop = "1.\(n)"
+            let bytes = Array("HEADER\(String(repeating: "D", count: 20_000))".utf8)
+            let header = JournalRecordHeader(type: .dicomInstance, payloadLength: bytes.count,
+                                             checksum: .crc32c(CRC32C.checksum(bytes)),
+                                             fields: [JournalFields.sopInstanceUID: sop, JournalFields.dataSetOffset: "6"])
+            _ = try spool.store(.inline([ByteBuffer(bytes: bytes)]), header: header, make: { location in
+                NewInstance(sopInstanceUID: sop, sopClassUID: "1.2.840.10008.5.1.4.1.1.2",
+                            transferSyntaxUID: "1.2.840.10008.1.2",
+                            attributes: IndexedAttributes(studyInstanceUID: "1.2.3.\(n)", seriesInstanceUID: "1.2.3.\(n).4",
+                                                          patientID: "P\(n)", issuerOfPatientID: "CHR",
+                                                          studyDescription: String(repeating: "X", count: 3000)),
+                            location: location, sha256: "", callingAETitle: "CT1", receivedAt: Date())
+            }, indexed: { result in outcomes.withLockedValue { $0[sop] = result } })
+        }
+        // The index cannot grow: nothing reported yet, nothing more taken.
+        let deadline = Date().addingTimeInterval(10)
+        while !spool.indexWaitsForRoom && Date() < deadline { Thread.sleep(forTimeInterval: 0.01) }
+        #expect(spool.indexWaitsForRoom)
+        #expect(!spool.hasRoom())
+        #expect(outcomes.withLockedValue { $0.isEmpty })
+        #expect(try spool.database.listInstances().count == 1)
+
+        try spool.database.writer.writeWithoutTransaction { db in try db.execute(sql: "PRAGMA max_page_count = 1073741823") }
+        while outcomes.withLockedValue({ $0.count }) < 3 && Date() < deadline.addingTimeInterval(10) {
+            Thread.sleep(forTimeInterval: 0.05)
+        }
+        let reported = outcomes.withLockedValue { $0 }
+        #expect(reported.count == 3)
+        #expect(reported.values.allSatisfy { (try? $0.get()) == .stored })
+        #expect(!spool.indexWaitsForRoom)
+        #expect(spool.hasRoom())
+        #expect(Set(try spool.database.listInstances().map(\.sopInstanceUID)) == ["1.0", "1.1", "1.2", "1.3"])
+        #expect(try spool.unindexedJournalRecords().records.isEmpty)
+    }
+}

@@ -115,7 +115,7 @@ public struct StatusResponder: Sendable {
             },
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,
-                         minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes,
+                         minimumFreeBytes: spool.minimumFreeBytes, belowMinimumFree: disk.available < spool.minimumFreeBytes || spool.indexWaitsForRoom,
                          journal: .init(segments: journal.segments, bytes: journal.bytes, ready: journal.spares)),
             destinations: try uploader?.destinationStatuses() ?? [],
             communities: try community?.status() ?? [],

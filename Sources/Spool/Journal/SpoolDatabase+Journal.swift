@@ -51,6 +51,9 @@ extension SpoolDatabase {
                     return outcome
                 }
             }
+            // Out of room is not one row's fault: nothing is committed, checkpoints included, so
+            // that every record is indexed again, together, once room returns.
+            for case .failure(let error) in results where GroupCommit.wantsRoom(error) { throw error }
             for (segment, end) in checkpoints {
                 try db.cachedStatement(sql: """
                     INSERT INTO journal_checkpoint (segment, indexed_through) VALUES (?, ?)
