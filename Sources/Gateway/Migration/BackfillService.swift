@@ -232,7 +232,16 @@ final class BackfillService: Service, Sendable {
 
     // MARK: The walk
 
+    /// One association carries the walk's queries while there are some (a year of days is
+    /// hundreds of C-FINDs in a row); it is released when the walk waits, aborted on an error.
+    private struct WalkSession {
+        var pacs: KnownAE
+        var callingAETitle: String
+        var session: PACSSession
+    }
+
     private func walk() async {
+        var held: WalkSession?
         while !Task.isCancelled {
             let configuration = configuration()
             var queried = false
@@ -243,36 +252,53 @@ final class BackfillService: Service, Sendable {
                 }.map(\.id))
                 if !open.isEmpty, let slice = try await database({ try $0.nextBackfillSlice(jobs: open) }),
                    let job = jobs.first(where: { $0.id == slice.jobID }) {
-                    await query(slice, of: job, configuration: configuration)
+                    held = await query(slice, of: job, configuration: configuration, held: held)
                     queried = true
                 }
                 if queried { wakeup.signal() }
             } catch where !Task.isCancelled {
                 logger.error("backfill: spool unavailable", metadata: ["error": "\(error)"])
             } catch {
-                return
+                break
             }
             if !queried {
+                if let session = held?.session {
+                    held = nil
+                    await session.release()
+                }
                 await walkWakeup.wait(upTo: untilNextTry(atMost: 30))
             }
         }
+        if let session = held?.session { await session.association.abort() }
     }
 
-    private func query(_ slice: BackfillSlice, of job: BackfillJob, configuration: GatewayConfiguration) async {
+    /// Queries one slice, on `held` when it is an association with the job's PACS; returns the
+    /// association to keep (nil after an error).
+    private func query(_ slice: BackfillSlice, of job: BackfillJob, configuration: GatewayConfiguration,
+                       held: WalkSession?) async -> WalkSession? {
         guard let pacs = configuration.knownAEs.first(where: { $0.title == job.source }) else {
             try? await database { try $0.failBackfillSlice(slice, error: "no [[ae]] entry titled \(job.source)", retryAt: nil) }
-            return
+            return held
         }
         let settings = configuration.backfill
+        var current = held
+        if let kept = current, kept.pacs != pacs || kept.callingAETitle != configuration.dicom.aeTitle {
+            current = nil
+            await kept.session.release()
+        }
         do {
-            let session = try await PACSSession.open(pacs, callingAETitle: configuration.dicom.aeTitle,
-                                                     timeout: settings.timeout, threadPool: threadPool, logger: logger)
+            if current == nil {
+                current = WalkSession(pacs: pacs, callingAETitle: configuration.dicom.aeTitle, session: try await PACSSession.open(
+                    pacs, callingAETitle: configuration.dicom.aeTitle, timeout: settings.timeout, threadPool: threadPool,
+                    logger: logger))
+            }
+            let session = current!.session
             let answer: PACSSession.StudyAnswer
             do {
                 answer = try await session.studies(on: slice.studyDate, timeRange: slice.timeRange,
                                                    findLimit: settings.findLimit)
-                await session.release()
             } catch {
+                current = nil
                 await session.association.abort()
                 throw error
             }
@@ -295,13 +321,15 @@ final class BackfillService: Service, Sendable {
             try await database { try $0.recordBackfillSlice(slice, studies: studies, narrower: split) }
             recovered(Self.pacsKey(job.source))
             if !studies.isEmpty { wakeup.signal() }
+            return current
         } catch {
+            if let session = current?.session { await session.association.abort() }
             if let key = outageKey(of: error, source: job.source) {
                 let outage = failed(key, error)
                 try? await database {
                     try $0.failBackfillSlice(slice, error: "\(error)", retryAt: outage.retryAt, countAttempt: false)
                 }
-                return
+                return nil
             }
             let retry = slice.attempts + 1 < settings.maxAttempts
                 ? Date().addingTimeInterval(Backoff.seconds(settings.retryDelay) * Double(1 << slice.attempts)) : nil
@@ -309,6 +337,7 @@ final class BackfillService: Service, Sendable {
                 "day": "\(slice.studyDate)", "error": "\(error)", "retry": "\(retry.map { "\($0)" } ?? "no, given up")",
             ])
             try? await database { try $0.failBackfillSlice(slice, error: "\(error)", retryAt: retry) }
+            return nil
         }
     }
 
