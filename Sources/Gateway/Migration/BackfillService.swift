@@ -16,15 +16,15 @@ import Spool
 /// Polite: retrievals wait outside the schedule, above the hourly cap, below the free-space
 /// floor and above the upload backlog; the walk's queries wait outside the schedule too.
 final class BackfillService: Service, Sendable {
-    private let spool: Spool
-    private let threadPool: NIOThreadPool
-    private let logger: Logger
-    private let configuration: @Sendable () -> GatewayConfiguration
+    let spool: Spool
+    let threadPool: NIOThreadPool
+    let logger: Logger
+    let configuration: @Sendable () -> GatewayConfiguration
     let wakeup = Wakeup()
-    private let walkWakeup = Wakeup()
-    private let live = NIOLockedValueBox(Live())
+    let walkWakeup = Wakeup()
+    let live = NIOLockedValueBox(Live())
     private let archive = ArchiveClients()
-    private let surveys: BackfillSurveys
+    let surveys: BackfillSurveys
     private let uploaderWakeup: @Sendable () -> Void
     private let sink: RetrievalSink
     private let instancesRetrieved = Counter(label: "passerelle_backfill_instances_retrieved_total")
@@ -57,7 +57,7 @@ final class BackfillService: Service, Sendable {
         self.surveys = BackfillSurveys(threadPool: threadPool, logger: logger, archive: archive)
     }
 
-    private func database<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
+    func database<T: Sendable>(_ body: @escaping @Sendable (SpoolDatabase) throws -> T) async throws -> T {
         let database = spool.database
         return try await threadPool.runIfActive { try body(database) }
     }
@@ -81,153 +81,6 @@ final class BackfillService: Service, Sendable {
             }
         }
         await archive.shutdown()
-    }
-
-    // MARK: Commands (status socket)
-
-    struct StartRequest: Sendable {
-        var source: String
-        var since: String?
-        var until: String?
-        var modalities: [String]
-        var windows: [String]?
-    }
-
-    /// Checks a request and creates its job; returns its ID.
-    func start(_ request: StartRequest) throws(StatusError) -> Int64 {
-        let configuration = configuration()
-        let selection = try Self.selection(source: request.source, since: request.since, until: request.until,
-                                           modalities: request.modalities, configuration: configuration)
-        if let windows = request.windows {
-            for window in windows where TimeWindow.parse(window) == nil {
-                throw StatusError(code: "bad_request",
-                                  message: "cannot read the window \"\(window)\"; write it as \"20:00-07:00\" or \"sat-sun 00:00-24:00\"")
-            }
-        }
-        let id: Int64
-        do {
-            id = try spool.database.createBackfillJob(
-                source: selection.pacs.title, since: selection.since, until: selection.until,
-                modalities: selection.modalities, windows: request.windows,
-                days: BackfillWalk.days(since: selection.since, until: selection.until))
-        } catch {
-            throw StatusError(code: "spool", message: "cannot record the job: \(error)")
-        }
-        logger.notice("backfill job started", metadata: [
-            "job": "\(id)", "source": "\(selection.pacs.title)", "since": "\(selection.since)", "until": "\(selection.until)",
-            "modalities": "\(selection.modalities.joined(separator: ","))",
-        ])
-        walkWakeup.signal()
-        wakeup.signal()
-        return id
-    }
-
-    /// Queues what a finished reconciliation found missing or incomplete at the archive as a
-    /// job of its own.
-    func fix(survey id: Int) throws(StatusError) -> Int64 {
-        guard let survey = surveys.report(id), survey.kind == BackfillSurveys.Kind.reconcile.rawValue else {
-            throw StatusError(code: "unknown_survey", message: "no reconciliation \(id) (passerelled restarted?)")
-        }
-        guard let result = survey.result, let selection = surveys.selection(id) else {
-            throw StatusError(code: "not_ready", message: "reconciliation \(id) is \(survey.state)")
-        }
-        let studies = (result.missing + result.countDiffers).map {
-            FoundStudy(studyInstanceUID: $0.study, studyDate: $0.studyDate, patientID: $0.patientID, modalities: [],
-                       instances: $0.pacsInstances)
-        }
-        guard !studies.isEmpty else { throw StatusError(code: "nothing_to_fix", message: "nothing is missing at the archive") }
-        do {
-            let job = try spool.database.createBackfillJob(
-                source: selection.pacs.title, since: selection.since, until: selection.until, modalities: [],
-                windows: nil, days: [], studies: studies, kind: .fix)
-            logger.notice("backfill job queued by reconciliation", metadata: ["job": "\(job)", "studies": "\(studies.count)"])
-            wakeup.signal()
-            return job
-        } catch {
-            throw StatusError(code: "spool", message: "cannot record the job: \(error)")
-        }
-    }
-
-    func setPaused(_ paused: Bool, job: Int64?) throws(StatusError) -> [Int64] {
-        do {
-            let changed = try spool.database.setBackfillPaused(paused, job: job)
-            if !changed.isEmpty {
-                logger.notice(paused ? "backfill paused" : "backfill resumed", metadata: ["jobs": "\(changed)"])
-                walkWakeup.signal()
-                wakeup.signal()
-            }
-            return changed
-        } catch {
-            throw StatusError(code: "spool", message: "\(error)")
-        }
-    }
-
-    func cancel(job: Int64) throws(StatusError) -> Bool {
-        do {
-            let cancelled = try spool.database.cancelBackfill(job: job)
-            if cancelled { logger.notice("backfill job cancelled", metadata: ["job": "\(job)"]) }
-            return cancelled
-        } catch {
-            throw StatusError(code: "spool", message: "\(error)")
-        }
-    }
-
-    /// Progress of every job, with what each waits for.
-    func report() throws -> [StatusReport.BackfillJobReport] {
-        let settings = configuration().backfill
-        let gates = live.withLockedValue { $0.gates }
-        return try spool.database.backfillProgress().map { progress in
-            StatusReport.BackfillJobReport(progress, gate: progress.job.state == .running ? gates[progress.job.id] : nil,
-                                           settings: settings)
-        }
-    }
-
-    func beginSurvey(_ request: BackfillSurveys.Request) throws(StatusError) -> Int {
-        let configuration = configuration()
-        let selection = try Self.selection(source: request.source, since: request.since, until: request.until,
-                                           modalities: request.modalities, configuration: configuration)
-        return surveys.begin(request.kind, selection: selection, configuration: configuration, spool: spool)
-    }
-
-    func survey(_ id: Int) -> BackfillSurveys.Report? { surveys.report(id) }
-
-    struct Selection: Sendable {
-        var pacs: KnownAE
-        var since: String
-        var until: String
-        var modalities: [String]
-    }
-
-    /// What `--from`, `--since`, `--until` and `--modalities` select, checked.
-    static func selection(source: String, since: String?, until: String?, modalities: [String],
-                          configuration: GatewayConfiguration) throws(StatusError) -> Selection {
-        guard let pacs = configuration.knownAEs.first(where: { $0.title == source }) else {
-            let known = configuration.knownAEs.map(\.title)
-            throw StatusError(code: "unknown_ae", message: "no [[ae]] entry titled \"\(source)\""
-                + (known.isEmpty ? "; add one with its title, host and port" : "; known: \(known.joined(separator: ", "))"))
-        }
-        let allowed = configuration.dicom.allowedCallingAETitles
-        if !allowed.isEmpty, !allowed.contains(pacs.title) {
-            throw StatusError(code: "not_allowed", message: "\(pacs.title) is not in dicom.allowed_calling_aets: "
-                + "the instances it sends back would be refused; add it there and reload")
-        }
-        func day(_ text: String?, _ name: String, default value: String) throws(StatusError) -> String {
-            guard let text else { return value }
-            guard let day = BackfillWalk.normalizedDate(text) else {
-                throw StatusError(code: "bad_request", message: "\(name) \"\(text)\" is not a date; write it as 2024-01-31")
-            }
-            return day
-        }
-        let first = try day(since, "--since", default: BackfillSurveys.earliest)
-        let last = try day(until, "--until", default: BackfillWalk.today())
-        guard first <= last else {
-            throw StatusError(code: "bad_request", message: "--since \(first) is after --until \(last)")
-        }
-        let modalities = modalities.map { $0.trimmingCharacters(in: .whitespaces).uppercased() }.filter { !$0.isEmpty }
-        for modality in modalities where modality.count > 16 || !modality.allSatisfy({ $0.isLetter || $0.isNumber || $0 == "_" }) {
-            throw StatusError(code: "bad_request", message: "\"\(modality)\" is not a modality (CT, MR, CR…)")
-        }
-        return Selection(pacs: pacs, since: first, until: last, modalities: modalities)
     }
 
     // MARK: The walk
@@ -408,72 +261,6 @@ final class BackfillService: Service, Sendable {
         }
     }
 
-    // MARK: Outages
-
-    /// How long a loop may sleep: until the next try at an unreachable peer, at most `limit` s.
-    private func untilNextTry(atMost limit: Double) -> Duration {
-        let now = Date()
-        let next = live.withLockedValue { $0.outages.values.map(\.retryAt).filter { $0 > now }.min() }
-        let seconds = next.map { min(limit, $0.timeIntervalSince(now) + 0.01) } ?? limit
-        return .milliseconds(Int64(seconds * 1000))
-    }
-
-    static func pacsKey(_ title: String) -> String { "pacs:" + title }
-
-    /// Which peer an error says is unreachable as a whole: the PACS when the association
-    /// failed (connection, rejection, abort, timeout), the archive when QIDO-RS failed.
-    private func outageKey(of error: any Error, source: String) -> String? {
-        if error is DICOMNetworkError { return Self.pacsKey(source) }
-        if case BackfillError.archive = error { return "archive" }
-        return nil
-    }
-
-    /// Why a job's peers make it wait, if they do.
-    private func outage(of source: String) -> String? {
-        let now = Date()
-        return live.withLockedValue { state in
-            for (key, name) in [(Self.pacsKey(source), "PACS \(source)"), ("archive", "the archive")] {
-                guard let outage = state.outages[key], outage.retryAt > now else { continue }
-                return "\(name) unreachable since \(Self.clock(outage.since)) (\(outage.error)); "
-                    + "next try at \(Self.clock(outage.retryAt))"
-            }
-            return nil
-        }
-    }
-
-    /// Records an outage: the next try waits 2 s, doubling up to 5 min.
-    @discardableResult
-    private func failed(_ key: String, _ error: any Error) -> Outage {
-        let now = Date()
-        let (outage, first) = live.withLockedValue { state -> (Outage, Bool) in
-            var outage = state.outages[key] ?? Outage(since: now, retryAt: now, delay: 1, error: "")
-            let first = state.outages[key] == nil
-            outage.delay = min(outage.delay * 2, 300)
-            outage.retryAt = now.addingTimeInterval(outage.delay)
-            outage.error = "\(error)"
-            state.outages[key] = outage
-            return (outage, first)
-        }
-        if first {
-            logger.warning("backfill: waiting for an unreachable peer", metadata: ["peer": "\(key)", "error": "\(error)"])
-        }
-        return outage
-    }
-
-    private func recovered(_ key: String) {
-        let was = live.withLockedValue { $0.outages.removeValue(forKey: key) }
-        if let was {
-            logger.notice("backfill: peer reachable again", metadata: [
-                "peer": "\(key)", "down_seconds": "\(Int(Date().timeIntervalSince(was.since)))",
-            ])
-        }
-    }
-
-    private static func clock(_ date: Date) -> String {
-        let parts = Calendar.current.dateComponents([.hour, .minute, .second], from: date)
-        return String(format: "%02d:%02d:%02d", parts.hour ?? 0, parts.minute ?? 0, parts.second ?? 0)
-    }
-
     /// Why no retrieval may start now, whatever the job.
     private func commonGate(_ settings: BackfillSettings) async throws -> String? {
         if let space = try? spool.files.diskSpace() {
@@ -642,31 +429,5 @@ final class BackfillService: Service, Sendable {
                         + (final.errorComment.map { ": \($0)" } ?? "") + ")")
         }
         return (.retrieved, total, atPACS.count, nil)
-    }
-}
-
-/// The archive's DICOMweb client, shared by retrievals and surveys; made again when its
-/// settings change.
-actor ArchiveClients {
-    private var entry: (settings: DestinationSettings, client: DICOMwebClient)?
-
-    /// The destination called `archive`, else the first non-shared one the site uploads to.
-    static func archive(in configuration: GatewayConfiguration) -> DestinationSettings? {
-        configuration.destinations.first { $0.name == "archive" && $0.upload }
-            ?? configuration.destinations.first { $0.upload && !$0.shared }
-    }
-
-    func client(for configuration: GatewayConfiguration, logger: Logger) async throws -> DICOMwebClient? {
-        guard let settings = Self.archive(in: configuration) else { return nil }
-        if let entry, entry.settings == settings { return entry.client }
-        if let old = entry?.client { try? await old.shutdown() }
-        let client = try settings.makeClient(upload: configuration.upload, logger: logger)
-        entry = (settings, client)
-        return client
-    }
-
-    func shutdown() async {
-        try? await entry?.client.shutdown()
-        entry = nil
     }
 }

@@ -129,9 +129,9 @@ struct RequestorStateMachine: Sendable {
         case closed
     }
 
-    private(set) var state: State = .idle
+    var state: State = .idle
     private(set) var association = AssociationStateMachine()
-    private var assembler = DIMSEMessageAssembler()
+    var assembler = DIMSEMessageAssembler()
     private let request: AssociateRQ
     /// Bound on one response's data set; beyond it the association is aborted.
     let maximumResponseDataSetLength: Int
@@ -244,29 +244,6 @@ struct RequestorStateMachine: Sendable {
         return actions
     }
 
-    /// The receiver of the C-GET sub-operation whose data set is complete has answered: writes
-    /// its C-STORE-RSP (PS3.7 §9.3.1.2: MessageIDBeingRespondedTo and the affected SOP class and
-    /// instance of the request) on the request's context, and re-arms the DIMSE timer — or, if
-    /// the C-GET's final response came meanwhile, reports it. Nothing when no answer is owed
-    /// (the association ended meanwhile).
-    mutating func storeResponded(status: DIMSEStatus, errorComment: String?) -> [Action] {
-        guard case .established(var established) = state, var operation = established.operation,
-              case .awaitingResponse(let request, let contextID) = operation.inboundStore
-        else {
-            return []
-        }
-        operation.inboundStore = nil
-        let final = operation.finalAfterStore
-        established.operation = final == nil ? operation : nil
-        state = .established(established)
-        let response = CStoreRSP(respondingTo: request, status: status, errorComment: errorComment)
-        let actions = sendCommand(response.commandSet, contextID: contextID,
-                                  peerMaximumPDULength: established.peerMaximumPDULength)
-        guard case .established = state else { return actions }
-        if let final { return actions + [.cancelTimer, .operationSucceeded(final)] }
-        return actions + [.startTimer(.dimse)]
-    }
-
     /// A-RELEASE request (Evt11). Only when no operation is in progress.
     mutating func releaseRequested() -> [Action] {
         guard case .established(let established) = state else {
@@ -325,7 +302,7 @@ struct RequestorStateMachine: Sendable {
 
     // MARK: Upper Layer actions → runtime actions
 
-    private var unusableError: DICOMNetworkError {
+    var unusableError: DICOMNetworkError {
         switch state {
         case .failed(let error): error
         case .closed: .released
@@ -335,7 +312,7 @@ struct RequestorStateMachine: Sendable {
         }
     }
 
-    private mutating func translate(_ actions: [AssociationAction], protocolErrorMessage: String? = nil) -> [Action] {
+    mutating func translate(_ actions: [AssociationAction], protocolErrorMessage: String? = nil) -> [Action] {
         var result: [Action] = []
         for action in actions {
             switch action {
@@ -378,7 +355,7 @@ struct RequestorStateMachine: Sendable {
         return result
     }
 
-    private mutating func associationAccepted(_ ac: AssociateAC) -> [Action] {
+    mutating func associationAccepted(_ ac: AssociateAC) -> [Action] {
         var accepted: [UInt8: PresentationContext] = [:]
         for result in ac.presentationContexts where result.result == .acceptance {
             guard let proposal = request.presentationContexts.first(where: { $0.id == result.id }) else { continue }
@@ -390,7 +367,7 @@ struct RequestorStateMachine: Sendable {
         return [.cancelTimer, .associateSucceeded(ac, acceptedContexts: accepted)]
     }
 
-    private mutating func sendCommand(_ commandSet: CommandSet, contextID: UInt8,
+    mutating func sendCommand(_ commandSet: CommandSet, contextID: UInt8,
                                       peerMaximumPDULength: UInt32) -> [Action] {
         var actions: [Action] = []
         for pData in PDataTF.fragments(of: commandSet.encoded(), contextID: contextID, isCommand: true,
@@ -400,12 +377,12 @@ struct RequestorStateMachine: Sendable {
         return actions
     }
 
-    private mutating func sendCancel(for operation: Operation, peerMaximumPDULength: UInt32) -> [Action] {
+    mutating func sendCancel(for operation: Operation, peerMaximumPDULength: UInt32) -> [Action] {
         let cancel = CCancelRQ(messageIDBeingRespondedTo: operation.messageID)
         return sendCommand(cancel.commandSet, contextID: operation.contextID, peerMaximumPDULength: peerMaximumPDULength)
     }
 
-    private mutating func received(_ pData: PDataTF) -> [Action] {
+    mutating func received(_ pData: PDataTF) -> [Action] {
         var actions: [Action] = []
         for value in pData.values {
             let events: [DIMSEAssemblyEvent]
@@ -428,7 +405,7 @@ struct RequestorStateMachine: Sendable {
         return actions
     }
 
-    private mutating func commandReceived(_ commandSet: CommandSet, contextID: UInt8) -> [Action] {
+    mutating func commandReceived(_ commandSet: CommandSet, contextID: UInt8) -> [Action] {
         if commandSet.commandField == CommandField.cStoreRQ.rawValue {
             return storeRequestReceived(commandSet, contextID: contextID)
         }
@@ -461,141 +438,9 @@ struct RequestorStateMachine: Sendable {
         return responseReceived(message, dataSet: nil)
     }
 
-    /// A C-STORE-RQ from the peer: a C-GET sub-operation (PS3.4 §C.4.3.3). Outside a C-GET, on a
-    /// context we did not accept, or before our answer to the previous one, it is a protocol
-    /// error (A-ABORT): the stream cannot be trusted. On an accepted context of another SOP
-    /// class it is refused (0x0122, its data set dropped), as an SCP would.
-    private mutating func storeRequestReceived(_ commandSet: CommandSet, contextID: UInt8) -> [Action] {
-        guard case .established(var established) = state, var operation = established.operation,
-              operation.receivesSubOperations, !operation.sendingDataSet
-        else {
-            return abort(with: .protocolError("C-STORE-RQ while no C-GET is outstanding"),
-                         reason: .unexpectedPDUParameter)
-        }
-        let request: CStoreRQ
-        do {
-            request = try CStoreRQ(commandSet: commandSet)
-        } catch {
-            return abort(with: .protocolError(error.description), reason: .unexpectedPDUParameter)
-        }
-        if case .awaitingResponse(let previous, _) = operation.inboundStore {
-            return abort(with: .protocolError(
-                "C-STORE-RQ \(request.messageID) before our C-STORE-RSP to message \(previous.messageID)"),
-                         reason: .unexpectedPDUParameter)
-        }
-        guard let presentation = established.acceptedContexts[contextID] else {
-            return abort(with: .protocolError(
-                "C-STORE-RQ on presentation context \(contextID), which was not accepted"), reason: .unexpectedPDUParameter)
-        }
-        guard commandSet.hasDataSet else {
-            // A C-STORE-RQ must carry a data set (PS3.7 §9.3.1.1): answered at once.
-            let response = CStoreRSP(respondingTo: request, status: .cannotUnderstand,
-                                     errorComment: "C-STORE-RQ without a data set")
-            return sendCommand(response.commandSet, contextID: contextID,
-                               peerMaximumPDULength: established.peerMaximumPDULength) + [.startTimer(.dimse)]
-        }
-        if request.affectedSOPClassUID != presentation.abstractSyntax {
-            operation.inboundStore = .refusing(
-                request, contextID: contextID, status: .sopClassNotSupported,
-                errorComment: "SOP class \(request.affectedSOPClassUID) on a context of \(presentation.abstractSyntax)")
-            established.operation = operation
-            state = .established(established)
-            return [.startTimer(.dimse)]
-        }
-        operation.inboundStore = .receiving(request, contextID: contextID)
-        established.operation = operation
-        state = .established(established)
-        return [.startTimer(.dimse), .storeRequested(request, contextID: contextID)]
-    }
-
-    /// A fragment of the data set of the inbound C-STORE-RQ in progress: passed through.
-    private mutating func storeFragmentReceived(_ fragment: ByteBuffer, isLast: Bool) -> [Action] {
-        guard case .established(var established) = state, var operation = established.operation else { return [] }
-        switch operation.inboundStore {
-        case .receiving(let request, let contextID):
-            guard isLast else { return [.startTimer(.dimse), .storeFragment(fragment, isLast: false)] }
-            operation.inboundStore = .awaitingResponse(request, contextID: contextID)
-            established.operation = operation
-            state = .established(established)
-            return [.cancelTimer, .storeFragment(fragment, isLast: true)]
-        case .refusing(let request, let contextID, let status, let errorComment):
-            guard isLast else { return [.startTimer(.dimse)] }
-            operation.inboundStore = nil
-            established.operation = operation
-            state = .established(established)
-            let response = CStoreRSP(respondingTo: request, status: status, errorComment: errorComment)
-            return sendCommand(response.commandSet, contextID: contextID,
-                               peerMaximumPDULength: established.peerMaximumPDULength) + [.startTimer(.dimse)]
-        case .awaitingResponse, nil:
-            return abort(with: .protocolError("data set while no response is outstanding"),
-                         reason: .unexpectedPDUParameter)
-        }
-    }
-
-    private mutating func dataFragmentReceived(_ fragment: ByteBuffer, isLast: Bool) -> [Action] {
-        if case .established(let established) = state, let operation = established.operation,
-           operation.incoming == nil, operation.inboundStore != nil {
-            return storeFragmentReceived(fragment, isLast: isLast)
-        }
-        guard case .established(var established) = state, var operation = established.operation,
-              var incoming = operation.incoming
-        else {
-            return abort(with: .protocolError("data set while no response is outstanding"),
-                         reason: .unexpectedPDUParameter)
-        }
-        guard incoming.dataSet.readableBytes + fragment.readableBytes <= maximumResponseDataSetLength else {
-            return abort(with: .protocolError(
-                "response data set exceeds \(maximumResponseDataSetLength) bytes"), reason: .unexpectedPDUParameter)
-        }
-        // The state lets go of the buffer first, so that appending grows it in place.
-        operation.incoming = nil
-        established.operation = operation
-        state = .established(established)
-        if isLast, incoming.dataSet.readableBytes == 0 {
-            return responseReceived(incoming.message, dataSet: fragment)  // one fragment, the usual case: no copy
-        }
-        var fragment = fragment
-        incoming.dataSet.writeBuffer(&fragment)
-        guard isLast else {
-            operation.incoming = incoming
-            established.operation = operation
-            state = .established(established)
-            return [.startTimer(.dimse)]
-        }
-        return responseReceived(incoming.message, dataSet: incoming.dataSet)
-    }
-
-    /// A complete response (command and data set) to the operation in progress.
-    private mutating func responseReceived(_ message: DIMSEMessage, dataSet: ByteBuffer?) -> [Action] {
-        guard case .established(var established) = state, var operation = established.operation else { return [] }
-        let owesStoreResponse = if case .awaitingResponse = operation.inboundStore { true } else { false }
-        if let status = message.commandSet.uint16(.status), DIMSEStatus(status).kind == .pending {
-            // The final one follows. (While the peer waits for our C-STORE-RSP, no timer.)
-            return (owesStoreResponse ? [] : [.startTimer(.dimse)]) + [.operationPending(message, dataSet: dataSet)]
-        }
-        if owesStoreResponse {
-            // C-GET's final response before our last C-STORE-RSP: reported right after it.
-            operation.finalAfterStore = message
-            established.operation = operation
-            state = .established(established)
-            return []
-        }
-        if operation.sendingDataSet {
-            // The peer answered before the whole data set was sent (e.g. an early failure):
-            // finish sending it so the stream stays valid, then report the response.
-            operation.earlyResponse = message
-            established.operation = operation
-            state = .established(established)
-            return []
-        }
-        established.operation = nil
-        state = .established(established)
-        return [.cancelTimer, .operationSucceeded(message)]
-    }
-
     /// A-RELEASE-RQ from the peer: in a collision (Sta9) answer at once (AR-9); otherwise the
     /// acceptor is releasing on its own (Sta8, unusual): answer (AR-4) and end.
-    private mutating func releaseIndicated() -> [Action] {
+    mutating func releaseIndicated() -> [Action] {
         if association.state == .collisionRequestorAwaitingLocalResponse {
             return translate(association.handle(.releaseResponsePrimitive))  // Evt14 → AR-9
         }
@@ -605,14 +450,14 @@ struct RequestorStateMachine: Sendable {
         return pending + translate(association.handle(.releaseResponsePrimitive))  // Evt14 → AR-4
     }
 
-    private mutating func releaseConfirmed() -> [Action] {
+    mutating func releaseConfirmed() -> [Action] {
         guard case .releasing = state else { return [] }
         state = .closed
         return [.cancelTimer, .releaseSucceeded]
     }
 
     /// Sends an A-ABORT (Evt15) and fails what is pending with `error`.
-    private mutating func abort(with error: DICOMNetworkError, reason: AAbort.Reason = .notSpecified) -> [Action] {
+    mutating func abort(with error: DICOMNetworkError, reason: AAbort.Reason = .notSpecified) -> [Action] {
         let source: AAbort.Source = error.code == .protocolError ? .serviceProvider : .serviceUser
         let abortPDU = AAbort(source: source, reason: source == .serviceProvider ? reason : .notSpecified)
         let error = error.code == .protocolError ? DICOMNetworkError(
@@ -622,7 +467,7 @@ struct RequestorStateMachine: Sendable {
     }
 
     /// Ends the association with `error` (once) and fails the pending request.
-    private mutating func fail(_ error: DICOMNetworkError) -> [Action] {
+    mutating func fail(_ error: DICOMNetworkError) -> [Action] {
         switch state {
         case .failed, .closed:
             return []
@@ -633,7 +478,7 @@ struct RequestorStateMachine: Sendable {
         }
     }
 
-    private func failPending(_ error: DICOMNetworkError) -> [Action] {
+    func failPending(_ error: DICOMNetworkError) -> [Action] {
         switch state {
         case .idle, .failed, .closed: []
         case .associating: [.associateFailed(error)]
