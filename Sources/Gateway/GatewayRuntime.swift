@@ -102,7 +102,7 @@ public final class GatewayRuntime: Sendable {
         let retrievals = NIOLockedValueBox<UInt64>(1 << 48)  // apart from the SCP's association numbers
         let backfill = BackfillService(
             spool: spool, threadPool: threadPool, logger: logger, configuration: { running.withLockedValue { $0 } },
-            sink: RetrievalSink(receiver: { provider.retrievalReceiver($0, transferSyntax: $1, association: $2) },
+            sink: RetrievalSink(receiver: { provider.reception($0, transferSyntax: $1, association: $2) },
                                 ended: { provider.receptionEnded($0) },
                                 nextAssociationID: { retrievals.withLockedValue { $0 += 1; return $0 } }),
             uploaderWakeup: { uploader.wakeWorkers() })

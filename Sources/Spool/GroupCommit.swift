@@ -278,7 +278,7 @@ final class GroupCommit: @unchecked Sendable {
         }
     }
 
-    /// On the index queue: everything synced so far, one transaction.
+    /// On the index queue: everything synced so far (after what waits for room), one transaction.
     private func drainIndex() {
         condition.lock()
         let groups = toIndex
@@ -286,7 +286,7 @@ final class GroupCommit: @unchecked Sendable {
         indexScheduled = false
         indexDeferred = false
         condition.unlock()
-        guard !groups.isEmpty else { return }
+        guard !groups.isEmpty || !retrying.isEmpty else { return }
         index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))
     }
 
@@ -337,14 +337,7 @@ final class GroupCommit: @unchecked Sendable {
     /// On the index queue, while records wait for room: tries them again (with whatever was
     /// synced meanwhile, though the spool refuses receptions then).
     private func retryLater() {
-        guard !retrying.isEmpty else { return }
-        condition.lock()
-        let groups = toIndex
-        toIndex = []
-        indexScheduled = false
-        indexDeferred = false
-        condition.unlock()
-        index(groups.flatMap(\.indexable), settling: groups.flatMap(\.failed))
+        if !retrying.isEmpty { drainIndex() }
     }
 
     /// SQLite out of room: the database or disk full, or an I/O error writing it.

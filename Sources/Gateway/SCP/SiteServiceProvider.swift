@@ -116,10 +116,10 @@ public final class SiteServiceProvider: DICOMServiceProvider {
 
     // MARK: Retrievals of the migration (C-GET: Passerelle is the requestor)
 
-    /// A C-STORE sub-operation of a C-GET the migration asked for: received like any
-    /// C-STORE, the PACS as calling AE title.
-    func retrievalReceiver(_ request: CStoreRQ, transferSyntax: String,
-                           association: AssociationContext) -> any StoreReceiver {
+    /// The reception of one C-STORE: on an association to the storage AE title, or a C-GET
+    /// sub-operation of a migration (the PACS as calling AE title).
+    func reception(_ request: CStoreRQ, transferSyntax: String,
+                   association: AssociationContext) -> any StoreReceiver {
         var logger = self.logger
         logger[metadataKey: "association"] = "\(association.id)"
         return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
@@ -163,11 +163,6 @@ public final class SiteServiceProvider: DICOMServiceProvider {
             return RefusingStoreReceiver(StoreOutcome(status: .sopClassNotSupported,
                                                       errorComment: "send to the storage AE title, not a community's"))
         }
-        var logger = self.logger
-        logger[metadataKey: "association"] = "\(association.id)"
-        return InstanceReception(spool: spool, request: request, transferSyntaxUID: transferSyntax,
-                                 callingAETitle: association.callingAETitle, logger: logger, metrics: metrics,
-                                 sizeHint: sizeHint(association.id),
-                                 onStored: instanceStored, onReceived: receivedTally(association.id))
+        return reception(request, transferSyntax: transferSyntax, association: association)
     }
 }
