@@ -356,22 +356,6 @@ extension SpoolDatabase {
 
     // MARK: Reports
 
-    /// Per destination: instances and bytes in each delivery state (current instances).
-    public func deliveryTotals() throws -> [String: [DeliveryState: DeliveryTotals]] {
-        try writer.read { db in
-            var result: [String: [DeliveryState: DeliveryTotals]] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT d.destination, d.state, COUNT(*), COALESCE(SUM(i.size), 0)
-                FROM delivery d JOIN instance i ON i.id = d.instance_ref
-                WHERE i.revision_state = 'current' GROUP BY d.destination, d.state
-                """) {
-                guard let state = DeliveryState(rawValue: row[1]) else { continue }
-                result[row[0], default: [:]][state] = DeliveryTotals(instances: row[2], bytes: row[3])
-            }
-            return result
-        }
-    }
-
     /// Study UID → destination → the study's delivery there; a study is `receiving` while its
     /// last instance is newer than `stableBefore`.
     public func studyDeliveries(stableBefore: Date) throws -> [String: [String: StudyDelivery]] {

@@ -307,7 +307,6 @@ final class GroupCommit: @unchecked Sendable {
                                                            ticket.location.end)
         }
         let root = self.root
-        let results: [Result<RecordOutcome, any Error>]
         var outcome: (results: [Result<RecordOutcome, any Error>], keep: [Ticket]) = ([], [])
         do {
             outcome.results = try database.recordJournaled(group.map(\.work), checkpoints: checkpoints) { current, new in

@@ -255,6 +255,15 @@ extension SpoolDatabase {
         }
     }
 
+    /// Withdrawals not done yet (pending, or needing the study sent again), newest first.
+    public func openWithdrawals() throws -> [Withdrawal] {
+        try writer.read { db in
+            try Withdrawal.fetchAll(db, sql: """
+                SELECT * FROM withdrawal WHERE state IN ('pending', 'needs_resend') ORDER BY id DESC
+                """)
+        }
+    }
+
     /// Counts for `status`: active oppositions, withheld studies per destination and reason,
     /// withdrawals per destination and state, sweeps pending.
     public func rightsTotals() throws -> RightsTotals {

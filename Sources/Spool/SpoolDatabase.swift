@@ -45,6 +45,11 @@ public struct SpoolDatabase: Sendable {
         self.writer = queue
     }
 
+    /// A database the caller opened and migrated (tests of a migration).
+    init(writer: any DatabaseWriter) {
+        self.writer = writer
+    }
+
     /// Checkpoints the WAL into the database file and closes it (a clean stop leaves no
     /// `-wal` behind). The database is unusable afterwards.
     public func close() throws {
@@ -137,6 +142,9 @@ public struct SpoolDatabase: Sendable {
         }
         migrator.registerMigration("v11-backfill") { db in
             try migrateBackfill(db)
+        }
+        migrator.registerMigration("v12-status-totals") { db in
+            try migrateStatusTotals(db)
         }
         return migrator
     }
@@ -273,28 +281,6 @@ public struct SpoolDatabase: Sendable {
     /// The writer connection's `PRAGMA synchronous` (2 = FULL).
     public func synchronousMode() throws -> Int {
         try writer.writeWithoutTransaction { db in try Int.fetchOne(db, sql: "PRAGMA synchronous") ?? -1 }
-    }
-
-    /// Counts of current instances and distinct studies.
-    public func counts() throws -> (studies: Int, instances: Int) {
-        try writer.read { db in
-            let instances = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM instance WHERE revision_state = 'current'") ?? 0
-            let studies = try Int.fetchOne(db, sql: "SELECT COUNT(*) FROM study") ?? 0
-            return (studies, instances)
-        }
-    }
-
-    /// Instances and bytes per revision state ("current", "superseded").
-    public func totalsByRevisionState() throws -> [String: (instances: Int, bytes: Int)] {
-        try writer.read { db in
-            var result: [String: (instances: Int, bytes: Int)] = [:]
-            for row in try Row.fetchAll(db, sql: """
-                SELECT revision_state, COUNT(*), COALESCE(SUM(size), 0) FROM instance GROUP BY revision_state
-                """) {
-                result[row[0]] = (row[1], row[2])
-            }
-            return result
-        }
     }
 
     /// The studies of the spool with their current instances, most recently received first.

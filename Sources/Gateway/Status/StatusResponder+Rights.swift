@@ -36,7 +36,7 @@ extension StatusResponder {
         let totals = try spool.database.rightsTotals()
         var alarms: [StatusReport.Rights.Alarm] = []
         let manual = Set(configuration.destinations.filter { $0.withdraw == .manual }.map(\.name))
-        for withdrawal in try spool.database.withdrawals() where withdrawal.state == .pending || withdrawal.state == .needsResend {
+        for withdrawal in try spool.database.openWithdrawals() {
             let kind: String
             if withdrawal.state == .needsResend {
                 kind = "needs_resend"

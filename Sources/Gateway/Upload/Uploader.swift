@@ -243,7 +243,7 @@ public final class Uploader: Service {
         guard !configuration.destinations.isEmpty else { return [] }
         let totals = try spool.database.deliveryTotals()
         let stableBefore = Date().addingTimeInterval(-Backoff.seconds(configuration.upload.stableAfter))
-        let studies = try spool.database.studyDeliveries(stableBefore: stableBefore)
+        let studies = try spool.database.studyStateTotals(stableBefore: stableBefore)
         return try configuration.destinations.map { destination in
             // One lock: health, hold and pause read at the same moment.
             let (health, paused) = scheduler(destination.name).withLockedValue { ($0.health, $0.paused) }
@@ -251,10 +251,9 @@ public final class Uploader: Service {
             for state in DeliveryState.allCases {
                 instances[state.rawValue] = totals[destination.name]?[state] ?? DeliveryTotals()
             }
-            var studyStates: [String: Int] = Dictionary(uniqueKeysWithValues: StudyDeliveryState.allCases.map { ($0.rawValue, 0) })
-            for perDestination in studies.values {
-                if let entry = perDestination[destination.name] { studyStates[entry.state.rawValue, default: 0] += 1 }
-            }
+            let studyStates = Dictionary(uniqueKeysWithValues: StudyDeliveryState.allCases.map {
+                ($0.rawValue, studies[destination.name]?[$0] ?? 0)
+            })
             let pending = instances.filter { $0.key != DeliveryState.stored.rawValue && $0.key != DeliveryState.rejected.rawValue }
                 .values.reduce(0) { $0 + $1.instances }
             let state: String = paused ? "paused"
