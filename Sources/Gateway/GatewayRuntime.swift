@@ -141,8 +141,7 @@ public final class GatewayRuntime: Sendable {
         responder.audit = auditSender
         responder.backfill = backfill
         if let hl7 { responder.hl7Port = { hl7.listening.port } }
-        let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder,
-                                        threadPool: threadPool, logger: logger)
+        let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder, logger: logger)
         let listener = DICOMListener(server: server, configuration: configuration, spool: spool, listening: listening,
                                      gracePeriod: shutdownGracePeriod, logger: logger,
                                      others: hl7.map { [$0.listening] } ?? [], onListening: onListening,

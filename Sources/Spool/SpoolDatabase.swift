@@ -145,6 +145,7 @@ public struct SpoolDatabase: Sendable {
         }
         migrator.registerMigration("v12-status-totals") { db in
             try migrateStatusTotals(db)
+            try migrateBackfillTotals(db)
         }
         return migrator
     }

@@ -1,4 +1,5 @@
 import Foundation
+import GRDB
 import Testing
 @testable import Spool
 
@@ -19,6 +20,24 @@ import Testing
     func job(days: [String] = ["20240101", "20240102"]) throws -> Int64 {
         try database.createBackfillJob(source: "PACS", since: days.first ?? "", until: days.last ?? "", modalities: [],
                                        windows: nil, days: days, now: t0)
+    }
+
+    /// The progress `status` shows (counters the triggers keep) against the rows themselves.
+    func expectProgressMatchesTheRows(now: Date) throws {
+        for progress in try database.backfillProgress(now: now) {
+            let rows = try database.writer.read { db in
+                try Row.fetchAll(db, sql: """
+                    SELECT state, COUNT(*), COALESCE(SUM(expected), 0), SUM(retrieved),
+                           SUM(state <> 'found' AND COALESCE(finished_at >= ?, 0)) FROM backfill_study WHERE job_id = ? GROUP BY state
+                    """, arguments: [now.timeIntervalSince1970 - 3600, progress.job.id])
+            }
+            var studies: [BackfillStudyState: Int] = [:]
+            for row in rows { studies[BackfillStudyState(rawValue: row[0])!] = row[1] }
+            #expect(progress.studies == studies)
+            #expect(progress.instancesExpected == rows.reduce(0) { $0 + ($1[2] as Int) })
+            #expect(progress.instancesRetrieved == rows.reduce(0) { $0 + ($1[3] as Int) })
+            #expect(progress.finishedLastHour == rows.reduce(0) { $0 + ($1[4] as Int) })
+        }
     }
 
     @Test func theWalkGoesDayByDayAndSplitsACappedDay() throws {
@@ -44,6 +63,7 @@ import Testing
         progress = try #require(try database.backfillProgress(now: t0).first)
         #expect(progress.daysDone == 2)
         #expect(try database.finishBackfillJobs(now: t0).isEmpty)  // studies are still to retrieve
+        try expectProgressMatchesTheRows(now: t0)
     }
 
     @Test func aFailedQueryIsRetriedThenGivenUp() throws {
@@ -81,6 +101,8 @@ import Testing
         let progress = try database.backfillProgress(now: t0)
         #expect(progress[0].instancesRetrieved == 4)
         #expect(progress[0].studies[.retrieved] == 1)
+        try expectProgressMatchesTheRows(now: t0)
+        try expectProgressMatchesTheRows(now: t0.addingTimeInterval(7200))
     }
 
     @Test func pausedAndCancelledJobsNeitherWalkNorRetrieve() throws {

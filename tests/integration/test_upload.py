@@ -733,7 +733,9 @@ def test_kill_9_during_upload_ten_times_loses_and_duplicates_nothing(start_hub, 
         files += fs
     ctl(gw, "pause", "archive")
     send(gw, files)
-    proxy.delay(0.6)  # 40 chunks of 3, two at a time: ~12 s of upload without kills
+    # 40 chunks of 3, two at a time: ~24 s of upload without kills, so that ten restarts
+    # (slower on a loaded machine) all land before its end.
+    proxy.delay(1.2)
     ctl(gw, "resume", "archive")
 
     def stored() -> int:

@@ -12,21 +12,24 @@ import Glibc
 /// The status socket: a Unix stream socket (mode 0660) answering one JSON line per request line.
 /// As a `Service`, it serves until a graceful stop; a socket that cannot be bound is warned
 /// about and the gateway goes on (storage matters more than the status socket).
+///
+/// Answers are worked out on threads of its own: on the shared pool they waited behind the
+/// receptions of every busy association (status took hundreds of ms under load).
 public final class StatusServer: Service, Sendable {
     private let path: String
     private let responder: StatusResponder
-    private let threadPool: NIOThreadPool
+    private let threadPool = NIOThreadPool(numberOfThreads: 2)
     private let logger: Logger
     private let channel: NIOLockedValueBox<(any Channel)?> = NIOLockedValueBox(nil)
 
-    public init(path: String, responder: StatusResponder, threadPool: NIOThreadPool, logger: Logger) {
+    public init(path: String, responder: StatusResponder, logger: Logger) {
         self.path = path
         self.responder = responder
-        self.threadPool = threadPool
         self.logger = logger
     }
 
     public func run() async throws {
+        threadPool.start()
         do {
             try await start(group: MultiThreadedEventLoopGroup.singleton)
         } catch {
@@ -34,6 +37,7 @@ public final class StatusServer: Service, Sendable {
         }
         try? await gracefulShutdown()
         await stop()
+        try? await threadPool.shutdownGracefully()
     }
 
     func start(group: any EventLoopGroup) async throws {

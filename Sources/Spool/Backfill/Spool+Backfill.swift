@@ -368,24 +368,25 @@ extension SpoolDatabase {
                     FROM backfill_slice s WHERE job_id = ?
                     """, arguments: [job.id])
                 var studies: [BackfillStudyState: Int] = [:]
+                var expected = 0, retrieved = 0
                 for row in try Row.fetchAll(db, sql: """
-                    SELECT state, COUNT(*) FROM backfill_study WHERE job_id = ? GROUP BY state
+                    SELECT state, studies, expected, retrieved FROM backfill_totals WHERE job_id = ? AND studies <> 0
                     """, arguments: [job.id]) {
                     if let state = BackfillStudyState(rawValue: row[0]) { studies[state] = row[1] }
+                    expected += row[2]
+                    retrieved += row[3]
                 }
-                let totals = try Row.fetchOne(db, sql: """
-                    SELECT COALESCE(SUM(expected), 0), COALESCE(SUM(retrieved), 0),
-                           COALESCE(SUM(finished_at >= ? AND state != 'found'), 0)
-                    FROM backfill_study WHERE job_id = ?
-                    """, arguments: [now.timeIntervalSince1970 - 3600, job.id])
+                let finishedLastHour = try Int.fetchOne(db, sql: """
+                    SELECT COUNT(*) FROM backfill_study WHERE job_id = ? AND state <> 'found' AND finished_at >= ?
+                    """, arguments: [job.id, now.timeIntervalSince1970 - 3600]) ?? 0
                 let failures = try Row.fetchAll(db, sql: """
                     SELECT study_instance_uid, COALESCE(reason, '') FROM backfill_study
                     WHERE job_id = ? AND state = 'failed' ORDER BY study_date LIMIT ?
                     """, arguments: [job.id, failureLimit]).map { (study: $0[0] as String, reason: $0[1] as String) }
                 return BackfillProgress(job: job, daysTotal: days?[0] ?? 0, daysDone: days?[1] ?? 0,
                                         slicesPending: days?[2] ?? 0, studies: studies,
-                                        instancesExpected: totals?[0] ?? 0, instancesRetrieved: totals?[1] ?? 0,
-                                        finishedLastHour: totals?[2] ?? 0, failures: failures)
+                                        instancesExpected: expected, instancesRetrieved: retrieved,
+                                        finishedLastHour: finishedLastHour, failures: failures)
             }
         }
     }
