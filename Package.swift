@@ -208,6 +208,7 @@ let package = Package(
             dependencies: [
                 "Gateway", "DICOMCore", "DICOMNetwork", "DICOMQuery", "DICOMweb", "Spool", "Audit", "QueryTestSupport",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
