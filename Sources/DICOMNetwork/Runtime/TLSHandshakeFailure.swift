@@ -1,6 +1,7 @@
 import Logging
 import NIOCore
 import NIOSSL
+import NIOTLS
 
 /// A failed TLS handshake (PS3.15 Annex B) told in words an IT team can act on: BoringSSL's
 /// reason codes ("PEER_DID_NOT_RETURN_A_CERTIFICATE") are in the error's text, nowhere else.
@@ -46,16 +47,23 @@ final class TLSRefusalHandler: ChannelInboundHandler, RemovableChannelHandler {
     private let logger: Logger
     private let refused: @Sendable (_ peer: String, _ reason: String) -> Void
     private var reported = false
+    /// Past the handshake, a TLS error is a broken connection, not a refusal: passed on.
+    private var established = false
 
     init(logger: Logger, refused: @escaping @Sendable (_ peer: String, _ reason: String) -> Void) {
         self.logger = logger
         self.refused = refused
     }
 
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if let tls = event as? TLSUserEvent, case .handshakeCompleted = tls { established = true }
+        context.fireUserInboundEventTriggered(event)
+    }
+
     func errorCaught(context: ChannelHandlerContext, error: any Error) {
         // A peer that drops TCP without close_notify (or probes the port): the close says enough.
         if let error = error as? NIOSSLError, case .uncleanShutdown = error { return }
-        guard let reason = TLSHandshakeFailure.reason(for: error) else {
+        guard !established, let reason = TLSHandshakeFailure.reason(for: error) else {
             context.fireErrorCaught(error)
             return
         }
