@@ -123,11 +123,12 @@ public struct DICOMAuditMessage: Sendable, Equatable {
         }
         x.close("EventIdentification")
 
-        // The requestor: a user, or a calling AE title, at an address.
-        let gatewayRequests = event.actor == .gateway || event.actor.aeTitle == nil && event.actor.userName == nil
+        // The requestor: a user, or a calling AE title, at an address; a node known by its
+        // address alone (a TLS handshake refused before any AE title) is named by it.
+        let actor = event.actor
+        let gatewayRequests = actor.aeTitle == nil && actor.userName == nil && actor.address == nil
         if !gatewayRequests {
-            let actor = event.actor
-            var attributes = [("UserID", actor.userName ?? actor.aeTitle ?? "unknown")]
+            var attributes = [("UserID", actor.userName ?? actor.aeTitle ?? actor.address.map(Self.host) ?? "unknown")]
             if actor.userName != nil, let ae = actor.aeTitle { attributes.append(("AlternativeUserID", "AETITLES=\(ae)")) }
             attributes.append(("UserIsRequestor", "true"))
             if let address = actor.address.map(Self.host) {

@@ -40,6 +40,7 @@ extension GatewayConfiguration {
     func restartRequiredChanges(from running: GatewayConfiguration) -> [String] {
         var changed: [String] = []
         if dicom.port != running.dicom.port { changed.append("dicom.port") }
+        if dicom.tls != running.dicom.tls { changed.append("dicom.tls") }
         if dicom.bind != running.dicom.bind { changed.append("dicom.bind") }
         if dicom.maxPDULength != running.dicom.maxPDULength { changed.append("dicom.max_pdu_length") }
         if dicom.idleTimeout != running.dicom.idleTimeout { changed.append("dicom.idle_timeout") }

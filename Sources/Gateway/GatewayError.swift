@@ -27,6 +27,10 @@ public struct GatewayError: Error, CustomStringConvertible {
         GatewayError(description: "cannot set up the [hl7] listener (its TLS certificate or key?): \(reason(error))")
     }
 
+    static func cannotStartDICOMTLS(_ error: any Error) -> GatewayError {
+        GatewayError(description: "cannot set up the [dicom.tls] listener (its certificate, key or ca?): \(reason(error))")
+    }
+
     private static func reason(_ error: any Error) -> String {
         if let error = error as? IOError { return String(cString: strerror(error.errnoCode)) }
         return "\(error)"

@@ -22,6 +22,7 @@ public final class GatewayRuntime: Sendable {
     private let backfill: BackfillService
     private let responder: StatusResponder
     private let listening = ListeningSignal()
+    private let tlsListening = ListeningSignal()
     private let logger: Logger
     /// The audit trail: every act as one hash-chained row (docs/audit.md).
     public let audit: AuditTrail
@@ -111,10 +112,27 @@ public final class GatewayRuntime: Sendable {
                                         listeningPort: { listening.port ?? dicom.port }, registry: registry,
                                         uploader: uploader, community: community, rights: rights,
                                         activeAssociations: { provider.activeAssociations })
-        let server = DICOMServer(
-            configuration: .init(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
-                                 idleTimeout: TimeAmount(dicom.idleTimeout)),
-            provider: provider, group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
+        // The TLS listener: the clear one's settings, its own port and context.
+        let clearSettings = DICOMServer.Configuration(host: dicom.bind, port: dicom.port, maximumPDULength: dicom.maxPDULength,
+                                                      idleTimeout: TimeAmount(dicom.idleTimeout))
+        var tlsSettings: DICOMServer.Configuration?
+        if let tls = dicom.tls {
+            do {
+                tlsSettings = clearSettings
+                tlsSettings?.port = tls.port
+                tlsSettings?.tls = try tls.listener.makeServerContext()
+            } catch {
+                try? threadPool.syncShutdownGracefully()
+                try? spool.database.close()
+                throw GatewayError.cannotStartDICOMTLS(error)
+            }
+        }
+        let makeServer = { (settings: DICOMServer.Configuration) in
+            DICOMServer(configuration: settings, provider: provider, group: MultiThreadedEventLoopGroup.singleton,
+                        threadPool: threadPool, logger: logger)
+        }
+        let clearServer = dicom.clearListener ? makeServer(clearSettings) : nil
+        let tlsServer = tlsSettings.map(makeServer)
         var hl7: HL7Listener?
         var bridge: HL7Bridge?
         if let settings = configuration.hl7 {
@@ -141,8 +159,11 @@ public final class GatewayRuntime: Sendable {
         responder.audit = auditSender
         responder.backfill = backfill
         if let hl7 { responder.hl7Port = { hl7.listening.port } }
+        let tlsListening = self.tlsListening
+        if dicom.tls != nil { responder.tlsPort = { tlsListening.port } }
         let statusServer = StatusServer(path: configuration.statusSocketPath, responder: responder, logger: logger)
-        let listener = DICOMListener(server: server, configuration: configuration, spool: spool, listening: listening,
+        let listener = DICOMListener(clear: clearServer, secure: tlsServer, configuration: configuration, spool: spool,
+                                     listening: listening, tlsListening: tlsListening,
                                      gracePeriod: shutdownGracePeriod, logger: logger,
                                      others: hl7.map { [$0.listening] } ?? [], onListening: onListening,
                                      onStopping: onStopping)

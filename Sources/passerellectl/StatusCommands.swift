@@ -80,7 +80,8 @@ enum StatusText {
         var lines: [String] = []
         lines.append("passerelled \(result["version"] ?? "?"), up \(duration(result["uptime_seconds"] as? Int ?? 0))")
         for listener in result["listening"] as? [[String: Any]] ?? [] {
-            lines.append("listening: AE \(listener["ae_title"] ?? "") on \(listener["bind"] ?? ""):\(listener["port"] ?? "")")
+            let ports = [listener["port"].map { ":\($0)" }, listener["tls_port"].map { ":\($0) (TLS)" }].compactMap { $0 }
+            lines.append("listening: AE \(listener["ae_title"] ?? "") on \(listener["bind"] ?? "")\(ports.joined(separator: ", "))")
         }
         if let associations = result["associations"] as? [String: Any] {
             lines.append("associations: \(associations["active"] ?? 0) active (max \(associations["maximum"] ?? 0))")

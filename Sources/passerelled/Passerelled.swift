@@ -53,7 +53,10 @@ struct Passerelled: AsyncParsableCommand {
             gateway = try GatewayRuntime(
                 configuration: configuration, logger: logger, registry: registry,
                 onListening: { port in
-                    notifier.ready(status: "listening as \(configuration.dicom.aeTitle) on port \(port)")
+                    let dicom = configuration.dicom
+                    let tls = dicom.tls.map { " and TLS port \($0.port)" } ?? ""
+                    notifier.ready(status: dicom.clearListener ? "listening as \(dicom.aeTitle) on port \(port)\(tls)"
+                                   : "listening as \(dicom.aeTitle) on TLS port \(port)")
                 },
                 onStopping: { notifier.stopping(status: "stopping: finishing running transfers") })
         } catch {

@@ -91,6 +91,19 @@ final class XMLCollector: NSObject, XMLParserDelegate {
         #expect(parsed.all("ActiveParticipant").first?["UserIsRequestor"] == "true")
     }
 
+    @Test func aRefusedTLSPeerIsTheRequestorNamedByItsAddress() throws {
+        let event = AuditEvent(action: .associationRejected, outcome: .minorFailure,
+                               outcomeDescription: "TLS: no client certificate", actor: .init(address: "10.0.0.9:40000"))
+        let parsed = try #require(XMLCollector.parse(DICOMAuditMessage(event, source: source).xml))
+        #expect(parsed.all("EventID").first?["csd-code"] == "110113")
+        #expect(parsed.all("EventTypeCode").first?["csd-code"] == "110126")
+        let participants = parsed.all("ActiveParticipant")
+        #expect(participants.count == 2)
+        #expect(participants[0]["UserID"] == "10.0.0.9" && participants[0]["NetworkAccessPointID"] == "10.0.0.9")
+        #expect(participants[0]["UserIsRequestor"] == "true" && participants[1]["UserIsRequestor"] == "false")
+        #expect(parsed.text["EventOutcomeDescription"] == "TLS: no client certificate")
+    }
+
     @Test func addressesLoseTheirPort() {
         #expect(DICOMAuditMessage.host("10.1.2.3:104") == "10.1.2.3")
         #expect(DICOMAuditMessage.host("[::1]:104") == "::1")

@@ -3,6 +3,7 @@ import DICOMCore
 import Foundation
 import Logging
 import NIOPosix
+import NIOSSL
 import ServiceLifecycle
 import Spool
 import Testing
@@ -26,22 +27,23 @@ import Testing
         return configuration
     }
 
-    func connect(_ port: Int) async throws -> DICOMAssociation {
+    func connect(_ port: Int, tls: NIOSSLContext? = nil) async throws -> DICOMAssociation {
         try await DICOMClient.connect(
             host: "127.0.0.1", port: port, callingAETitle: "SHUTDOWNTEST", calledAETitle: "PASSERELLE",
             presentationContexts: [PresentationContextProposal(id: 1, abstractSyntax: UIDRegistry.verificationSOPClassUID,
                                                                transferSyntaxes: [TransferSyntax.implicitVRLittleEndian.uid])],
-            timeouts: timeouts, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
+            tls: tls, timeouts: timeouts, group: MultiThreadedEventLoopGroup.singleton, logger: logger)
     }
 
     /// Runs the gateway's services, hands the bound port to `body`, then waits for the group.
     /// `stopping` yields once the gateway begins to stop (systemd's STOPPING=1).
-    func withGateway(gracePeriod: Duration,
+    func withGateway(gracePeriod: Duration, configuration: GatewayConfiguration? = nil,
                      _ body: @Sendable (ServiceGroup, Int, AsyncStream<Void>) async throws -> Void) async throws {
         try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(atPath: root) }
         let (stopping, stop) = AsyncStream.makeStream(of: Void.self)
-        let gateway = try GatewayRuntime(configuration: configuration(), logger: logger, shutdownGracePeriod: gracePeriod,
+        let gateway = try GatewayRuntime(configuration: configuration ?? self.configuration(), logger: logger,
+                                         shutdownGracePeriod: gracePeriod,
                                          onStopping: { stop.yield() })
         let group = ServiceGroup(services: gateway.services, logger: logger)
         try await withThrowingTaskGroup(of: Void.self) { tasks in
@@ -79,6 +81,27 @@ import Testing
             let ended = try await association.ended.get()
             #expect(ended.code == .aborted)
             #expect(ended.abort?.source == .serviceUser)
+        }
+    }
+
+    /// `[dicom] port = 0` and `[dicom.tls]`: READY with the TLS port, an association over TLS
+    /// runs, and the stop aborts it there as on the clear port.
+    @Test func theTLSListenerAloneServesAndStops() async throws {
+        let pem = try TestPEM.files()
+        var settings = configuration()
+        settings.dicom.clearListener = false
+        settings.dicom.tls = DICOMTLSSettings(port: 0, listener: ListenerTLS(certificateFile: pem.certificate,
+                                                                          privateKeyFile: pem.key))
+        var client = TLSConfiguration.makeClientConfiguration()
+        client.trustRoots = .file(pem.certificate)
+        client.certificateVerification = .noHostnameVerification  // the fixture names no host
+        let tls = try NIOSSLContext(configuration: client)
+        try await withGateway(gracePeriod: .milliseconds(200), configuration: settings) { group, port, _ in
+            await #expect(throws: DICOMNetworkError.self) { try await connect(port) }  // clear DICOM: refused
+            let association = try await connect(port, tls: tls)
+            #expect(try await association.echo() == .success)
+            await group.triggerGracefulShutdown()
+            #expect(try await association.ended.get().code == .aborted)
         }
     }
 }

@@ -444,6 +444,12 @@ class Gateway:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             self.check_alive()
+            if self.port == 0:
+                # `[dicom] port = 0`: TLS only; the test probes it. Ready once it logs so.
+                if "tls_port=" in self.log_text():
+                    return
+                time.sleep(0.1)
+                continue
             try:
                 socket.create_connection(("127.0.0.1", self.port), timeout=0.5).close()
                 aet = (self.config.allowed_calling_aets or ["PYSCU"])[0]
@@ -757,8 +763,9 @@ def association_rejection(port: int, **kw) -> tuple[int, int, int] | None:
     return rejection_of(assoc)
 
 
-def pn_echo(port: int, aet: str = "PYSCU", aec: str = DEFAULT_AE) -> int | None:
-    assoc = pn_associate(port, aet=aet, aec=aec)
+def pn_echo(port: int, aet: str = "PYSCU", aec: str = DEFAULT_AE, **ae_kw) -> int | None:
+    """`ae_kw`: e.g. tls_args=(ssl_context, None) for DICOM TLS."""
+    assoc = pn_associate(port, aet=aet, aec=aec, **ae_kw)
     if not assoc.is_established:
         return None
     try:
@@ -1021,11 +1028,14 @@ class StoreSCP:
     """
 
     def __init__(self, directory: Path, aet: str = "STORESCP", port: int | None = None,
-                 extra=()):
+                 extra=(), probe_tls=None):
+        """`probe_tls`: (ssl.SSLContext, server hostname) of the readiness C-ECHO, when `extra`
+        has +tls (pynetdicom's tls_args)."""
         self.directory = Path(directory)
         self.aet = aet
         self.port = port or free_port()
         self.extra = list(extra)
+        self.probe_tls = probe_tls
         self.proc: subprocess.Popen | None = None
         self.log = self.directory.parent / f"storescp-{aet}-{self.port}.log"
 
@@ -1044,7 +1054,8 @@ class StoreSCP:
                 raise RuntimeError(f"storescp exited with {self.proc.returncode}\n"
                                    + self.log.read_text(errors="replace")[-3000:])
             try:
-                if pn_echo(self.port, aet="PROBE", aec=self.aet) == 0x0000:
+                probe = {"tls_args": self.probe_tls} if self.probe_tls else {}
+                if pn_echo(self.port, aet="PROBE", aec=self.aet, **probe) == 0x0000:
                     return self
             except (OSError, RuntimeError):
                 pass

@@ -6,6 +6,7 @@
     pki.client_cert / client_key / client_pem   # signed by the test CA
     pki.wrong_ca_cert, pki.wrong_client_cert / wrong_client_key / wrong_client_pem
                                 # a client certificate of another CA (refused by the server)
+    pki.dual_cert / dual_key    # 127.0.0.1, for server and client authentication
 """
 
 from __future__ import annotations
@@ -32,6 +33,10 @@ class Pki:
     wrong_client_cert: Path
     wrong_client_key: Path
     wrong_client_pem: Path
+    # 127.0.0.1 for both uses (serverAuth and clientAuth): a DICOM TLS gateway's certificate,
+    # which it also presents when it opens associations (C-MOVE to a storescp +tls).
+    dual_cert: Path | None = None
+    dual_key: Path | None = None
 
 
 def _openssl(*args, cwd: Path) -> None:
@@ -61,7 +66,7 @@ def _minimal_config(d: Path) -> Path:
 
 
 def _make_leaf(d: Path, name: str, cn: str, ca_cert: Path, ca_key: Path,
-               server: bool, days: int = 30) -> tuple[Path, Path, Path]:
+               server: bool, days: int = 30, client: bool = False) -> tuple[Path, Path, Path]:
     key, csr, cert, pem = (d / f"{name}.key", d / f"{name}.csr", d / f"{name}.pem",
                            d / f"{name}-with-key.pem")
     ext = d / f"{name}.ext"
@@ -70,7 +75,8 @@ def _make_leaf(d: Path, name: str, cn: str, ca_cert: Path, ca_key: Path,
              "authorityKeyIdentifier = keyid",
              "subjectKeyIdentifier = hash"]
     if server:
-        lines += ["extendedKeyUsage = serverAuth", "subjectAltName = IP:127.0.0.1, DNS:localhost"]
+        usage = "serverAuth, clientAuth" if client else "serverAuth"
+        lines += [f"extendedKeyUsage = {usage}", "subjectAltName = IP:127.0.0.1, DNS:localhost"]
     else:
         lines += ["extendedKeyUsage = clientAuth"]
     ext.write_text("\n".join(lines) + "\n")
@@ -94,10 +100,12 @@ def make_pki(directory: Path) -> Pki:
     wrong_ca_cert, wrong_ca_key = _make_ca(d, "wrong-ca", "Some other CA")
     wrong_cert, wrong_key, wrong_pem = _make_leaf(d, "wrong-client", "site 213 csorl45000",
                                                   wrong_ca_cert, wrong_ca_key, server=False)
+    dual_cert, dual_key, _ = _make_leaf(d, "dual", "127.0.0.1", ca_cert, ca_key, server=True,
+                                        client=True)
     for key in d.glob("*.key"):
         key.chmod(0o600)
     return Pki(d, ca_cert, ca_key, server_cert, server_key, server_pem, client_cert, client_key,
-               client_pem, wrong_ca_cert, wrong_cert, wrong_key, wrong_pem)
+               client_pem, wrong_ca_cert, wrong_cert, wrong_key, wrong_pem, dual_cert, dual_key)
 
 
 def not_after(cert: Path) -> str:

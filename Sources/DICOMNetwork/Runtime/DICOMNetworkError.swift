@@ -31,6 +31,9 @@ public struct DICOMNetworkError: Error, Sendable, Hashable, CustomStringConverti
         /// A calling or called AE title that PS3.5 §6.2 (AE) does not allow: 1–16 characters
         /// of printable ASCII without backslash, not all spaces.
         public static let invalidAETitle = Code(name: "invalidAETitle")
+        /// The TLS handshake failed (certificate refused either way, TLS version); the
+        /// message says why.
+        public static let tlsHandshakeFailed = Code(name: "tlsHandshakeFailed")
         /// The local user aborted the association.
         public static let abortedLocally = Code(name: "abortedLocally")
     }

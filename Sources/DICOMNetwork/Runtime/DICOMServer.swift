@@ -2,6 +2,7 @@ import Listener
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A DICOM upper-layer acceptor on a TCP port: one `AssociationHandler` per connection.
 public final class DICOMServer: Sendable {
@@ -14,14 +15,18 @@ public final class DICOMServer: Sendable {
         public var idleTimeout: TimeAmount
         /// PS3.8 §9.1.5: how long to wait for an A-ASSOCIATE-RQ, or for the peer to close.
         public var artimTimeout: TimeAmount
+        /// TLS on every connection when set (PS3.15 Annex B); the context says which
+        /// versions and whether a client certificate is required.
+        public var tls: NIOSSLContext?
 
         public init(host: String, port: Int, maximumPDULength: UInt32, idleTimeout: TimeAmount,
-                    artimTimeout: TimeAmount = .seconds(30)) {
+                    artimTimeout: TimeAmount = .seconds(30), tls: NIOSSLContext? = nil) {
             self.host = host
             self.port = port
             self.maximumPDULength = maximumPDULength
             self.idleTimeout = idleTimeout
             self.artimTimeout = artimTimeout
+            self.tls = tls
         }
     }
 
@@ -63,7 +68,14 @@ public final class DICOMServer: Sendable {
                     let id = connections.register(channel)
                     var logger = self.logger
                     logger[metadataKey: "association"] = "\(id)"
-                    let handlers: [any ChannelHandler] = [
+                    var handlers: [any ChannelHandler] = []
+                    if let tls = configuration.tls {
+                        handlers += [NIOSSLServerHandler(context: tls),
+                                     TLSRefusalHandler(logger: logger) { [provider] peer, reason in
+                                         provider.secureConnectionRefused(peer: peer, reason: reason)
+                                     }]
+                    }
+                    handlers += [
                         ByteToMessageHandler(PDUDecoder(maximumPDULength: configuration.maximumPDULength)),
                         MessageToByteHandler(PDUEncoder()),
                         IdleStateHandler(readTimeout: configuration.idleTimeout),

@@ -22,9 +22,16 @@ public protocol DICOMServiceProvider: Sendable {
     /// and when the association ends.
     func beginQueryRetrieve(_ request: QueryRetrieveRequest, association: AssociationContext,
                             responder: QueryRetrieveResponder) -> any QueryRetrieveOperation
+
+    /// A TLS connection refused before any association (no client certificate, another CA's,
+    /// an old TLS version); `peer` is "address:port", `reason` plain words. Already logged.
+    func secureConnectionRefused(peer: String, reason: String)
 }
 
 extension DICOMServiceProvider {
+    /// Nothing to record beyond the log line.
+    public func secureConnectionRefused(peer: String, reason: String) {}
+
     /// Providers without query/retrieve never accept its contexts; answer anyway.
     public func beginQueryRetrieve(_ request: QueryRetrieveRequest, association: AssociationContext,
                                    responder: QueryRetrieveResponder) -> any QueryRetrieveOperation {

@@ -119,6 +119,7 @@ struct CommunityRetrieve {
                 storage = try await DICOMClient.connect(
                     host: destination.host, port: destination.port, callingAETitle: association.calledAETitle,
                     calledAETitle: destination.title, presentationContexts: DICOMClient.proposals(forSendingSOPClasses: plan.sopClasses),
+                    tls: try destination.clientContext(),
                     group: MultiThreadedEventLoopGroup.singleton, threadPool: proxy.threadPool, logger: logger)
             } catch {
                 var tally = SubOperationTally(total: plan.total)

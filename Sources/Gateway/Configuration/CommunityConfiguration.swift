@@ -32,13 +32,18 @@ public struct KnownAE: Sendable, Equatable {
     /// The addresses this AE title may call from, with `[dicom] check_calling_host`: `hosts`,
     /// else `host` (its addresses when it is a name, resolved when the file is read).
     public var hosts: [AddressRange] = []
+    /// `tls = true`: the associations Passerelle opens to it (C-MOVE's C-STORE, the
+    /// migration's) run over TLS.
+    public var tls: PeerTLS?
 
-    public init(title: String, host: String, port: Int, retrieve: Retrieve = .move, hosts: [AddressRange] = []) {
+    public init(title: String, host: String, port: Int, retrieve: Retrieve = .move, hosts: [AddressRange] = [],
+                tls: PeerTLS? = nil) {
         self.title = title
         self.host = host
         self.port = port
         self.retrieve = retrieve
         self.hosts = hosts
+        self.tls = tls
     }
 }
 
@@ -125,7 +130,8 @@ extension Settings {
                                 hint: "list its addresses: hosts = [\"10.1.2.3\"]")
                 }
             }
-            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port, retrieve: retrieve, hosts: hosts))
+            configuration.knownAEs.append(KnownAE(title: title, host: host, port: port, retrieve: retrieve, hosts: hosts,
+                                                  tls: try parsePeerTLS(prefix, dicom: configuration.dicom)))
         }
 
         configuration.communities = []

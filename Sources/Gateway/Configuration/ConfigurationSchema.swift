@@ -76,6 +76,8 @@ enum ConfigurationSchema {
         "dicom": .table([
             "ae_title": .aeTitle, "port": .int, "bind": .string, "allowed_calling_aets": .aeTitleArray,
             "max_associations": .int, "max_pdu_length": .int, "idle_timeout": .duration, "check_calling_host": .bool,
+            "tls": .table(["port": .int, "certificate": .file, "key": .file, "ca": .file,
+                           "require_client_certificate": .bool]),
         ]),
         "spool": .table([
             "path": .string, "min_free": .watermark, "retention": .duration, "cache_retention": .duration,
@@ -99,6 +101,7 @@ enum ConfigurationSchema {
         ]),
         "ae": .arrayOfTables([
             "title": .aeTitle, "host": .string, "port": .int, "retrieve": .string, "hosts": .stringArray,
+            "tls": .bool, "ca": .file,
         ]),
         "site_directory": .arrayOfTables([
             "id": .int, "emitter": .string, "name": .string, "issuer_of_patient_id": .string,
@@ -167,10 +170,12 @@ extension Settings {
             configuration.dicom.aeTitle = title.trimmingCharacters(in: .whitespaces)
         }
         if let port = self["dicom.port"]?.value.int {
-            guard (1...65_535).contains(port) else {
-                throw error("dicom.port", "\(port) is not a TCP port", hint: "1 to 65535; 104 needs CAP_NET_BIND_SERVICE")
+            guard (0...65_535).contains(port) else {
+                throw error("dicom.port", "\(port) is not a TCP port",
+                            hint: "1 to 65535 (104 needs CAP_NET_BIND_SERVICE); 0 turns the clear port off")
             }
             configuration.dicom.port = port
+            configuration.dicom.clearListener = port != 0
         }
         if let bind = self["dicom.bind"]?.value.string { configuration.dicom.bind = bind }
         if let check = self["dicom.check_calling_host"]?.value.bool { configuration.dicom.checkCallingHost = check }
@@ -215,6 +220,7 @@ extension Settings {
             configuration.spool.segmentSize = Int(size)
         }
         if let socket = self["status.socket"]?.value.string { configuration.status.socket = socket }
+        try parseDICOMTLS(into: &configuration)
         try parseUpload(into: &configuration)
         try parseCommunity(into: &configuration)
         try parseAudit(into: &configuration)

@@ -27,6 +27,11 @@ public struct GatewayConfiguration: Sendable, Equatable {
         public var idleTimeout: Duration = .seconds(60)
         /// A calling AE title with an `[[ae]]` entry is accepted only from its `hosts`.
         public var checkCallingHost = false
+        /// `port = 0` in the file: no clear listener, TLS only (`port` itself stays 0, which
+        /// in code means "any free port", as the tests bind).
+        public var clearListener = true
+        /// `[dicom.tls]`: the TLS listener beside the clear one; nil without the table.
+        public var tls: DICOMTLSSettings?
     }
 
     public struct SpoolSettings: Sendable, Equatable {

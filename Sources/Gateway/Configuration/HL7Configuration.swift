@@ -120,7 +120,9 @@ extension Settings {
         configuration.hl7 = hl7
     }
 
-    func parseListenerTLS(prefix: String) throws(ConfigurationError) -> ListenerTLS? {
+    /// `[PREFIX]`: certificate and key, `ca`, `require_client_certificate` (default
+    /// `requireClientCertificateByDefault`: false for HL7, true for DICOM).
+    func parseListenerTLS(prefix: String, requireClientCertificateByDefault: Bool = false) throws(ConfigurationError) -> ListenerTLS? {
         guard tables.contains(prefix) else { return nil }
         guard let certificate = self["\(prefix).certificate"]?.value.string,
               let key = self["\(prefix).key"]?.value.string else {
@@ -129,10 +131,14 @@ extension Settings {
         }
         var tls = ListenerTLS(certificateFile: certificate, privateKeyFile: key)
         tls.caFile = self["\(prefix).ca"]?.value.string
-        tls.requireClientCertificate = self["\(prefix).require_client_certificate"]?.value.bool ?? false
+        let require = self["\(prefix).require_client_certificate"]?.value.bool
+        tls.requireClientCertificate = require ?? requireClientCertificateByDefault
         if tls.requireClientCertificate && tls.caFile == nil {
-            throw error("\(prefix).require_client_certificate", "needs a ca to check the clients' certificates",
-                        hint: "ca = \"/etc/passerelle/tls/ris-ca.pem\"")
+            // Required by default: point at the table's certificate, the key not being written.
+            throw error(require == nil ? "\(prefix).certificate" : "\(prefix).require_client_certificate",
+                        require == nil ? "[\(prefix)] requires client certificates by default, and needs a ca to check them"
+                            : "needs a ca to check the clients' certificates",
+                        hint: "ca = \"/etc/passerelle/tls/clients-ca.pem\", or require_client_certificate = false")
         }
         for (key, path) in [("certificate", Optional(certificate)), ("key", Optional(key)), ("ca", tls.caFile)] {
             if let path, !FileManager.default.isReadableFile(atPath: path) {

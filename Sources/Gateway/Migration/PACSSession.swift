@@ -27,7 +27,7 @@ struct PACSSession {
         let seconds = Int64(timeout.components.seconds)
         let association = try await DICOMClient.connect(
             host: pacs.host, port: pacs.port, callingAETitle: callingAETitle, calledAETitle: pacs.title,
-            presentationContexts: proposals,
+            presentationContexts: proposals, tls: try pacs.clientContext(),
             timeouts: .init(connect: .seconds(min(seconds, 30)), association: .seconds(min(seconds, 60)),
                             dimse: .seconds(seconds)),
             group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)
@@ -194,7 +194,7 @@ struct PACSSession {
         let seconds = Int64(timeout.components.seconds)
         let association = try await DICOMClient.connect(
             host: pacs.host, port: pacs.port, callingAETitle: callingAETitle, calledAETitle: pacs.title,
-            presentationContexts: proposals.contexts, roleSelections: proposals.roles,
+            presentationContexts: proposals.contexts, roleSelections: proposals.roles, tls: try pacs.clientContext(),
             timeouts: .init(connect: .seconds(min(seconds, 30)), association: .seconds(min(seconds, 60)),
                             dimse: .seconds(seconds)),
             group: MultiThreadedEventLoopGroup.singleton, threadPool: threadPool, logger: logger)

@@ -103,6 +103,14 @@ public final class SiteServiceProvider: DICOMServiceProvider {
         return decision
     }
 
+    /// A refused TLS handshake is a node-authentication failure like a refused calling host:
+    /// the same Security Alert row, the address and the reason (the log line is DICOMNetwork's).
+    public func secureConnectionRefused(peer: String, reason: String) {
+        metrics.associationsRejected.increment()
+        audit?.post(AuditEvent(action: .associationRejected, outcome: .minorFailure, outcomeDescription: "TLS: \(reason)",
+                               actor: .init(address: peer), details: ["transport": "TLS"]))
+    }
+
     public func associationEnded(_ association: AssociationContext, reason: AssociationEndReason) {
         active.withLockedValue { $0 -= 1 }
         receptionEnded(association)

@@ -6,14 +6,20 @@ import NIOPosix
 import ServiceLifecycle
 import Spool
 
-/// The site's DICOM port as a `Service`: binds, accepts associations until a graceful stop
-/// is asked, then stops accepting and lets running transfers end within the grace period
-/// (the rest get an A-ABORT: nothing unfinished is ever acknowledged).
+/// The site's DICOM ports as a `Service`: the clear one and/or the TLS one (`[dicom.tls]`),
+/// same provider and policy. Binds both (READY once both are bound), accepts associations
+/// until a graceful stop is asked, then stops accepting on both and lets running transfers
+/// end within the grace period (the rest get an A-ABORT: nothing unfinished is ever
+/// acknowledged).
 final class DICOMListener: Service, Sendable {
-    private let server: DICOMServer
+    private let clear: DICOMServer?
+    private let secure: DICOMServer?
     private let configuration: GatewayConfiguration
     private let spool: Spool
+    /// Bound with the clear port, or the TLS port when there is no clear one.
     private let listening: ListeningSignal
+    /// Bound with the TLS port.
+    private let tlsListening: ListeningSignal
     /// How long running transfers may continue after a stop is asked.
     private let gracePeriod: Duration
     private let logger: Logger
@@ -22,14 +28,18 @@ final class DICOMListener: Service, Sendable {
     /// Other listeners that must be bound before READY (the HL7 port).
     private let others: [ListeningSignal]
 
-    init(server: DICOMServer, configuration: GatewayConfiguration, spool: Spool, listening: ListeningSignal,
-         gracePeriod: Duration, logger: Logger, others: [ListeningSignal] = [],
+    init(clear: DICOMServer?, secure: DICOMServer?, configuration: GatewayConfiguration, spool: Spool,
+         listening: ListeningSignal, tlsListening: ListeningSignal, gracePeriod: Duration, logger: Logger,
+         others: [ListeningSignal] = [],
          onListening: @escaping @Sendable (Int) -> Void, onStopping: @escaping @Sendable () -> Void) {
+        precondition(clear != nil || secure != nil, "the configuration guarantees a port to listen on")
         self.others = others
-        self.server = server
+        self.clear = clear
+        self.secure = secure
         self.configuration = configuration
         self.spool = spool
         self.listening = listening
+        self.tlsListening = tlsListening
         self.gracePeriod = gracePeriod
         self.logger = logger
         self.onListening = onListening
@@ -38,27 +48,50 @@ final class DICOMListener: Service, Sendable {
 
     func run() async throws {
         let dicom = configuration.dicom
-        let port: Int
+        var clearPort: Int?
+        var tlsPort: Int?
         do {
-            port = try await server.start()
+            clearPort = try await clear?.start()
         } catch {
-            listening.end()
+            end()
             throw GatewayError.cannotListen(host: dicom.bind, port: dicom.port, error)
+        }
+        do {
+            tlsPort = try await secure?.start()
+        } catch {
+            await clear?.shutdown(gracePeriod: .zero)
+            end()
+            throw GatewayError.cannotListen(host: dicom.bind, port: dicom.tls?.port ?? 0, error)
         }
         for other in others { _ = await other.wait() }
         let spooled = (try? spool.database.counts().instances) ?? 0
         logger.info("listening", metadata: [
             "ae_title": "\(dicom.aeTitle)", "community_ae_titles": "\(configuration.communities.map(\.aeTitle))",
-            "bind": "\(dicom.bind)", "port": "\(port)", "spool": "\(configuration.spool.path)",
+            "bind": "\(dicom.bind)", "port": "\(clearPort.map(String.init) ?? "off")",
+            "tls_port": "\(tlsPort.map(String.init) ?? "off")",
+            "tls_client_certificate": "\(dicom.tls.map { $0.listener.requireClientCertificate ? "required" : "not asked" } ?? "-")",
+            "spool": "\(configuration.spool.path)",
             "spooled_instances": "\(spooled)", "status_socket": "\(configuration.statusSocketPath)",
         ])
+        if let tlsPort { tlsListening.bound(port: tlsPort) }
+        // The precondition of init: one of them is bound.
+        let port = clearPort ?? tlsPort ?? 0
         onListening(port)
         listening.bound(port: port)
         try? await gracefulShutdown()
         onStopping()
         logger.info("stopping: no new associations, waiting for running transfers")
-        await server.shutdown(gracePeriod: gracePeriod)
+        await withTaskGroup(of: Void.self) { stopping in
+            for server in [clear, secure].compactMap({ $0 }) {
+                stopping.addTask { [gracePeriod] in await server.shutdown(gracePeriod: gracePeriod) }
+            }
+        }
+        end()
+    }
+
+    private func end() {
         listening.end()
+        tlsListening.end()
     }
 }
 

@@ -2,7 +2,6 @@ import HL7
 import Logging
 import NIOCore
 import NIOPosix
-import NIOSSL
 import ServiceLifecycle
 
 /// The MLLP port for the site's RIS and PAS (`[hl7]`) as a `Service`: binds before the DICOM
@@ -24,7 +23,7 @@ final class HL7Listener: Service, Sendable {
         self.settings = settings
         self.gracePeriod = gracePeriod
         self.logger = logger
-        let tls = try settings.tls.map(Self.context)
+        let tls = try settings.tls?.makeServerContext()
         server = MLLPServer(configuration: .init(host: settings.bind, port: settings.port,
                                                  maximumMessageSize: settings.maxMessageSize,
                                                  idleTimeout: TimeAmount(settings.idleTimeout), tls: tls),
@@ -54,21 +53,5 @@ final class HL7Listener: Service, Sendable {
         await server.shutdown(gracePeriod: gracePeriod)
         try? await group.shutdownGracefully()
         listening.end()
-    }
-
-    /// The listener's TLS context (BCP 195: TLS 1.2 and later).
-    static func context(_ tls: ListenerTLS) throws -> NIOSSLContext {
-        let chain = try NIOSSLCertificate.fromPEMFile(tls.certificateFile).map { NIOSSLCertificateSource.certificate($0) }
-        // Read as PEM whatever its extension (NIOSSL takes a ".key" file for DER).
-        let key = try NIOSSLPrivateKey(file: tls.privateKeyFile, format: .pem)
-        var configuration = TLSConfiguration.makeServerConfiguration(certificateChain: chain, privateKey: .privateKey(key))
-        configuration.minimumTLSVersion = .tlsv12
-        // NIOSSL has no "ask but do not require": a client certificate is checked only when
-        // required (against `ca`; a client's host name means nothing to a server).
-        if tls.requireClientCertificate, let ca = tls.caFile {
-            configuration.trustRoots = .file(ca)
-            configuration.certificateVerification = .noHostnameVerification
-        }
-        return try NIOSSLContext(configuration: configuration)
     }
 }

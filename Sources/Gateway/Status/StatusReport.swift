@@ -6,7 +6,10 @@ public struct StatusReport: Codable, Sendable, Equatable {
     public struct Listener: Codable, Sendable, Equatable {
         public var aeTitle: String
         public var bind: String
-        public var port: Int
+        /// The clear port; nil when `[dicom] port = 0`.
+        public var port: Int?
+        /// The TLS port (`[dicom.tls]`).
+        public var tlsPort: Int?
     }
 
     public struct Associations: Codable, Sendable, Equatable {

@@ -19,6 +19,8 @@ public struct StatusResponder: Sendable {
     var audit: AuditSender?
     /// The HL7 listener's bound port, once bound.
     var hl7Port: (@Sendable () -> Int?)?
+    /// The DICOM TLS listener's bound port, once bound (`[dicom.tls]`).
+    var tlsPort: (@Sendable () -> Int?)?
     /// Set by `GatewayRuntime`: the migration of the site's archive.
     var backfill: BackfillService?
 
@@ -111,7 +113,9 @@ public struct StatusResponder: Sendable {
             startedAt: startedAt,
             uptimeSeconds: Int(Date().timeIntervalSince(startedAt)),
             listening: ([configuration.dicom.aeTitle] + configuration.communities.map(\.aeTitle)).map {
-                .init(aeTitle: $0, bind: configuration.dicom.bind, port: listeningPort())
+                .init(aeTitle: $0, bind: configuration.dicom.bind,
+                      port: configuration.dicom.clearListener ? listeningPort() : nil,
+                      tlsPort: configuration.dicom.tls.map { tls in tlsPort?() ?? tls.port })
             },
             associations: .init(active: activeAssociations(), maximum: configuration.dicom.maxAssociations),
             spool: .init(path: spool.files.root, studies: studies, states: states, freeBytes: disk.available,

@@ -2,6 +2,7 @@ import DICOMCore
 import Logging
 import NIOCore
 import NIOPosix
+import NIOSSL
 
 /// A DICOM upper-layer requestor (SCU): opens associations with a called AE.
 ///
@@ -60,12 +61,17 @@ public struct DICOMClient: Sendable {
     /// ``proposals(forGetting:queryRetrieve:)``) and waits for the association. The roles the
     /// peer accepted are in `association.associateAC.userInformation.roleSelections`.
     ///
+    /// With `tls` (a client context: versions, trusted CAs, our certificate), the association
+    /// runs over TLS (PS3.15 Annex B); the peer's certificate must name `host` (its SAN IP
+    /// address when `host` is one).
+    ///
     /// Throws ``DICOMNetworkError``: `.associationRejected` with the peer's ``AssociateRJ``,
-    /// `.aborted` with its ``AAbort``, `.timeout`, `.connectionFailed`, `.connectionClosed`.
+    /// `.aborted` with its ``AAbort``, `.timeout`, `.connectionFailed`, `.connectionClosed`,
+    /// `.tlsHandshakeFailed`.
     public static func connect(
         host: String, port: Int, callingAETitle: String, calledAETitle: String,
         presentationContexts: [PresentationContextProposal], roleSelections: [RoleSelection] = [],
-        maximumPDULength: UInt32 = 262144,
+        maximumPDULength: UInt32 = 262144, tls: NIOSSLContext? = nil,
         timeouts: Timeouts = Timeouts(), group: any EventLoopGroup,
         threadPool: NIOThreadPool = .singleton, logger: Logger
     ) async throws(DICOMNetworkError) -> DICOMAssociation {
@@ -100,7 +106,13 @@ public struct DICOMClient: Sendable {
             .channelOption(.writeBufferWaterMark, value: .init(low: 256 * 1024, high: 1024 * 1024))
             .channelInitializer { channel in
                 channel.eventLoop.makeCompletedFuture {
-                    let handlers: [any ChannelHandler] = [
+                    var handlers: [any ChannelHandler] = []
+                    if let tls {
+                        // SNI takes a name only; an address is checked against the SAN by NIOSSL.
+                        let isAddress = (try? SocketAddress(ipAddress: host, port: 0)) != nil
+                        handlers.append(try NIOSSLClientHandler(context: tls, serverHostname: isAddress ? nil : host))
+                    }
+                    handlers += [
                         ByteToMessageHandler(PDUDecoder(maximumPDULength: maximumPDULength)),
                         MessageToByteHandler(PDUEncoder()),
                         RequestorHandler(request: request, timeouts: timeouts, established: established,

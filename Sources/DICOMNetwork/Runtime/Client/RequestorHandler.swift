@@ -92,6 +92,8 @@ final class RequestorHandler: ChannelDuplexHandler {
     private var timerGeneration = 0
     private var isConnected = false
     private var context: ChannelHandlerContext!
+    /// A failed TLS handshake: what every waiter is told, rather than "connection closed".
+    private var handshakeFailure: DICOMNetworkError?
 
     init(request: AssociateRQ, timeouts: DICOMClient.Timeouts, established: EventLoopPromise<Negotiated>,
          ended: EventLoopPromise<DICOMNetworkError>, threadPool: NIOThreadPool = .singleton, logger: Logger) {
@@ -153,6 +155,10 @@ final class RequestorHandler: ChannelDuplexHandler {
         if let error = error as? PDUDecodingError {
             logger.warning("invalid PDU from the peer, aborting the association", metadata: ["error": "\(error)"])
             run(machine.invalidPDUReceived(error))  // Evt19
+        } else if let reason = TLSHandshakeFailure.reason(for: error) {
+            logger.notice("TLS handshake failed: \(reason)")
+            handshakeFailure = DICOMNetworkError(code: .tlsHandshakeFailed, message: "TLS handshake failed: \(reason)")
+            context.close(promise: nil)
         } else {
             logger.notice("connection error", metadata: ["error": "\(error)"])
             context.close(promise: nil)
@@ -242,6 +248,7 @@ final class RequestorHandler: ChannelDuplexHandler {
                 established?.succeed(negotiated)
                 established = nil
             case .associateFailed(let error):
+                let error = handshakeFailure ?? error
                 logger.notice("association failed", metadata: ["error": "\(error)"])
                 established?.fail(error)
                 established = nil
@@ -317,11 +324,14 @@ final class RequestorHandler: ChannelDuplexHandler {
 
     /// The channel is gone: nothing pending may wait forever.
     private func failAll(_ fallback: DICOMNetworkError) {
-        let error: DICOMNetworkError
-        switch machine.state {
-        case .failed(let failure): error = failure
-        case .closed: error = .released
-        default: error = fallback
+        let error: DICOMNetworkError = if let handshakeFailure {
+            handshakeFailure
+        } else {
+            switch machine.state {
+            case .failed(let failure): failure
+            case .closed: .released
+            default: fallback
+            }
         }
         ended.succeed(error)
         abandonReception(resuming: false)
