@@ -61,17 +61,24 @@ extension SpoolDatabase {
                 ON CONFLICT (destination, state) DO UPDATE SET studies = studies + excluded.studies;
             """
         }
+        // From the study down (CROSS JOIN fixes the order): from a destination's deliveries
+        // down, it would read every delivery there for each new study.
+        func studyCount(_ condition: String) -> String {
+            """
+            (SELECT COUNT(*) FROM series se CROSS JOIN instance i CROSS JOIN delivery d
+             WHERE se.study_ref = study_delivery.study_ref AND i.series_ref = se.id AND i.revision_state = 'current'
+               AND d.instance_ref = i.id AND d.destination = study_delivery.destination AND \(condition))
+            """
+        }
         let studyCounts = """
-            unstored = (SELECT COUNT(*) FROM delivery d JOIN instance i ON i.id = d.instance_ref
-                        JOIN series se ON se.id = i.series_ref
-                        WHERE se.study_ref = study_delivery.study_ref AND d.destination = study_delivery.destination
-                          AND i.revision_state = 'current' AND d.state <> 'stored'),
-            rejected = (SELECT COUNT(*) FROM delivery d JOIN instance i ON i.id = d.instance_ref
-                        JOIN series se ON se.id = i.series_ref
-                        WHERE se.study_ref = study_delivery.study_ref AND d.destination = study_delivery.destination
-                          AND i.revision_state = 'current' AND d.state = 'rejected')
+            unstored = \(studyCount("d.state <> 'stored'")), rejected = \(studyCount("d.state = 'rejected'"))
             """
         try db.execute(sql: """
+            -- A study's series, studies still receiving, and the next retry, found without a scan.
+            CREATE INDEX series_study ON series(study_ref);
+            CREATE INDEX study_last_received ON study(last_received_at);
+            CREATE INDEX delivery_retry ON delivery(destination, next_at) WHERE state = 'retry';
+            CREATE INDEX study_delivery_withheld ON study_delivery(destination, withheld) WHERE withheld IS NOT NULL;
             CREATE TABLE instance_totals (
                 revision_state TEXT PRIMARY KEY,
                 instances INTEGER NOT NULL,
@@ -113,10 +120,6 @@ extension SpoolDatabase {
             ) WITHOUT ROWID;
             INSERT INTO study_delivery_totals
                 SELECT destination, settled_state, COUNT(*) FROM study_delivery GROUP BY 1, 2;
-            -- Studies still receiving, and the next retry, found without a scan.
-            CREATE INDEX study_last_received ON study(last_received_at);
-            CREATE INDEX delivery_retry ON delivery(destination, next_at) WHERE state = 'retry';
-            CREATE INDEX study_delivery_withheld ON study_delivery(destination, withheld) WHERE withheld IS NOT NULL;
 
             CREATE TRIGGER instance_totals_insert AFTER INSERT ON instance BEGIN
                 UPDATE instance_totals SET instances = instances + 1, bytes = bytes + NEW.size
