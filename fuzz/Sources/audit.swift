@@ -50,13 +50,21 @@ func checkXML(_ xml: String, destination: String?) {
     check(userIDs.contains(kept), "the destination's UserID does not read back")
 }
 
-/// RFC 5424: `<PRI>1 TS HOST APP PROCID MSGID [SD-ID PARAM="…"…] BOM MSG`; returns the offset of the BOM.
+/// RFC 5424: `<PRI>1 TS HOST APP PROCID MSGID [SD-ID PARAM="…"…] BOM MSG`: six header fields
+/// (PRINTUSASCII, so '[' may be in one), then the structured data, a space and the BOM.
 func checkSyslog(_ bytes: [UInt8]) {
-    guard let open = bytes.firstIndex(of: UInt8(ascii: "[")) else { return check(false, "no structured data") }
-    let header = bytes[..<open]
+    var spaces: [Int] = []
+    for (index, byte) in bytes.enumerated() where byte == 0x20 {
+        spaces.append(index)
+        if spaces.count == 6 { break }
+    }
+    guard spaces.count == 6 else { return check(false, "fewer than six header fields") }
+    let header = bytes[..<spaces[5]]
     check(header.allSatisfy { (32...126).contains($0) }, "the header is not printable ASCII")
-    check(header.split(separator: 0x20).count == 6 && header.last == 0x20, "the header does not have six fields")
-    var index = open + 1
+    check(header.split(separator: 0x20, omittingEmptySubsequences: false).allSatisfy { !$0.isEmpty },
+          "an empty header field")
+    check(bytes.count > spaces[5] + 1 && bytes[spaces[5] + 1] == UInt8(ascii: "["), "no structured data after the header")
+    var index = spaces[5] + 2
     var inValue = false
     while index < bytes.count {
         let byte = bytes[index]
