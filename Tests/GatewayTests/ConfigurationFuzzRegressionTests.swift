@@ -30,7 +30,18 @@ import Testing
         }
     }
 
-    @Test(arguments: ["[`a]", "[ {x}]", "[[ =]]", "[\t%]"])
+    /// A "[" that ends its line: toml++ took the next line's start for the key, and aborted on
+    /// the line break. Found as the same abort, after the first fix, from `[` + 37 LF + `[ae]]`.
+    @Test func tableHeaderOpenedAtTheEndOfALineIsAnError() {
+        let text = "[" + String(repeating: "\n", count: 37) + "[ae]]\ntitle = \"PACS\"\n"
+        #expect {
+            _ = try ConfigurationLoader.parse(text: text, file: "passerelle.toml")
+        } throws: { error in
+            (error as? ConfigurationError)?.line == 1
+        }
+    }
+
+    @Test(arguments: ["[`a]", "[ {x}]", "[[ =]]", "[\t%]", "[", "[[\r\n"])
     func otherInvalidTableHeadersAreErrors(_ header: String) {
         #expect(throws: ConfigurationError.self) {
             _ = try ConfigurationLoader.parse(text: "\(header)\nx = 1\n", file: "passerelle.toml")

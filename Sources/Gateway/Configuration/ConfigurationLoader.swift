@@ -75,8 +75,13 @@ struct Settings {
             rest = rest.dropFirst()
             if rest.first == "[" { rest = rest.dropFirst() }
             rest = rest.drop { $0 == " " || $0 == "\t" }
-            // An empty key ("[]", "[[") is toml++'s own error, with its line.
-            guard let first = rest.first, first != "]" else { continue }
+            // "[]" is toml++'s own error, with its line; a "[" that ends its line is not (it
+            // reads on into the next line and asserts on the line break).
+            guard let first = rest.first else {
+                throw ConfigurationError(file: file, line: index + 1, message: "TOML syntax: a table header without its name",
+                                         hint: "a table header is one line: [destinations.archive]")
+            }
+            if first == "]" { continue }
             let bare = first.isASCII && (first.isLetter || first.isNumber) || first == "_" || first == "-"
             guard !bare && first != "\"" && first != "'" else { continue }
             throw ConfigurationError(file: file, line: index + 1,
