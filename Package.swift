@@ -1,6 +1,14 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// fuzz/run builds with PASSERELLE_FUZZ=1 (in its own scratch path, .build-fuzz): the project's
+// modules get libFuzzer's coverage instrumentation and ASan, and -enable-testing for the
+// harnesses' @testable imports; the dependencies are built as usual, so the fuzzers steer by
+// the project's code and the build stays short.
+let fuzzing = Context.environment["PASSERELLE_FUZZ"] != nil
+let projectSettings: [SwiftSetting] = fuzzing
+    ? [.unsafeFlags(["-sanitize=fuzzer,address", "-enable-testing"])] : []
+
 let package = Package(
     name: "passerelle",
     platforms: [.macOS(.v14)],
@@ -28,7 +36,8 @@ let package = Package(
             dependencies: [
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "CompressNIO", package: "compress-nio"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "DICOMNetwork",
@@ -40,14 +49,16 @@ let package = Package(
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "NIOTLS", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "DICOMQuery",
             dependencies: [
                 "DICOMCore",
                 .product(name: "NIOCore", package: "swift-nio"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "DICOMweb",
@@ -57,7 +68,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOFoundationCompat", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "Listener",
@@ -65,7 +77,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "HL7",
@@ -76,7 +89,8 @@ let package = Package(
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "Audit",
@@ -86,7 +100,8 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
                 .product(name: "NIOSSL", package: "swift-nio-ssl"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "Spool",
@@ -95,7 +110,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "GRDB", package: "GRDB.swift"),
                 .product(name: "Crypto", package: "swift-crypto"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .target(
             name: "Gateway",
@@ -112,7 +128,8 @@ let package = Package(
                 .product(name: "UnixSignals", package: "swift-service-lifecycle"),
                 .product(name: "Metrics", package: "swift-metrics"),
                 .product(name: "Prometheus", package: "swift-prometheus"),
-            ]
+            ],
+            swiftSettings: projectSettings
         ),
         .executableTarget(
             name: "passerelled",

@@ -46,6 +46,11 @@ public enum DataSetParser {
                     }
                     return result
                 }
+                // PS3.5 §7.5: items and delimiters belong to sequences. Kept as an attribute, one
+                // was answered back with a VR, which no reader takes (found by fuzz/run identifier).
+                if header.tag.isDelimiter {
+                    throw DataSetError(.unexpectedDelimiter, offset: source.position, "\(header.tag) among the elements of a data set")
+                }
                 let vr = header.vr ?? DataDictionary.entry(for: header.tag)?.vr ?? .UN
                 if vr == .SQ || (header.length == nil && vr == .UN) {
                     guard depth < maxDepth else {

@@ -52,7 +52,9 @@ extension String {
         var slice = Array(bytes)[...]
         while let last = slice.last, last == 0x00 || last == 0x20 { slice.removeLast() }
         while let first = slice.first, first == 0x20 { slice.removeFirst() }
-        self = String(decoding: slice, as: UTF8.self)
+        // AE titles are ASCII (PS3.5 Table 6.2-1): any other byte reads as "?", one for one, so
+        // that a title echoed back (A-ASSOCIATE-AC) keeps its 16 bytes (U+FFFD took 3 of them).
+        self = String(decoding: slice.map { $0 < 0x80 ? $0 : UInt8(ascii: "?") }, as: UTF8.self)
     }
 }
 

@@ -48,6 +48,7 @@ struct Settings {
     private var arrayCounts: [String: Int] = [:]
 
     mutating func merge(text: String, file: String) throws(ConfigurationError) {
+        try Self.checkTableHeaders(text, file: file)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
@@ -61,6 +62,31 @@ struct Settings {
         for key in table.keys.sorted() {
             guard let value = table[key] else { continue }
             try mergeTop(key: key, value: value, file: file, lines: lines)
+        }
+    }
+
+    /// toml++ (inside TOMLKit) asserts, so aborts the process, on a table header whose key starts
+    /// with neither a bare-key character nor a quote (`[[`e]]`): a typo in a configuration reloaded
+    /// by SIGHUP killed the daemon (found by fuzz/run config). Such a header is refused here first.
+    static func checkTableHeaders(_ text: String, file: String) throws(ConfigurationError) {
+        for (index, line) in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline).enumerated() {
+            var rest = line.drop { $0 == " " || $0 == "\t" }
+            guard rest.first == "[" else { continue }
+            rest = rest.dropFirst()
+            if rest.first == "[" { rest = rest.dropFirst() }
+            rest = rest.drop { $0 == " " || $0 == "\t" }
+            // "[]" is toml++'s own error, with its line; a "[" that ends its line is not (it
+            // reads on into the next line and asserts on the line break).
+            guard let first = rest.first else {
+                throw ConfigurationError(file: file, line: index + 1, message: "TOML syntax: a table header without its name",
+                                         hint: "a table header is one line: [destinations.archive]")
+            }
+            if first == "]" { continue }
+            let bare = first.isASCII && (first.isLetter || first.isNumber) || first == "_" || first == "-"
+            guard !bare && first != "\"" && first != "'" else { continue }
+            throw ConfigurationError(file: file, line: index + 1,
+                                     message: "TOML syntax: invalid table header \(line.trimmingCharacters(in: .whitespaces))",
+                                     hint: "a table name is bare (A-Z a-z 0-9 _ -) or quoted: [destinations.archive]")
         }
     }
 
