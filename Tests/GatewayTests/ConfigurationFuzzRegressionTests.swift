@@ -41,6 +41,32 @@ import Testing
         }
     }
 
+    /// A `}` where an array expects a value, after `[` or a comma: toml++ asserts in
+    /// `parse_value()` (`!is_value_terminator(*cp)`) and aborts. Found by the CI run of
+    /// `fuzz/run --configuration debug config` (debug builds keep toml++'s assertions; release
+    /// builds turn them into assumptions, which is no better).
+    @Test func aClosingBraceWhereAnArrayExpectsAValueIsAnErrorWithItsLine() {
+        let text = "[site]\nemitter = \"cstrs37000\"\n\n[hl7]\nport = 2576\n"
+            + "allowed_senders = [\"RIS\", }\"PASS\", \"P\u{FFFD}[HRU\"]\nallowed_hosts = [\"10.1.2.0/2\"]\n"
+        #expect {
+            _ = try ConfigurationLoader.parse(text: text, file: "passerelle.toml")
+        } throws: { error in
+            (error as? ConfigurationError)?.line == 6
+        }
+    }
+
+    @Test(arguments: ["x = [}]", "x = [1,}", "x = [\n  # a comment\n  }]", "x = [[1], [ }]]"])
+    func otherClosingBracesInArraysAreErrors(_ document: String) {
+        #expect(throws: ConfigurationError.self) {
+            _ = try ConfigurationLoader.parse(text: "[dicom]\n\(document)\n", file: "passerelle.toml")
+        }
+    }
+
+    @Test func bracesInsideStringsAndInlineTablesAreLeftToTOML() throws {
+        let text = "[dicom]\nallowed_calling_aets = [\"A}\", 'B}', \"\"\"C\n}\"\"\"]\n"
+        #expect(throws: Never.self) { try Settings.checkArrayValues(text, file: "passerelle.toml") }
+    }
+
     @Test(arguments: ["[`a]", "[ {x}]", "[[ =]]", "[\t%]", "[", "[[\r\n"])
     func otherInvalidTableHeadersAreErrors(_ header: String) {
         #expect(throws: ConfigurationError.self) {

@@ -49,6 +49,7 @@ struct Settings {
 
     mutating func merge(text: String, file: String) throws(ConfigurationError) {
         try Self.checkTableHeaders(text, file: file)
+        try Self.checkArrayValues(text, file: file)
         let table: TOMLTable
         do {
             table = try TOMLTable(string: text)
