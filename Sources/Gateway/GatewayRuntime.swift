@@ -173,7 +173,7 @@ public final class GatewayRuntime: Sendable {
         let journal = JournalMaintenance(spool: spool, threadPool: threadPool, logger: logger)
         let digester = Digester(spool: spool, logger: logger)
         var services: [any Service] = [resources, auditSender, journal, digester, statusServer, uploader, withdrawals,
-                                      corrector, backfill]
+                                      corrector, backfill, IdleRelease(spool: spool)]
         if let community { services += [community, CacheHousekeeping(community: community)] }
         if let hl7, let bridge { services += [bridge, hl7] }
         services.append(listener)

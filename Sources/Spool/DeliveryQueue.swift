@@ -39,6 +39,19 @@ extension SpoolDatabase {
             """)
     }
 
+    /// Partial indexes over what is waiting (queued deliveries, urgent studies, superseded
+    /// revisions, studies waiting for verification): the uploader's queries walk the backlog,
+    /// not the spool.
+    static func migrateDeliveryQueueIndexes(_ db: Database) throws {
+        try db.execute(sql: """
+            CREATE INDEX delivery_queued ON delivery(destination, instance_ref) WHERE state = 'queued';
+            CREATE INDEX study_urgent ON study(id) WHERE urgent = 1;
+            CREATE INDEX instance_superseded ON instance(id) WHERE revision_state = 'superseded';
+            CREATE INDEX study_delivery_verifying ON study_delivery(destination)
+                WHERE verified_at IS NULL AND withheld IS NULL AND unstored = 0;
+            """)
+    }
+
     /// One transaction for the upload's bookkeeping, committed without syncing the WAL
     /// (`synchronous=NORMAL` for this transaction only; the next FULL commit, e.g. of a
     /// received instance, syncs it too). A power cut may lose it: then an instance is routed,
@@ -133,18 +146,9 @@ extension SpoolDatabase {
     public func takeChunk(destination: String, maxInstances: Int, maxBytes: Int, sharing: SharingRules? = nil,
                           now: Date = Date()) throws -> [ChunkInstance] {
         try writeBookkeeping { db in
-            let due = "(d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= :now))"
             var chosen: Int64?
             while chosen == nil {
-                guard let candidate = try Int64.fetchOne(db.cachedStatement(sql: """
-                    SELECT se.study_ref FROM delivery d
-                    JOIN instance i ON i.id = d.instance_ref
-                    JOIN series se ON se.id = i.series_ref
-                    JOIN study st ON st.id = se.study_ref
-                    JOIN study_delivery sd ON sd.study_ref = st.id AND sd.destination = d.destination
-                    WHERE d.destination = :destination AND \(due) AND sd.withheld IS NULL
-                    ORDER BY st.urgent DESC, d.instance_ref LIMIT 1
-                    """), arguments: ["destination": destination, "now": now.timeIntervalSince1970]) else { return [] }
+                guard let candidate = try nextDueStudy(destination: destination, now: now, db: db) else { return [] }
                 if let sharing, sharing.sharedDestinations.contains(destination),
                    let block = try sharingBlock(studyID: candidate, rules: sharing, db: db) {
                     try db.cachedStatement(sql: """
@@ -155,15 +159,14 @@ extension SpoolDatabase {
                 chosen = candidate
             }
             guard let studyID = chosen else { return [] }
+            // From the study down (CROSS JOIN fixes the order), not from the destination's deliveries.
             let rows = try Row.fetchAll(db.cachedStatement(sql: """
                 SELECT i.id, st.study_instance_uid, i.sop_instance_uid, i.transfer_syntax_uid, i.file_path,
                        i.size, i.sha256, i.dataset_offset, p.issuer_of_patient_id, d.attempts, i.file_offset
-                FROM delivery d
-                JOIN instance i ON i.id = d.instance_ref
-                JOIN series se ON se.id = i.series_ref
-                JOIN study st ON st.id = se.study_ref
+                FROM study st CROSS JOIN series se CROSS JOIN instance i CROSS JOIN delivery d
                 JOIN patient p ON p.id = st.patient_ref
-                WHERE d.destination = :destination AND se.study_ref = :study AND \(due)
+                WHERE st.id = :study AND se.study_ref = st.id AND i.series_ref = se.id AND d.instance_ref = i.id
+                  AND d.destination = :destination AND \(Self.due)
                 ORDER BY d.instance_ref LIMIT :limit
                 """), arguments: ["destination": destination, "study": studyID,
                                   "now": now.timeIntervalSince1970, "limit": maxInstances])
@@ -187,6 +190,46 @@ extension SpoolDatabase {
                     """).execute(arguments: [now.timeIntervalSince1970, instance.instanceID, destination])
             }
             return chunk
+        }
+    }
+
+    /// A delivery that may be sent now.
+    static let due = "(d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= :now))"
+
+    /// The study to send from next at `destination`, not withheld there: an urgent study with
+    /// something due; else the study of the oldest queued instance or of the longest-due retry,
+    /// whichever instance came first. Each is one step down a partial index (the backlog, not
+    /// the spool): ordering all of a destination's deliveries made every chunk cost as much as
+    /// the spool held.
+    func nextDueStudy(destination: String, now: Date, db: Database) throws -> Int64? {
+        let arguments: StatementArguments = ["destination": destination, "now": now.timeIntervalSince1970]
+        if let urgent = try Int64.fetchOne(db.cachedStatement(sql: """
+            SELECT st.id FROM study st INDEXED BY study_urgent CROSS JOIN study_delivery sd
+            WHERE st.urgent = 1 AND sd.study_ref = st.id AND sd.destination = :destination
+              AND sd.withheld IS NULL
+              AND EXISTS (SELECT 1 FROM series se CROSS JOIN instance i CROSS JOIN delivery d
+                          WHERE se.study_ref = st.id AND i.series_ref = se.id AND d.instance_ref = i.id
+                            AND d.destination = :destination AND \(Self.due))
+            ORDER BY st.id LIMIT 1
+            """), arguments: arguments) {
+            return urgent
+        }
+        func first(_ index: String, _ condition: String, orderedBy order: String) throws -> (instance: Int64, study: Int64)? {
+            try Row.fetchOne(db.cachedStatement(sql: """
+                SELECT d.instance_ref, se.study_ref FROM delivery d INDEXED BY \(index)
+                CROSS JOIN instance i CROSS JOIN series se CROSS JOIN study_delivery sd
+                WHERE d.destination = :destination AND \(condition) AND i.id = d.instance_ref AND se.id = i.series_ref
+                  AND sd.study_ref = se.study_ref AND sd.destination = d.destination AND sd.withheld IS NULL
+                ORDER BY \(order) LIMIT 1
+                """), arguments: arguments).map { ($0[0], $0[1]) }
+        }
+        let queued = try first("delivery_queued", "d.state = 'queued'", orderedBy: "d.instance_ref")
+        let retry = try first("delivery_retry", "d.state = 'retry' AND d.next_at <= :now", orderedBy: "d.next_at")
+        switch (queued, retry) {
+        case let (queued?, retry?): return queued.instance <= retry.instance ? queued.study : retry.study
+        case let (queued?, nil): return queued.study
+        case let (nil, retry?): return retry.study
+        case (nil, nil): return nil
         }
     }
 
@@ -246,17 +289,14 @@ extension SpoolDatabase {
     public func verificationCandidates(destination: String, stableBefore: Date, now: Date = Date(),
                                        limit: Int = 16) throws -> [VerificationCandidate] {
         try writer.read { db in
+            // `unstored = 0`: every current instance is stored there (kept by the status
+            // triggers); the partial index holds only the studies waiting for verification.
             let studies = try Row.fetchAll(db, sql: """
-                SELECT st.id, st.study_instance_uid, sd.generation FROM study_delivery sd
+                SELECT st.id, st.study_instance_uid, sd.generation FROM study_delivery sd INDEXED BY study_delivery_verifying
                 JOIN study st ON st.id = sd.study_ref
-                WHERE sd.destination = :destination AND sd.verified_at IS NULL AND sd.withheld IS NULL
+                WHERE sd.destination = :destination AND sd.verified_at IS NULL AND sd.withheld IS NULL AND sd.unstored = 0
                   AND st.last_received_at <= :stable
                   AND (sd.next_verify_at IS NULL OR sd.next_verify_at <= :now)
-                  AND NOT EXISTS (
-                    SELECT 1 FROM delivery d JOIN instance i ON i.id = d.instance_ref
-                    JOIN series se ON se.id = i.series_ref
-                    WHERE se.study_ref = st.id AND d.destination = sd.destination
-                      AND i.revision_state = 'current' AND d.state != 'stored')
                 ORDER BY st.urgent DESC, st.last_received_at LIMIT :limit
                 """, arguments: ["destination": destination, "stable": stableBefore.timeIntervalSince1970,
                                  "now": now.timeIntervalSince1970, "limit": limit])
@@ -264,9 +304,9 @@ extension SpoolDatabase {
                 let studyID: Int64 = row[0]
                 var instances: [String: Int64] = [:]
                 for instance in try Row.fetchAll(db, sql: """
-                    SELECT i.sop_instance_uid, i.id FROM delivery d JOIN instance i ON i.id = d.instance_ref
-                    JOIN series se ON se.id = i.series_ref
-                    WHERE se.study_ref = ? AND d.destination = ? AND i.revision_state = 'current'
+                    SELECT i.sop_instance_uid, i.id FROM series se CROSS JOIN instance i CROSS JOIN delivery d
+                    WHERE se.study_ref = ? AND i.series_ref = se.id AND i.revision_state = 'current'
+                      AND d.instance_ref = i.id AND d.destination = ?
                     """, arguments: [studyID, destination]) {
                     instances[instance[0]] = instance[1]
                 }

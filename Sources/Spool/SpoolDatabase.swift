@@ -50,6 +50,12 @@ public struct SpoolDatabase: Sendable {
         self.writer = writer
     }
 
+    /// Closes the reader connections not in use and empties the connections' page caches (the
+    /// gateway turned idle): a burst's readers and caches are not kept for ever.
+    public func releaseMemory() {
+        (writer as? DatabasePool)?.releaseMemoryEventually()
+    }
+
     /// Checkpoints the WAL into the database file and closes it (a clean stop leaves no
     /// `-wal` behind). The database is unusable afterwards.
     public func close() throws {
@@ -146,6 +152,9 @@ public struct SpoolDatabase: Sendable {
         migrator.registerMigration("v12-status-totals") { db in
             try migrateStatusTotals(db)
             try migrateBackfillTotals(db)
+        }
+        migrator.registerMigration("v13-delivery-queue-indexes") { db in
+            try migrateDeliveryQueueIndexes(db)
         }
         return migrator
     }

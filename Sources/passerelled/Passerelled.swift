@@ -21,6 +21,7 @@ struct Passerelled: AsyncParsableCommand {
     var logLevel: Logger.Level = .info
 
     func run() async throws {
+        ProcessMemory.limitMallocArenas()
         let level = logLevel
         // Under systemd, stderr is the journal: send structured entries (PASSERELLE_* fields).
         let toJournal = JournalLogHandler.shouldUseJournal()

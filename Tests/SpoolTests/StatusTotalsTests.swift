@@ -28,6 +28,8 @@ import Testing
         for step in 0..<400 {
             let action = try operate(on: database, step: step, using: &random)
             try expectCountersMatch(database, after: "step \(step) (\(action)), seed \(seed)")
+            try expectQueueQueriesMatch(database, now: t0.addingTimeInterval(Double(step)),
+                                        after: "step \(step) (\(action)), seed \(seed)")
         }
     }
 
@@ -39,7 +41,9 @@ import Testing
         let database = SpoolDatabase(writer: queue)
         var random = Generator(state: 42)
         var actions: Set<String> = []
-        for step in 0..<300 { actions.insert(try operate(on: database, step: step, using: &random)) }
+        // The uploader's queries of today need the counters: the v11 spool is built with the
+        // queries it had then.
+        for step in 0..<300 { actions.insert(try operate(on: database, step: step, using: &random, before12: true)) }
         #expect(actions.count >= 8, "the sequence exercised \(actions.sorted())")
         try SpoolDatabase.migrator.migrate(queue)
         try expectCountersMatch(database, after: "the migration")
@@ -74,7 +78,7 @@ import Testing
     }
 
     /// One random operation; returns its name.
-    func operate(on database: SpoolDatabase, step: Int, using random: inout Generator) throws -> String {
+    func operate(on database: SpoolDatabase, step: Int, using random: inout Generator, before12: Bool = false) throws -> String {
         let destinations = ["archive", "community"]
         let destination = destinations.randomElement(using: &random)!
         let now = t0.addingTimeInterval(Double(step))
@@ -92,8 +96,11 @@ import Testing
             try database.route(decisions, now: now)
             return "route"
         case 32..<55:
-            let chunk = try database.takeChunk(destination: destination, maxInstances: Int.random(in: 1...6, using: &random),
-                                               maxBytes: 1 << 20, now: now.addingTimeInterval(120))
+            let maxInstances = Int.random(in: 1...6, using: &random)
+            let chunk = before12
+                ? try legacyTakeChunk(database, destination: destination, maxInstances: maxInstances, now: now.addingTimeInterval(120))
+                : try database.takeChunk(destination: destination, maxInstances: maxInstances, maxBytes: 1 << 20,
+                                         now: now.addingTimeInterval(120)).map { ($0.instanceID, $0.sha256) }
             let outcomes: [(instanceID: Int64, outcome: DeliveryOutcome)] = chunk.map { instance in
                 let outcome: DeliveryOutcome
                 switch Int.random(in: 0..<10, using: &random) {
@@ -115,9 +122,17 @@ import Testing
             return "reset in flight"
         case 58..<62:
             _ = try database.requeue(studyInstanceUID: Bool.random(using: &random) ? study : nil, now: now)
+            if Bool.random(using: &random) {
+                try database.writer.write { db in
+                    try db.execute(sql: "UPDATE study SET urgent = 1 WHERE study_instance_uid = ?", arguments: [study])
+                }
+            }
             return "requeue"
         case 62..<75:
-            for candidate in try database.verificationCandidates(destination: destination, stableBefore: now, now: now) {
+            let candidates = before12
+                ? try legacyVerificationCandidates(database, destination: destination, stableBefore: now, now: now, limit: 16)
+                : try database.verificationCandidates(destination: destination, stableBefore: now, now: now)
+            for candidate in candidates {
                 let missing = Bool.random(using: &random) ? [] : Array(candidate.instances.values.prefix(1))
                 try database.recordVerification(candidate, destination: destination, missing: missing, now: now)
             }
@@ -156,6 +171,102 @@ import Testing
                     """, arguments: ["study": id])
             }
             return "delete study"
+        }
+    }
+
+    // MARK: The uploader's queries before the counters (v11), as oracles
+
+    /// The study takeChunk chose before v13: urgent first, then the oldest due instance.
+    func legacyNextStudy(_ db: Database, destination: String, now: Date) throws -> Int64? {
+        try Int64.fetchOne(db, sql: """
+            SELECT se.study_ref FROM delivery d
+            JOIN instance i ON i.id = d.instance_ref
+            JOIN series se ON se.id = i.series_ref
+            JOIN study st ON st.id = se.study_ref
+            JOIN study_delivery sd ON sd.study_ref = st.id AND sd.destination = d.destination
+            WHERE d.destination = ? AND (d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= ?)) AND sd.withheld IS NULL
+            ORDER BY st.urgent DESC, d.instance_ref LIMIT 1
+            """, arguments: [destination, now.timeIntervalSince1970])
+    }
+
+    func legacyTakeChunk(_ database: SpoolDatabase, destination: String, maxInstances: Int,
+                         now: Date) throws -> [(instanceID: Int64, sha256: String)] {
+        try database.writer.write { db in
+            guard let study = try legacyNextStudy(db, destination: destination, now: now) else { return [] }
+            let rows = try Row.fetchAll(db, sql: """
+                SELECT i.id, i.sha256 FROM delivery d JOIN instance i ON i.id = d.instance_ref
+                JOIN series se ON se.id = i.series_ref
+                WHERE d.destination = ? AND se.study_ref = ? AND (d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= ?))
+                ORDER BY d.instance_ref LIMIT ?
+                """, arguments: [destination, study, now.timeIntervalSince1970, maxInstances])
+            for row in rows {
+                try db.execute(sql: """
+                    UPDATE delivery SET state = 'in_flight', attempts = attempts + 1 WHERE instance_ref = ? AND destination = ?
+                    """, arguments: [row[0], destination])
+            }
+            return rows.map { ($0[0], $0[1]) }
+        }
+    }
+
+    func legacyVerificationCandidates(_ database: SpoolDatabase, destination: String, stableBefore: Date, now: Date,
+                                      limit: Int) throws -> [VerificationCandidate] {
+        try database.writer.read { db in
+            try Row.fetchAll(db, sql: """
+                SELECT st.id, st.study_instance_uid, sd.generation FROM study_delivery sd
+                JOIN study st ON st.id = sd.study_ref
+                WHERE sd.destination = :destination AND sd.verified_at IS NULL AND sd.withheld IS NULL
+                  AND st.last_received_at <= :stable
+                  AND (sd.next_verify_at IS NULL OR sd.next_verify_at <= :now)
+                  AND NOT EXISTS (
+                    SELECT 1 FROM delivery d JOIN instance i ON i.id = d.instance_ref
+                    JOIN series se ON se.id = i.series_ref
+                    WHERE se.study_ref = st.id AND d.destination = sd.destination
+                      AND i.revision_state = 'current' AND d.state != 'stored')
+                ORDER BY st.urgent DESC, st.last_received_at, st.id LIMIT :limit
+                """, arguments: ["destination": destination, "stable": stableBefore.timeIntervalSince1970,
+                                 "now": now.timeIntervalSince1970, "limit": limit]).map { row in
+                let instances = try Row.fetchAll(db, sql: """
+                    SELECT i.sop_instance_uid, i.id FROM delivery d JOIN instance i ON i.id = d.instance_ref
+                    JOIN series se ON se.id = i.series_ref
+                    WHERE se.study_ref = ? AND d.destination = ? AND i.revision_state = 'current'
+                    """, arguments: [row[0], destination])
+                return VerificationCandidate(studyID: row[0], studyInstanceUID: row[1], generation: row[2],
+                                             instances: Dictionary(uniqueKeysWithValues: instances.map { ($0[0], $0[1]) }))
+            }
+        }
+    }
+
+    /// The uploader's queries, which walk partial indexes and the counters, against the
+    /// queries that summed over the rows: the same studies to verify (with their instances),
+    /// and a study to send from exactly when there was one — urgent when one was, due and not
+    /// withheld.
+    func expectQueueQueriesMatch(_ database: SpoolDatabase, now: Date, after context: String) throws {
+        for destination in ["archive", "community"] {
+            for at in [now, now.addingTimeInterval(120)] {
+                let fast = try database.verificationCandidates(destination: destination, stableBefore: at, now: at, limit: 10_000)
+                let slow = try legacyVerificationCandidates(database, destination: destination, stableBefore: at, now: at,
+                                                            limit: 10_000)
+                #expect(Set(fast.map(\.studyID)) == Set(slow.map(\.studyID)), "\(context), \(destination)")
+                #expect(Dictionary(uniqueKeysWithValues: fast.map { ($0.studyID, $0.instances) })
+                        == Dictionary(uniqueKeysWithValues: slow.map { ($0.studyID, $0.instances) }), "\(context)")
+                try database.writer.read { db in
+                    let chosen = try database.nextDueStudy(destination: destination, now: at, db: db)
+                    let legacy = try legacyNextStudy(db, destination: destination, now: at)
+                    #expect((chosen == nil) == (legacy == nil), "\(context), \(destination): \(String(describing: chosen)) vs \(String(describing: legacy))")
+                    guard let chosen, let legacy else { return }
+                    let urgent = try Bool.fetchOne(db, sql: "SELECT urgent FROM study WHERE id = ?", arguments: [chosen]) ?? false
+                    let legacyUrgent = try Bool.fetchOne(db, sql: "SELECT urgent FROM study WHERE id = ?", arguments: [legacy]) ?? false
+                    #expect(urgent == legacyUrgent, "\(context), \(destination)")
+                    let due = try Bool.fetchOne(db, sql: """
+                        SELECT EXISTS (SELECT 1 FROM delivery d JOIN instance i ON i.id = d.instance_ref
+                                       JOIN series se ON se.id = i.series_ref
+                                       JOIN study_delivery sd ON sd.study_ref = se.study_ref AND sd.destination = d.destination
+                                       WHERE se.study_ref = ? AND d.destination = ? AND sd.withheld IS NULL
+                                         AND (d.state = 'queued' OR (d.state = 'retry' AND d.next_at <= ?)))
+                        """, arguments: [chosen, destination, at.timeIntervalSince1970]) ?? false
+                    #expect(due, "\(context), \(destination): study \(chosen) has nothing due")
+                }
+            }
         }
     }
 

@@ -17,4 +17,11 @@ uint32_t passerelle_crc32c(uint32_t crc, const void *bytes, size_t length);
 /// else wants) or back to SCHED_OTHER. Returns 0, or -1 with errno.
 int passerelle_set_idle_priority(int idle);
 
+/// Caps glibc's malloc arenas at `count` (mallopt M_ARENA_MAX) unless MALLOC_ARENA_MAX is set
+/// in the environment. Returns 1 when set, 0 otherwise.
+int passerelle_limit_malloc_arenas(int count);
+
+/// Returns the free pages of every malloc arena to the system (malloc_trim(0)).
+void passerelle_release_free_memory(void);
+
 #endif

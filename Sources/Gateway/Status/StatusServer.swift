@@ -13,8 +13,9 @@ import Glibc
 /// As a `Service`, it serves until a graceful stop; a socket that cannot be bound is warned
 /// about and the gateway goes on (storage matters more than the status socket).
 ///
-/// Answers are worked out on threads of its own: on the shared pool they waited behind the
-/// receptions of every busy association (status took hundreds of ms under load).
+/// Answers are read, worked out and written on threads of its own: on the shared event loops
+/// and pool they waited behind the receptions of every busy association (status took hundreds
+/// of ms under load).
 public final class StatusServer: Service, Sendable {
     private let path: String
     private let responder: StatusResponder
@@ -30,14 +31,16 @@ public final class StatusServer: Service, Sendable {
 
     public func run() async throws {
         threadPool.start()
+        let eventLoop = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         do {
-            try await start(group: MultiThreadedEventLoopGroup.singleton)
+            try await start(group: eventLoop)
         } catch {
             logger.warning("status socket unavailable", metadata: ["path": "\(path)", "error": "\(error)"])
         }
         try? await gracefulShutdown()
         await stop()
         try? await threadPool.shutdownGracefully()
+        try? await eventLoop.shutdownGracefully()
     }
 
     func start(group: any EventLoopGroup) async throws {
